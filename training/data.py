@@ -1,0 +1,198 @@
+"""Datasets in the units a user has (pixels 0..255, raw features), split and seeded.
+
+Sources: Fashion-MNIST from its IDX gzip files (Debian's `dataset-fashion-mnist`),
+scikit-learn's bundled digits (no download; for fast tests), and a user's own data as an
+image folder (one sub-folder per class), an `.npz` with `x` and `y`, or a CSV with a
+`label` column. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FASHION_MNIST_LABELS = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class DatasetError(Exception):
+    """A dataset is missing or malformed; the message says how to fix it."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    labels: list[str]  # class names; y holds indices into this list
+    kind: str  # image | vector
+    shape: tuple[int, ...]  # one item, no batch axis: (C, H, W) or (D,)
+    scale: float  # model input = raw * scale + offset
+    offset: float
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: dict[str, object] = field(default_factory=dict)
+
+    def model_input(self, raw: np.ndarray) -> np.ndarray:
+        return (raw * self.scale + self.offset).astype(np.float32)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (gzipped or not), the MNIST family's format."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise DatasetError(f"{path}: not an unsigned-byte IDX file")
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_fashion_mnist_split(data_dir: Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 1, 28, 28) float32 in 0..255, labels (N,) int64) for `train` or `test`."""
+    data_dir = Path(data_dir)
+    images_file, labels_file = FASHION_MNIST_FILES[split]
+    missing = [n for n in (images_file, labels_file) if not (data_dir / n).is_file()]
+    if missing:
+        raise DatasetError(
+            f"Fashion-MNIST not found in {data_dir} (missing {', '.join(missing)}). Install it "
+            "with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or point "
+            "COREL_FASHION_MNIST_DIR / --data-dir at a folder holding the four IDX .gz files."
+        )
+    x = read_idx(data_dir / images_file).astype(np.float32)[:, None]
+    y = read_idx(data_dir / labels_file).astype(np.int64)
+    return x, y
+
+
+def load_dataset(name: str, *, data_dir: str, val_size: int | None = None, seed: int = 0,
+                 test_fraction: float = 0.2) -> Dataset:
+    """Load by name (`fashion-mnist`, `digits`) or path (folder, .npz, .csv) and split.
+
+    The validation split is drawn from the training data with `seed`, so it is the same
+    for every loss and every run with that seed.
+    """
+    if name == "fashion-mnist":
+        x, y = load_fashion_mnist_split(data_dir, "train")
+        x_test, y_test = load_fashion_mnist_split(data_dir, "test")
+        spec = dict(name=name, labels=FASHION_MNIST_LABELS, kind="image", shape=(1, 28, 28),
+                    scale=1 / 255, offset=0.0, source={"dataset": name, "path": str(data_dir)})
+        return _split(x, y, x_test, y_test, spec, 5000 if val_size is None else val_size, seed)
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = digits.images.astype(np.float32)[:, None]  # (1797, 1, 8, 8), values 0..16
+        spec = dict(name=name, labels=[str(d) for d in range(10)], kind="image", shape=(1, 8, 8),
+                    scale=1 / 16, offset=0.0, source={"dataset": "sklearn digits"})
+        return _split_with_test(x, digits.target.astype(np.int64), spec, val_size, seed,
+                                test_fraction)
+    path = Path(name)
+    if not path.exists():
+        raise DatasetError(
+            f"unknown dataset {name!r}: use fashion-mnist, digits, or the path of an image "
+            "folder, an .npz (x, y) or a .csv with a 'label' column"
+        )
+    if path.is_dir():
+        x, y, labels, kind = _read_image_folder(path)
+    elif path.suffix == ".npz":
+        x, y, labels, kind = _read_npz(path)
+    elif path.suffix == ".csv":
+        x, y, labels, kind = _read_csv(path)
+    else:
+        raise DatasetError(f"{path}: expected a folder, an .npz or a .csv file")
+    if kind == "image":
+        scale, offset = (1 / 255, 0.0) if x.max() > 1.0 else (1.0, 0.0)
+    else:  # standardise features with one global scale and offset, kept in the manifest
+        std = float(x.std()) or 1.0
+        scale, offset = 1.0 / std, -float(x.mean()) / std
+    spec = dict(name=path.stem, labels=labels, kind=kind, shape=tuple(x.shape[1:]), scale=scale,
+                offset=offset, source={"dataset": str(path)})
+    return _split_with_test(x, y, spec, val_size, seed, test_fraction)
+
+
+def _split(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+           spec: dict, val_size: int, seed: int) -> Dataset:
+    if not 0 < val_size < len(x):
+        raise DatasetError(f"val_size must be between 1 and {len(x) - 1}, got {val_size}")
+    order = np.random.default_rng(seed).permutation(len(x))
+    val, train = order[:val_size], order[val_size:]
+    return Dataset(**spec, x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
+                   x_test=x_test, y_test=y_test)
+
+
+def _split_with_test(x: np.ndarray, y: np.ndarray, spec: dict, val_size: int | None, seed: int,
+                     test_fraction: float) -> Dataset:
+    # A fixed test split (seed 0), so every training seed is scored on the same items.
+    order = np.random.default_rng(0).permutation(len(x))
+    n_test = max(1, int(round(test_fraction * len(x))))
+    test, rest = order[:n_test], order[n_test:]
+    val = max(1, len(rest) // 10) if val_size is None else val_size
+    return _split(x[rest], y[rest], x[test], y[test], spec, val, seed)
+
+
+def _encode_labels(raw: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    names, y = np.unique(raw.astype(str) if raw.dtype.kind in "OUS" else raw, return_inverse=True)
+    return y.astype(np.int64), [str(n) for n in names]
+
+
+def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    from PIL import Image
+
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise DatasetError(f"{path}: an image folder needs one sub-folder per class (>= 2)")
+    images, targets, size = [], [], None
+    for index, name in enumerate(classes):
+        for file in sorted((path / name).iterdir()):
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            image = Image.open(file).convert("L")
+            size = size or image.size  # every image is resized to the first one's size
+            images.append(np.asarray(image.resize(size), dtype=np.float32)[None])
+            targets.append(index)
+    if not images:
+        raise DatasetError(f"{path}: no images found in its class sub-folders")
+    return np.stack(images), np.array(targets, np.int64), classes, "image"
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    with np.load(path, allow_pickle=False) as data:
+        if "x" not in data or "y" not in data:
+            raise DatasetError(f"{path}: an .npz dataset needs arrays 'x' and 'y'")
+        x, raw_y = data["x"].astype(np.float32), data["y"]
+    if len(x) != len(raw_y):
+        raise DatasetError(f"{path}: x has {len(x)} rows but y has {len(raw_y)}")
+    if x.ndim == 3:
+        x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
+    y, labels = _encode_labels(raw_y)
+    return x, y, labels, "image" if x.ndim == 4 else "vector"
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    import csv
+
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], [r for r in rows[1:] if r]
+    label_col = header.index("label") if "label" in header else len(header) - 1
+    try:
+        x = np.array([[float(v) for i, v in enumerate(r) if i != label_col] for r in body],
+                     dtype=np.float32)
+    except ValueError as exc:
+        raise DatasetError(f"{path}: every column but the label must be numeric ({exc})") from exc
+    y, labels = _encode_labels(np.array([r[label_col] for r in body]))
+    return x, y, labels, "vector"

@@ -1,0 +1,195 @@
+"""Evaluate a latent space on a test set and write `metrics.json` and `report.md` with plots.
+
+Everything here runs from an ONNX encoder and numpy arrays, so `corel-eval` can score any
+bundle with onnxruntime alone, exactly as the service will see it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.bundle import Bundle
+from service.class_rule import class_scores, l2_normalise
+from service.clustering import evaluate_latent_space
+
+log = logging.getLogger(__name__)
+
+PLOT_POINTS = 2000  # t-SNE is quadratic; a seeded sample of the test set is plotted
+
+
+def onnx_embed(onnx_path: Path, model_input: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    out = [session.run(["embedding"], {"input": model_input[i : i + batch_size]})[0]
+           for i in range(0, len(model_input), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray, class_vectors: np.ndarray,
+                        rule: str, class_bias: np.ndarray | None = None, *, seed: int = 0,
+                        with_raw: bool = True) -> dict[str, Any]:
+    """Accuracy by the class rule, then clustering quality on normalised and raw embeddings."""
+    predicted = class_scores(embeddings, class_vectors, rule, class_bias).argmax(1)
+    metrics: dict[str, Any] = {
+        "n": len(labels),
+        "accuracy": float((predicted == labels).mean()),
+        "l2_normalised": evaluate_latent_space(embeddings, labels, normalise=True, seed=seed),
+    }
+    if with_raw:
+        metrics["raw"] = evaluate_latent_space(embeddings, labels, normalise=False, seed=seed)
+    return metrics
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, float]:
+    """The few numbers that go into a manifest and a results table."""
+    norm = metrics["l2_normalised"]
+    out = {
+        "accuracy": metrics["accuracy"],
+        "kmeans_accuracy": norm["kmeans"]["accuracy"],
+        "gmm_accuracy": norm["gmm"]["accuracy"],
+        "ari": norm["kmeans"]["ari"],
+        "v_measure": norm["kmeans"]["v_measure"],
+        "silhouette": norm["silhouette_kmeans"],
+        "silhouette_labels": norm["silhouette_labels"],
+    }
+    if "raw" in metrics:
+        out["kmeans_accuracy_raw"] = metrics["raw"]["kmeans"]["accuracy"]
+    return out
+
+
+def calibrate_unknown_thresholds(embeddings: np.ndarray, labels: np.ndarray,
+                                 class_vectors: np.ndarray, rule: str, names: list[str],
+                                 class_bias: np.ndarray | None = None,
+                                 quantile: float = 0.05) -> dict[str, Any]:
+    """Per class, the `quantile` of held-out items' score to their own class vector.
+
+    A new item whose best score falls below its class's threshold is less typical than
+    95% of that class's held-out items: the service flags it `unknown`.
+    """
+    own = class_scores(embeddings, class_vectors, rule, class_bias)[np.arange(len(labels)), labels]
+    thresholds = {}
+    for k, name in enumerate(names):
+        scores = own[labels == k]
+        thresholds[name] = float(np.quantile(scores, quantile)) if len(scores) else None
+    return {"method": "held-out quantile of own-class score", "quantile": quantile,
+            "split": "validation", "rule": rule, "thresholds": thresholds}
+
+
+def evaluate_bundle(bundle: Bundle, x_raw: np.ndarray, labels: np.ndarray, *,
+                    seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
+    spec = bundle.manifest.input
+    model_input = (x_raw * spec.scale + spec.offset).astype(np.float32)
+    embeddings = onnx_embed(bundle.encoder_path, model_input)
+    metrics = evaluate_embeddings(embeddings, labels, bundle.class_vectors,
+                                  bundle.manifest.class_rule, bundle.class_bias, seed=seed)
+    return metrics, embeddings
+
+
+# -- report ---------------------------------------------------------------------------------
+
+def plot_training_curves(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_loss.plot(epochs, [row["train_loss"] for row in history], marker=".")
+    ax_loss.set(title="training loss", xlabel="epoch")
+    ax_acc.plot(epochs, [row["train_accuracy"] for row in history], marker=".", label="train")
+    ax_acc.plot(epochs, [row["val_accuracy"] for row in history], marker=".", label="validation")
+    ax_acc.set(title="accuracy by class rule", xlabel="epoch")
+    ax_acc.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def project_2d(embeddings: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """PCA and t-SNE (cosine) of L2-normalised embeddings, for plotting."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    x = l2_normalise(embeddings)
+    return {
+        "PCA": PCA(n_components=2, random_state=seed).fit_transform(x),
+        "t-SNE": TSNE(n_components=2, metric="cosine", init="pca", random_state=seed,
+                      perplexity=min(30.0, (len(x) - 1) / 3)).fit_transform(x),
+    }
+
+
+def plot_projections(embeddings: np.ndarray, labels: np.ndarray, names: list[str], path: Path,
+                     title: str = "", seed: int = 0) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(labels), size=min(PLOT_POINTS, len(labels)), replace=False)
+    projections = project_2d(embeddings[sample], seed)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4))
+    for ax, (method, points) in zip(axes, projections.items(), strict=True):
+        for k, name in enumerate(names):
+            members = labels[sample] == k
+            ax.scatter(points[members, 0], points[members, 1], s=4, label=name, alpha=0.7)
+        ax.set(title=f"{method} of L2-normalised test embeddings", xticks=[], yticks=[])
+    axes[1].legend(markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out_dir: Path, *, title: str, metrics: dict[str, Any],
+                 history: list[dict[str, float]] | None, embeddings: np.ndarray,
+                 labels: np.ndarray, names: list[str], notes: str = "") -> list[str]:
+    """Write metrics.json, report.md and its plots into out_dir; returns the file names."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    files = ["metrics.json", "report.md", "projections.png"]
+    plot_projections(embeddings, labels, names, out_dir / "projections.png", title)
+    if history:
+        plot_training_curves(history, out_dir / "training_curves.png")
+        files.append("training_curves.png")
+
+    def row(geometry: str) -> str:
+        m = metrics[geometry]
+        return (f"| {m['geometry']} | {m['kmeans']['accuracy']:.4f} | {m['kmeans']['ari']:.4f} | "
+                f"{m['kmeans']['v_measure']:.4f} | {m['gmm']['accuracy']:.4f} | "
+                f"{m['gmm']['ari']:.4f} | {m['gmm']['v_measure']:.4f} | "
+                f"{m['silhouette_kmeans']:.4f} | {m['silhouette_labels']:.4f} |")
+
+    lines = [
+        f"# {title}", "",
+        f"Test items: {metrics['n']}. Accuracy by nearest class vector (the bundle's class "
+        f"rule): **{metrics['accuracy']:.4f}**.", "",
+        "Clustering with K = number of classes; accuracy after Hungarian matching; silhouette "
+        "with cosine distance against the K-Means clusters (the paper's \"K-Means density\") "
+        "and against the true labels.", "",
+        "| embeddings | K-Means acc | K-Means ARI | K-Means V | GMM acc | GMM ARI | GMM V | "
+        "silhouette (K-Means) | silhouette (labels) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        row("l2_normalised"),
+    ]
+    if "raw" in metrics:
+        lines.append(row("raw"))
+    lines += ["", "![projections](projections.png)", ""]
+    if history:
+        lines += ["## Training", "", "![training curves](training_curves.png)", "",
+                  "| epoch | loss | train acc | val acc | seconds |", "|---|---|---|---|---|"]
+        lines += [f"| {r['epoch']} | {r['train_loss']:.4f} | {r['train_accuracy']:.4f} | "
+                  f"{r['val_accuracy']:.4f} | {r['seconds']:.1f} |" for r in history]
+        lines.append("")
+    if notes:
+        lines += [notes, ""]
+    (out_dir / "report.md").write_text("\n".join(lines))
+    return files

@@ -1,0 +1,120 @@
+"""ONNX export with a parity check, and the bundle: encoder, class vectors, report."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from service.bundle import Bundle, write_bundle
+from training.data import Dataset
+from training.encoders import describe_encoder
+from training.evaluate import (
+    calibrate_unknown_thresholds,
+    evaluate_embeddings,
+    headline,
+    onnx_embed,
+    write_report,
+)
+from training.losses import LOSS_MANIFEST_NAMES
+from training.train import TrainResult
+
+log = logging.getLogger(__name__)
+
+PARITY_ATOL = 1e-4
+
+
+class ExportError(Exception):
+    """The exported ONNX graph does not reproduce the torch encoder."""
+
+
+def export_onnx(encoder: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
+    """One self-contained ONNX file: input `input` [N, ...], output `embedding` [N, D]."""
+    encoder = encoder.eval()
+    example = torch.zeros(2, *input_shape)
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    program = torch.onnx.export(
+        encoder, (example,), input_names=["input"], output_names=["embedding"],
+        dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False,
+    )
+    program.save(str(path), external_data=False)
+
+
+def check_parity(encoder: nn.Module, onnx_path: Path, model_input: np.ndarray) -> float:
+    """Max absolute difference between torch and onnxruntime on real inputs."""
+    with torch.no_grad():
+        expected = encoder.eval()(torch.from_numpy(model_input)).numpy()
+    actual = onnx_embed(onnx_path, model_input)
+    diff = float(np.abs(expected - actual).max())
+    if diff > PARITY_ATOL:
+        raise ExportError(f"ONNX output differs from torch by {diff:.2e} (> {PARITY_ATOL})")
+    return diff
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True, cwd=Path(__file__).parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def export_bundle(result: TrainResult, data: Dataset, out_dir: Path, *, name: str,
+                  command: str | None = None, progress: bool = True) -> Bundle:
+    """Export, verify parity, evaluate on the test split with onnxruntime and write the bundle."""
+    config, loss = result.config, result.loss
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "encoder.onnx"
+        export_onnx(result.encoder, data.shape, onnx_path)
+        parity = check_parity(result.encoder, onnx_path, data.model_input(data.x_test[:256]))
+        log.info("ONNX parity on %d test items: max |diff| = %.2e", min(256, len(data.x_test)),
+                 parity)
+
+        class_vectors = loss.weight.detach().numpy().astype(np.float32)
+        bias = None if loss.bias is None else loss.bias.detach().numpy().astype(np.float32)
+        log.info("evaluating the exported encoder on %d test items", len(data.y_test))
+        test_emb = onnx_embed(onnx_path, data.model_input(data.x_test))
+        metrics = evaluate_embeddings(test_emb, data.y_test, class_vectors, loss.class_rule, bias,
+                                      seed=config.seed)
+        metrics["dataset"], metrics["split"] = data.name, "test"
+        val_emb = onnx_embed(onnx_path, data.model_input(data.x_val))
+        calibration = calibrate_unknown_thresholds(val_emb, data.y_val, class_vectors,
+                                                   loss.class_rule, data.labels, bias)
+
+        report_dir = Path(tmp) / "report"
+        title = f"{name}: {LOSS_MANIFEST_NAMES[config.loss]} on {data.name}"
+        files = write_report(report_dir, title=title, metrics=metrics, history=result.history,
+                             embeddings=test_emb, labels=data.y_test, names=data.labels)
+        manifest: dict[str, Any] = {
+            "name": name,
+            "loss": {"name": LOSS_MANIFEST_NAMES[config.loss], **loss.hyperparameters()},
+            "architecture": {"encoder": describe_encoder(result.encoder)["name"],
+                             "parameters": describe_encoder(result.encoder)["parameters"],
+                             "embedding_dim": config.embedding_dim,
+                             "leaky_slope": config.leaky_slope},
+            "input": {"kind": data.kind, "shape": list(data.shape), "dtype": "float32",
+                      "scale": data.scale, "offset": data.offset},
+            "embedding_dim": config.embedding_dim,
+            "class_rule": loss.class_rule,
+            "labels": data.labels,
+            "training": {
+                **data.source, "command": command, "config": config.to_dict(),
+                "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+                "best_val_accuracy": result.best_val_accuracy,
+                "seconds": round(result.seconds, 1), "interrupted": result.interrupted,
+                "seed": config.seed, "commit": git_commit(), "torch": torch.__version__,
+                "onnx_parity_max_abs_diff": parity,
+            },
+            "metrics": headline(metrics),
+            "calibration": calibration,
+        }
+        return write_bundle(out_dir, manifest=manifest, encoder_onnx=onnx_path,
+                            class_vectors=class_vectors, class_bias=bias,
+                            extra_files={f: report_dir / f for f in files})

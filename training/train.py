@@ -1,0 +1,200 @@
+"""The training loop: Adam, seeded, keeping the weights of the best validation epoch.
+
+Read top to bottom: set-up, one epoch, validation, the loop with checkpoints. Interrupting
+(Ctrl-C) stops after the current batch and keeps the best epoch so far; `resume=True`
+continues from the checkpoint that each epoch writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from training.config import TrainConfig
+from training.data import Dataset
+from training.encoders import build_encoder
+from training.losses import ClassVectorLoss, build_loss
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH = 1024
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    encoder: nn.Module
+    loss: ClassVectorLoss
+    history: list[dict[str, float]]  # one row per epoch
+    best_epoch: int
+    best_val_accuracy: float
+    seconds: float
+    interrupted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def embed(encoder: nn.Module, x: np.ndarray, data: Dataset) -> torch.Tensor:  # (N, D)
+    encoder.eval()
+    chunks = [encoder(torch.from_numpy(data.model_input(x[i : i + EVAL_BATCH])))
+              for i in range(0, len(x), EVAL_BATCH)]
+    return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal flips and shifts of up to 2 pixels (zero padded), per image."""
+    n = batch.shape[0]
+    flip = torch.rand(n, generator=generator) < 0.5
+    batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+    padded = nn.functional.pad(batch, (2, 2, 2, 2))
+    dy, dx = torch.randint(0, 5, (2,), generator=generator).tolist()  # one shift per batch
+    return padded[..., dy : dy + batch.shape[-2], dx : dx + batch.shape[-1]]
+
+
+def fit_class_vectors(encoder: nn.Module, loss: ClassVectorLoss, data: Dataset) -> None:
+    """For losses without learned class vectors: class means over (part of) the train set."""
+    if loss.learns_class_vectors:
+        return
+    subset = slice(0, 10_000)
+    loss.fit_class_vectors(embed(encoder, data.x_train[subset], data),
+                           torch.from_numpy(data.y_train[subset]))
+
+
+def validation_accuracy(encoder: nn.Module, loss: ClassVectorLoss, data: Dataset) -> float:
+    h = embed(encoder, data.x_val, data)
+    loss.eval()
+    with torch.no_grad():
+        predicted = loss.scores(h).argmax(1).numpy()
+    return float((predicted == data.y_val).mean())
+
+
+def train(config: TrainConfig, data: Dataset, *, checkpoint: Path | None = None,
+          resume: bool = False, progress: bool = True) -> TrainResult:
+    # -- set-up ---------------------------------------------------------------------------
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    encoder = build_encoder(config.encoder, data.kind, data.shape, config.embedding_dim,
+                            config.leaky_slope)
+    loss = build_loss(config.loss, len(data.labels), config.embedding_dim, lam=config.lam,
+                      gamma=config.gamma, center_alpha=config.center_alpha, margin=config.margin)
+    optimizer = torch.optim.Adam([*encoder.parameters(), *loss.parameters()], lr=config.lr)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+                 if config.lr_schedule == "cosine" else None)
+    x_train, y_train = data.x_train, data.y_train
+    if config.max_train is not None:
+        x_train, y_train = x_train[: config.max_train], y_train[: config.max_train]
+    generator = torch.Generator().manual_seed(config.seed)
+
+    history: list[dict[str, float]] = []
+    best = {"epoch": 0, "val_accuracy": -1.0, "encoder": None, "loss": None}
+    start_epoch, elapsed = 1, 0.0
+    if resume and checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["config"] != config.to_dict():
+            raise ValueError(f"{checkpoint} was written with a different config; not resuming")
+        encoder.load_state_dict(state["encoder"])
+        loss.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        history, best, elapsed = state["history"], state["best"], state["seconds"]
+        start_epoch = len(history) + 1
+        log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
+
+    # -- the loop -------------------------------------------------------------------------
+    interrupted = False
+    started = time.perf_counter() - elapsed
+    epochs = tqdm(range(start_epoch, config.epochs + 1), desc=f"{config.loss}", unit="epoch",
+                  disable=not progress, initial=start_epoch - 1, total=config.epochs)
+    try:
+        for epoch in epochs:
+            epoch_start = time.perf_counter()
+            encoder.train()
+            loss.train()
+            order = torch.randperm(len(x_train), generator=generator).numpy()
+            total, correct, seen = 0.0, 0, 0
+            batches = tqdm(range(0, len(order), config.batch_size), leave=False,
+                           disable=not progress, desc=f"epoch {epoch}", unit="batch")
+            for start in batches:
+                index = order[start : start + config.batch_size]
+                xb = torch.from_numpy(data.model_input(x_train[index]))
+                yb = torch.from_numpy(y_train[index])
+                if config.augment and data.kind == "image":
+                    xb = augment(xb, generator)
+                h = encoder(xb)  # (B, D)
+                batch_loss = loss(h, yb)
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                optimizer.step()
+                total += float(batch_loss.detach()) * len(index)
+                with torch.no_grad():
+                    correct += int((loss.scores(h).argmax(1) == yb).sum())
+                seen += len(index)
+                batches.set_postfix(loss=f"{total / seen:.4f}")
+            if scheduler is not None:
+                scheduler.step()
+
+            fit_class_vectors(encoder, loss, data)
+            val_accuracy = validation_accuracy(encoder, loss, data)
+            row = {"epoch": epoch, "train_loss": total / seen, "train_accuracy": correct / seen,
+                   "val_accuracy": val_accuracy, "lr": optimizer.param_groups[0]["lr"],
+                   "seconds": time.perf_counter() - epoch_start}
+            history.append(row)
+            if val_accuracy > best["val_accuracy"]:
+                best = {"epoch": epoch, "val_accuracy": val_accuracy,
+                        "encoder": copy.deepcopy(encoder.state_dict()),
+                        "loss": copy.deepcopy(loss.state_dict())}
+            epochs.set_postfix(loss=f"{row['train_loss']:.4f}", val_acc=f"{val_accuracy:.4f}",
+                               best=f"{best['val_accuracy']:.4f}@{best['epoch']}")
+            log.info("epoch %d: loss %.4f train_acc %.4f val_acc %.4f (%.1fs)", epoch,
+                     row["train_loss"], row["train_accuracy"], val_accuracy, row["seconds"])
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, config, encoder, loss, optimizer, scheduler,
+                                 generator, history, best, time.perf_counter() - started)
+            if config.patience is not None and epoch - best["epoch"] >= config.patience:
+                log.info("no better validation accuracy for %d epochs; stopping", config.patience)
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: keeping the best epoch so far (%s)", best["epoch"] or "none")
+    if best["encoder"] is None:
+        raise RuntimeError("training stopped before a single epoch finished")
+
+    encoder.load_state_dict(best["encoder"])
+    loss.load_state_dict(best["loss"])
+    encoder.eval()
+    loss.eval()
+    return TrainResult(config, encoder, loss, history, int(best["epoch"]),
+                       float(best["val_accuracy"]), time.perf_counter() - started, interrupted)
+
+
+def _save_checkpoint(path: Path, config: TrainConfig, encoder: nn.Module, loss: nn.Module,
+                     optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
+                     history: list[dict[str, float]], best: dict[str, Any], seconds: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"config": config.to_dict(), "encoder": encoder.state_dict(),
+             "loss": loss.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": None if scheduler is None else scheduler.state_dict(),
+             "generator": generator.get_state(), "history": history, "best": best,
+             "seconds": seconds}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: an interrupted save never leaves a broken checkpoint
