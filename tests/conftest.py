@@ -1,0 +1,49 @@
+"""Fixtures shared by every test package: real bundles and real data, no mocks.
+
+- `digits_bundle`: a tiny Cosine-COREL bundle trained on scikit-learn's digits in seconds,
+  once per session, through the same code path as `corel-train`.
+- `default_bundle`: the shipped `models/fashion-mnist-cosine`.
+- `fashion_test`: the Fashion-MNIST test split in raw pixels (needs Debian's
+  dataset-fashion-mnist, which `scripts/dev.sh test` installs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BUNDLE = REPO / "models" / "fashion-mnist-cosine"
+FASHION_DIR = os.environ.get("COREL_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.config import TrainConfig
+    from training.data import load_dataset
+    from training.export import export_bundle
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("bundles") / "digits-cosine"
+    config = TrainConfig(dataset="digits", loss="cosine", epochs=12, seed=0)
+    data = load_dataset("digits", data_dir="", seed=0)
+    result = train(config, data, progress=False)
+    export_bundle(result, data, out, name="digits-cosine", command="tests/conftest.py")
+    return out
+
+
+@pytest.fixture(scope="session")
+def default_bundle() -> Path:
+    assert (DEFAULT_BUNDLE / "manifest.json").is_file(), f"{DEFAULT_BUNDLE} is missing"
+    return DEFAULT_BUNDLE
+
+
+@pytest.fixture(scope="session")
+def fashion_test() -> tuple[np.ndarray, np.ndarray]:
+    """(images (10000, 1, 28, 28) float32 in 0..255, labels (10000,) int64)."""
+    from training.data import load_fashion_mnist_split
+
+    return load_fashion_mnist_split(FASHION_DIR, "test")
