@@ -219,7 +219,8 @@ def _check_onnx_signature(onnx_path: Path, manifest: Manifest) -> None:
         )
     if isinstance(in_shape[0], int) and in_shape[0] != -1:
         raise BundleError(f"{onnx_path}: batch axis is fixed at {in_shape[0]}, must be dynamic")
-    if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != manifest.embedding_dim):
+    dim = out_shape[1] if len(out_shape) == 2 else None
+    if len(out_shape) != 2 or (isinstance(dim, int) and dim != manifest.embedding_dim):
         raise BundleError(
             f"{onnx_path}: output shape {out_shape} does not match embedding_dim "
             f"{manifest.embedding_dim}"

@@ -38,6 +38,9 @@ def class_scores(
 
 
 def predict(
-    embeddings: np.ndarray, class_vectors: np.ndarray, rule: str, class_bias: np.ndarray | None = None
+    embeddings: np.ndarray,
+    class_vectors: np.ndarray,
+    rule: str,
+    class_bias: np.ndarray | None = None,
 ) -> np.ndarray:  # (N,) class indices
     return class_scores(embeddings, class_vectors, rule, class_bias).argmax(1)

@@ -58,7 +58,8 @@ def silhouette(x: np.ndarray, assignments: np.ndarray, seed: int = 0) -> float:
     if n_clusters < 2 or n_clusters >= len(x):
         return 0.0
     sample = SILHOUETTE_SAMPLE if len(x) > SILHOUETTE_SAMPLE else None
-    return float(silhouette_score(x, assignments, metric="cosine", sample_size=sample, random_state=seed))
+    score = silhouette_score(x, assignments, metric="cosine", sample_size=sample, random_state=seed)
+    return float(score)
 
 
 def kmeans(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:

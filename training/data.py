@@ -138,7 +138,7 @@ def _split_with_test(x: np.ndarray, y: np.ndarray, spec: dict, val_size: int | N
                      test_fraction: float) -> Dataset:
     # A fixed test split (seed 0), so every training seed is scored on the same items.
     order = np.random.default_rng(0).permutation(len(x))
-    n_test = max(1, int(round(test_fraction * len(x))))
+    n_test = max(1, round(test_fraction * len(x)))
     test, rest = order[:n_test], order[n_test:]
     val = max(1, len(rest) // 10) if val_size is None else val_size
     return _split(x[rest], y[rest], x[test], y[test], spec, val, seed)

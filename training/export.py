@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,17 @@ class ExportError(Exception):
 def export_onnx(encoder: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
     """One self-contained ONNX file: input `input` [N, ...], output `embedding` [N, D]."""
     encoder = encoder.eval()
+    # The dynamo exporter logs every unregistered torchvision op and a deprecation notice;
+    # none of it concerns this encoder.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     example = torch.zeros(2, *input_shape)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    program = torch.onnx.export(
-        encoder, (example,), input_names=["input"], output_names=["embedding"],
-        dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        program = torch.onnx.export(
+            encoder, (example,), input_names=["input"], output_names=["embedding"],
+            dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False,
+        )
     program.save(str(path), external_data=False)
 
 

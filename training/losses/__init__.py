@@ -28,8 +28,16 @@ LOSS_MANIFEST_NAMES = {
 }
 
 
-def build_loss(name: str, num_classes: int, embedding_dim: int, *, lam: float | None = None,
-               gamma: float = 0.5, center_alpha: float = 0.5, margin: float = 1.0) -> ClassVectorLoss:
+def build_loss(
+    name: str,
+    num_classes: int,
+    embedding_dim: int,
+    *,
+    lam: float | None = None,
+    gamma: float = 0.5,
+    center_alpha: float = 0.5,
+    margin: float = 1.0,
+) -> ClassVectorLoss:
     if name == "cosine":
         return CosineCorelLoss(num_classes, embedding_dim, lam)
     if name == "gaussian":
