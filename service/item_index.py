@@ -67,6 +67,7 @@ class ItemIndex:
         self._index = self._place(self._new_cpu_index())
 
     def _new_cpu_index(self) -> Any:
+        inner: Any
         if self.kind == "hnsw":
             inner = faiss.IndexHNSWFlat(self.dim, self._hnsw_m, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = 80
@@ -155,9 +156,11 @@ class ItemIndex:
         return _pad(scores, seqs, k)
 
     def _params(self, sel: Any, k: int) -> Any:
+        # faiss's bundled type stubs lag its SWIG classes, hence the Any.
+        api: Any = faiss
         if self.kind == "hnsw":  # efSearch below k would cap the number of hits at efSearch
-            return faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, k))
-        return faiss.SearchParameters(sel=sel)
+            return api.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, k))
+        return api.SearchParameters(sel=sel)
 
     def _search_post_filter(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None
@@ -188,11 +191,17 @@ class ItemIndex:
         # loading finds them missing from the store and tombstones them again.
         cpu = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
         payload = faiss.serialize_index(cpu).tobytes()
-        header = json.dumps({
-            "format": SNAPSHOT_FORMAT, "model_id": model_id, "kind": self.kind, "dim": self.dim,
-            "last_seq": last_seq, "ntotal": int(cpu.ntotal),
-            "sha256": hashlib.sha256(payload).hexdigest(),
-        }).encode()
+        header = json.dumps(
+            {
+                "format": SNAPSHOT_FORMAT,
+                "model_id": model_id,
+                "kind": self.kind,
+                "dim": self.dim,
+                "last_seq": last_seq,
+                "ntotal": int(cpu.ntotal),
+                "sha256": hashlib.sha256(payload).hexdigest(),
+            }
+        ).encode()
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("wb") as f:
             f.write(_MAGIC + struct.pack("<I", len(header)) + header + payload)
