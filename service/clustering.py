@@ -17,9 +17,11 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score, v_measure_score
 from sklearn.mixture import GaussianMixture
 
-from service.class_rule import l2_normalise
+from service.class_rule import class_scores, l2_normalise
 
 __all__ = [
+    "choose_k",
+    "class_report",
     "cluster_accuracy",
     "evaluate_latent_space",
     "kmeans",
@@ -101,3 +103,74 @@ def evaluate_latent_space(
     if with_gmm:
         result["gmm"] = label_agreement(labels, gaussian_mixture(x, k, seed))
     return result
+
+
+def choose_k(
+    x: np.ndarray, candidates: range, seed: int = 0
+) -> tuple[int, np.ndarray, dict[int, float]]:
+    """K-Means for each candidate K; the K with the best cosine silhouette wins.
+
+    Returns (best K, its assignments, {K: silhouette}). Ties go to the smaller K.
+    """
+    scores: dict[int, float] = {}
+    best: tuple[int, np.ndarray] | None = None
+    for k in candidates:
+        assignments = kmeans(x, k, seed)
+        scores[k] = silhouette(x, assignments, seed)
+        if best is None or scores[k] > scores[best[0]]:
+            best = (k, assignments)
+    if best is None:
+        raise ValueError("no candidate K to try")
+    return best[0], best[1], scores
+
+
+def class_report(
+    embeddings: np.ndarray,  # (N, D) raw
+    labels: list[str],  # (N,) class names of the items
+    class_vectors: np.ndarray,  # (K, D)
+    class_names: list[str],  # (K,)
+    rule: str,
+    class_bias: np.ndarray | None = None,
+    max_examples: int = 10,
+) -> dict[str, Any]:
+    """How well labelled items sit around their classes, class by class.
+
+    Per class: cohesion (mean cosine of its items to their own centroid), the nearest
+    other class (by cosine between centroids), and the items that the class rule scores
+    closer to another class vector than to their own (only for labels that have one).
+    """
+    x = l2_normalise(embeddings)
+    names = sorted(set(labels))
+    y = np.array([names.index(label) for label in labels])
+    centroids = l2_normalise(np.stack([x[y == c].mean(0) for c in range(len(names))]))
+    between = centroids @ centroids.T  # (C, C)
+    np.fill_diagonal(between, -np.inf)
+    scores = class_scores(embeddings, class_vectors, rule, class_bias)  # (N, K)
+    best = scores.argmax(1)
+    column = {name: j for j, name in enumerate(class_names)}
+    classes = []
+    for c, name in enumerate(names):
+        members = np.flatnonzero(y == c)
+        entry: dict[str, Any] = {
+            "label": name,
+            "n": len(members),
+            "cohesion": float((x[members] @ centroids[c]).mean()),
+            "nearest_class": names[int(between[c].argmax())] if len(names) > 1 else None,
+            "nearest_class_similarity": float(between[c].max()) if len(names) > 1 else None,
+            "has_class_vector": name in column,
+        }
+        if name in column:
+            own = scores[members, column[name]]
+            wrong = members[best[members] != column[name]]
+            entry["misplaced"] = len(wrong)
+            entry["misplaced_examples"] = [
+                {
+                    "index": int(i),
+                    "closest_class": class_names[best[i]],
+                    "closest_score": float(scores[i, best[i]]),
+                    "own_score": float(own[np.flatnonzero(members == i)[0]]),
+                }
+                for i in wrong[:max_examples]
+            ]
+        classes.append(entry)
+    return {"n": len(x), "classes": classes}
