@@ -50,6 +50,9 @@ def train(
     seed: Annotated[int, typer.Option(help="Seeds weights, shuffling and the val split.")] = 0,
     encoder: Annotated[str, typer.Option(help="auto, cnn or ffnn.")] = "auto",
     embedding_dim: Annotated[int, typer.Option(help="Width D of the embedding.")] = 128,
+    final_activation: Annotated[bool, typer.Option(
+        help="LeakyReLU after the last layer (the paper's); --no-final-activation: linear h."
+    )] = True,
     val_size: Annotated[int | None, typer.Option(
         help="Validation items taken from the training split (default 5,000 or 10%).")] = None,
     max_train: Annotated[int | None, typer.Option(help="Use only this many train items.")] = None,
@@ -74,7 +77,8 @@ def train(
     try:
         config = TrainConfig(
             dataset=dataset, data_dir=data_dir, val_size=val_size, max_train=max_train,
-            encoder=encoder, embedding_dim=embedding_dim, loss=loss, lam=lam, gamma=gamma,
+            encoder=encoder, embedding_dim=embedding_dim, final_activation=final_activation,
+            loss=loss, lam=lam, gamma=gamma,
             center_alpha=center_alpha, margin=margin, epochs=epochs, batch_size=batch_size,
             lr=lr, lr_schedule=lr_schedule, augment=augment, patience=patience, seed=seed,
             threads=threads)

@@ -27,6 +27,10 @@ class TrainConfig:
     encoder: str = "auto"  # auto: cnn for images, ffnn for vectors
     embedding_dim: int = 128  # width of the last hidden layer h
     leaky_slope: float = 0.1  # LeakyReLU negative slope
+    # LeakyReLU after the last dense layer too (the paper: "each layer uses LeakyReLU").
+    # False leaves h linear, which avoids a low-norm "ambiguous" region where the 0.1-scaled
+    # negative half dominates the direction of weakly activated items.
+    final_activation: bool = True
     # loss
     loss: str = "cosine"
     lam: float | None = None  # None: the loss's tuned default for Fashion-MNIST CNN

@@ -14,7 +14,7 @@ class PaperCNN(nn.Module):
     layers of `embedding_dim` (128) units with LeakyReLU. h is the second one's output."""
 
     def __init__(self, input_shape: tuple[int, ...], embedding_dim: int = 128,
-                 leaky_slope: float = 0.1) -> None:
+                 leaky_slope: float = 0.1, final_activation: bool = True) -> None:
         super().__init__()
         channels, height, width = input_shape
         layers: list[nn.Module] = []
@@ -30,7 +30,8 @@ class PaperCNN(nn.Module):
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Linear(60 * h * w, embedding_dim), nn.LeakyReLU(leaky_slope),
-            nn.Linear(embedding_dim, embedding_dim), nn.LeakyReLU(leaky_slope),
+            nn.Linear(embedding_dim, embedding_dim),
+            nn.LeakyReLU(leaky_slope) if final_activation else nn.Identity(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, D)
@@ -41,12 +42,13 @@ class PaperFFNN(nn.Module):
     """The paper's feed-forward network: two hidden layers of `embedding_dim` units."""
 
     def __init__(self, input_shape: tuple[int, ...], embedding_dim: int = 128,
-                 leaky_slope: float = 0.1) -> None:
+                 leaky_slope: float = 0.1, final_activation: bool = True) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(),
             nn.Linear(math.prod(input_shape), embedding_dim), nn.LeakyReLU(leaky_slope),
-            nn.Linear(embedding_dim, embedding_dim), nn.LeakyReLU(leaky_slope),
+            nn.Linear(embedding_dim, embedding_dim),
+            nn.LeakyReLU(leaky_slope) if final_activation else nn.Identity(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, ...) -> (N, D)
@@ -54,15 +56,16 @@ class PaperFFNN(nn.Module):
 
 
 def build_encoder(name: str, input_kind: str, input_shape: tuple[int, ...],
-                  embedding_dim: int, leaky_slope: float) -> nn.Module:
+                  embedding_dim: int, leaky_slope: float, final_activation: bool = True
+                  ) -> nn.Module:
     if name == "auto":
         name = "cnn" if input_kind == "image" else "ffnn"
     if name == "cnn":
         if len(input_shape) != 3:
             raise ValueError(f"the CNN needs image inputs (C, H, W), got shape {input_shape}")
-        return PaperCNN(input_shape, embedding_dim, leaky_slope)
+        return PaperCNN(input_shape, embedding_dim, leaky_slope, final_activation)
     if name == "ffnn":
-        return PaperFFNN(input_shape, embedding_dim, leaky_slope)
+        return PaperFFNN(input_shape, embedding_dim, leaky_slope, final_activation)
     raise ValueError(f"unknown encoder {name!r} (expected auto, cnn or ffnn)")
 
 

@@ -91,7 +91,7 @@ def train(config: TrainConfig, data: Dataset, *, checkpoint: Path | None = None,
     if config.threads:
         torch.set_num_threads(config.threads)
     encoder = build_encoder(config.encoder, data.kind, data.shape, config.embedding_dim,
-                            config.leaky_slope)
+                            config.leaky_slope, config.final_activation)
     loss = build_loss(config.loss, len(data.labels), config.embedding_dim, lam=config.lam,
                       gamma=config.gamma, center_alpha=config.center_alpha, margin=config.margin)
     optimizer = torch.optim.Adam([*encoder.parameters(), *loss.parameters()], lr=config.lr)
