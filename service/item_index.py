@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,6 +124,26 @@ class ItemIndex:
             self._index.remove_ids(faiss.IDSelectorBatch(seqs))
         else:
             self._tombstones.update(int(s) for s in seqs)
+
+    def catch_up(
+        self,
+        target: np.ndarray,
+        fetch: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+        batch: int = 5_000,
+    ) -> tuple[int, int]:
+        """Make the live ids equal `target` (the store's seqs). `fetch(seqs)` gives those
+        still stored as (seqs, raw vectors). Returns (added, removed); progress is logged."""
+        live = self.ids()
+        stale, missing = np.setdiff1d(live, target), np.setdiff1d(target, live)
+        self.remove(stale.tolist())
+        for start in range(0, len(missing), batch):
+            chunk = missing[start : start + batch]
+            self.add(*fetch(chunk))
+            done = min(start + batch, len(missing))
+            log.info("item index: catching up, %d of %d vectors added", done, len(missing))
+        if len(stale) or len(missing):
+            log.info("item index: caught up with the store: +%d, -%d", len(missing), len(stale))
+        return len(missing), len(stale)
 
     # -- search ------------------------------------------------------------------------
 

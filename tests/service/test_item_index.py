@@ -141,3 +141,15 @@ def test_load_corrupt_snapshot_raises(vectors: np.ndarray, tmp_path: Path) -> No
         ItemIndex.load(path, model_id="m", kind="flat", dim=DIM)
     with pytest.raises(SnapshotError, match="cannot read"):
         ItemIndex.load(tmp_path / "missing", model_id="m", kind="flat", dim=DIM)
+
+
+def test_catch_up_adds_missing_and_removes_stale(vectors: np.ndarray) -> None:
+    index = ItemIndex(DIM)
+    index.add(np.arange(1, 11), vectors[:10])
+    target = np.array([*range(3, 11), 20, 21])  # 1, 2 deleted; 20, 21 new in the store
+
+    added, removed = index.catch_up(target, lambda seqs: (seqs, vectors[seqs - 1]))
+
+    assert (added, removed) == (2, 2)
+    assert sorted(index.ids()) == sorted(target)
+    assert index.search(vectors[19:20], 1)[1][0, 0] == 20
