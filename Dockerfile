@@ -15,6 +15,9 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 # ---------------------------------------------------------------------------- builder
 FROM ${BASE_IMAGE} AS builder
 ARG VARIANT=cpu
+# One CUDA major for the whole GPU image: faiss-gpu-cu12 is built for CUDA 12, and
+# onnxruntime-gpu 1.27 and later are built for CUDA 13 (drivers >= 580), so keep ORT on 1.26.
+ARG GPU_CONSTRAINTS="onnxruntime-gpu<1.27"
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -38,10 +41,11 @@ gpu = [re.sub(r"^onnxruntime-gpu(?=[^\w\[-]|$)", "onnxruntime-gpu[cuda,cudnn]", 
 deps = [d for d in deps if name(d) not in ("onnxruntime", "faiss-cpu")] + gpu \
        if sys.argv[1] == "gpu" else deps; \
 print("\n".join(deps))' "$VARIANT" > /tmp/requirements.txt; \
-    cat /tmp/requirements.txt; \
+    if [ "$VARIANT" = gpu ]; then echo "$GPU_CONSTRAINTS" | tr ' ' '\n'; fi > /tmp/constraints.txt; \
+    cat /tmp/requirements.txt /tmp/constraints.txt; \
     python -m venv /opt/venv; \
     /opt/venv/bin/pip install --upgrade pip; \
-    /opt/venv/bin/pip install -r /tmp/requirements.txt; \
+    /opt/venv/bin/pip install -r /tmp/requirements.txt -c /tmp/constraints.txt; \
     /opt/venv/bin/pip uninstall -y setuptools pip; \
     if [ "$VARIANT" = gpu ]; then \
       mkdir -p /opt/venv/cuda/lib; \
