@@ -107,7 +107,8 @@ def train(config: TrainConfig, data: Dataset, *, checkpoint: Path | None = None,
     start_epoch, elapsed = 1, 0.0
     if resume and checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=False)
-        if state["config"] != config.to_dict():
+        # Compare as configs, so a checkpoint from before a new option (at its default) resumes.
+        if TrainConfig.from_dict(state["config"]) != config:
             raise ValueError(f"{checkpoint} was written with a different config; not resuming")
         encoder.load_state_dict(state["encoder"])
         loss.load_state_dict(state["loss"])
