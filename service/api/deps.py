@@ -1,0 +1,42 @@
+"""Dependencies as `Annotated` aliases: what a route needs, taken from the app's state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.bundle import Bundle
+from service.class_index import ClassIndex
+from service.embedder import Embedder
+from service.errors import PayloadTooLargeError
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_bundle(request: Request) -> Bundle:
+    return request.app.state.bundle
+
+
+def get_embedder(request: Request) -> Embedder:
+    return request.app.state.embedder
+
+
+def get_class_index(request: Request) -> ClassIndex:
+    return request.app.state.class_index
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+BundleDep = Annotated[Bundle, Depends(get_bundle)]
+EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+ClassIndexDep = Annotated[ClassIndex, Depends(get_class_index)]
+
+
+def check_input_count(count: int, settings: Settings) -> None:
+    if count > settings.max_inputs_per_request:
+        raise PayloadTooLargeError(
+            f"{count} inputs in one request; the limit is {settings.max_inputs_per_request}",
+            details={"max_inputs_per_request": settings.max_inputs_per_request})

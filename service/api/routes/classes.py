@@ -1,0 +1,44 @@
+"""GET /classes, POST /classes (imprint from examples), DELETE /classes/{name}."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, status
+
+from service import metrics
+from service.api.deps import ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
+from service.api.schemas import ClassCreate, ClassInfo, ClassList
+
+router = APIRouter(prefix="/classes", tags=["classes"])
+
+
+def _listing(classes: ClassIndexDep) -> ClassList:
+    current = classes.classes
+    return ClassList(rule=classes.rule, classes=[
+        ClassInfo(name=name, source=source, examples=examples, threshold=threshold)  # type: ignore[arg-type]
+        for name, source, examples, threshold in zip(
+            current.names, current.sources, current.examples, current.thresholds, strict=True)
+    ])
+
+
+@router.get("")
+async def list_classes(classes: ClassIndexDep) -> ClassList:
+    return _listing(classes)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def add_class(body: ClassCreate, classes: ClassIndexDep, embedder: EmbedderDep,
+                    settings: SettingsDep) -> ClassInfo:
+    """Add a class from a few examples: its vector is their normalised mean embedding."""
+    check_input_count(len(body.inputs), settings)
+    h = await embedder.embed_inputs(body.inputs)
+    await asyncio.to_thread(classes.add, body.name, h, body.threshold)
+    metrics.INDEX_SIZE.labels(index="classes").set(len(classes))
+    return next(c for c in _listing(classes).classes if c.name == body.name)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_class(name: str, classes: ClassIndexDep) -> None:
+    await asyncio.to_thread(classes.remove, name)
+    metrics.INDEX_SIZE.labels(index="classes").set(len(classes))

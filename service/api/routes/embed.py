@@ -1,0 +1,55 @@
+"""POST /embed and POST /classify."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter
+
+from service import metrics
+from service.api.deps import (
+    BundleDep,
+    ClassIndexDep,
+    EmbedderDep,
+    SettingsDep,
+    check_input_count,
+)
+from service.api.schemas import (
+    ClassifyRequest,
+    ClassifyResponse,
+    EmbedRequest,
+    EmbedResponse,
+)
+from service.class_rule import l2_normalise
+from service.errors import ValidationFailedError
+
+router = APIRouter(tags=["inference"])
+
+
+@router.post("/embed")
+async def embed(body: EmbedRequest, embedder: EmbedderDep, bundle: BundleDep,
+                settings: SettingsDep) -> EmbedResponse:
+    """Embeddings of the inputs: L2-normalised by default, the raw last layer on request."""
+    check_input_count(len(body.inputs), settings)
+    h = await embedder.embed_inputs(body.inputs)
+    out = l2_normalise(h) if body.normalize else h
+    return EmbedResponse(model=bundle.manifest.name, dim=out.shape[1],
+                         normalized=body.normalize, embeddings=np.round(out, 6).tolist())
+
+
+@router.post("/classify")
+async def classify(body: ClassifyRequest, embedder: EmbedderDep, classes: ClassIndexDep,
+                   bundle: BundleDep, settings: SettingsDep) -> ClassifyResponse:
+    """Top-k classes by nearest class vector, with the margin and an `unknown` flag."""
+    check_input_count(len(body.inputs), settings)
+    if body.k > settings.max_k:
+        raise ValidationFailedError(f"k={body.k} is above the limit of {settings.max_k}",
+                                    details={"max_k": settings.max_k})
+    h = await embedder.embed_inputs(body.inputs)
+    threshold = body.threshold if body.threshold is not None else settings.unknown_threshold
+    results = classes.classify(h, body.k, threshold)
+    for result in results:
+        metrics.BEST_SCORE.observe(result["score"])
+        metrics.MARGIN.observe(result["margin"])
+        metrics.CLASSIFIED.labels(label=result["label"],
+                                  unknown=str(result["unknown"]).lower()).inc()
+    return ClassifyResponse(model=bundle.manifest.name, rule=classes.rule, results=results)

@@ -1,0 +1,96 @@
+"""Request and response bodies of the embed, classify, classes and model routes.
+
+An input is always one of two things, so a client never needs to know the model's scaling:
+`data`, a nested list of numbers in the units the user has (pixels 0..255, H x W or
+C x H x W, for image models; a flat list of features for vector models), or `image`, a
+base64-encoded PNG/JPEG/... file.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EXAMPLE_INPUT = {"data": [[0] * 28 for _ in range(28)]}
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"data": [[0, 255], [255, 0]]},
+                                                              {"image": "iVBORw0KGgo..."}]})
+
+    data: list[Any] | None = Field(None, description="Numbers in raw units, e.g. 28x28 pixels")
+    image: str | None = Field(None, description="A base64-encoded image file",
+                              max_length=32 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Input:
+        if (self.data is None) == (self.image is None):
+            raise ValueError("give exactly one of `data` and `image`")
+        return self
+
+
+class EmbedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT]}]})
+
+    inputs: list[Input] = Field(min_length=1)
+    normalize: bool = Field(True, description="L2-normalise (cosine geometry); false: raw h")
+
+
+class EmbedResponse(BaseModel):
+    model: str
+    dim: int
+    normalized: bool
+    embeddings: list[list[float]]
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"inputs": [EXAMPLE_INPUT], "k": 3}]})
+
+    inputs: list[Input] = Field(min_length=1)
+    k: int = Field(3, ge=1, description="How many top classes to return")
+    threshold: float | None = Field(
+        None, description="Unknown below this score; default: per-class calibrated thresholds")
+
+
+class ClassScore(BaseModel):
+    label: str
+    score: float
+
+
+class Classification(BaseModel):
+    label: str = Field(description="The best class (even when unknown is true)")
+    score: float = Field(description="Its score under the class rule (cosine for cosine)")
+    margin: float = Field(description="Best score minus second best")
+    unknown: bool = Field(description="Best score below the threshold")
+    threshold: float | None
+    top: list[ClassScore]
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    rule: Literal["cosine", "euclidean", "dot"]
+    results: list[Classification]
+
+
+class ClassCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
+    inputs: list[Input] = Field(min_length=1, description="A few examples of the new class")
+    threshold: float | None = Field(None, description="Unknown threshold for this class")
+
+
+class ClassInfo(BaseModel):
+    name: str
+    source: Literal["bundle", "imprinted"]
+    examples: int | None = Field(None, description="Examples it was imprinted from")
+    threshold: float | None
+
+
+class ClassList(BaseModel):
+    rule: str
+    classes: list[ClassInfo]

@@ -1,0 +1,76 @@
+"""The app factory. The lifespan loads the bundle, starts the encoder and the batcher, warms
+up, and opens the class index and the item store; `/readyz` says ready only after that."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from service import metrics
+from service.api.routes import classes, clustering, embed, items, neighbors, system
+from service.auth import require_api_key
+from service.batcher import MicroBatcher
+from service.bundle import load_bundle
+from service.class_index import ClassIndex
+from service.embedder import Embedder
+from service.errors import install_error_handlers
+from service.items import ItemService
+from service.middleware import BodySizeLimit, RequestMetrics
+from service.runtime import EncoderRuntime
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    state = app.state
+    state.ready = False
+    state.bundle = bundle = load_bundle(settings.bundle_path)  # BundleError names the problem
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    state.runtime = runtime = EncoderRuntime(bundle.encoder_path, provider=settings.provider)
+    batcher = MicroBatcher(runtime.run, batching=settings.batching,
+                           max_batch_size=settings.max_batch_size,
+                           max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,
+                           queue_timeout_ms=settings.queue_timeout_ms)
+    await batcher.start()
+    state.embedder = embedder = Embedder(bundle.manifest.input, batcher,
+                                         max_image_pixels=settings.max_image_pixels)
+    state.class_index = ClassIndex(bundle, settings.data_dir)
+    metrics.INDEX_SIZE.labels(index="classes").set(len(state.class_index))
+    state.items = ItemService.open(settings=settings, bundle=bundle,
+                                   embed=embedder.embed_arrays)
+    await asyncio.to_thread(runtime.warm_up, bundle.manifest.input.shape,
+                            settings.max_batch_size)
+    state.ready = True
+    log.info("ready: %s on %s", bundle.manifest.name, runtime.provider)
+    try:
+        yield
+    finally:
+        state.ready = False
+        await batcher.stop()
+        state.items.close()
+
+
+def create_app(*, settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="corel-embed",
+        summary="Cosine-COREL embeddings: embed, classify by class vector, search, cluster",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or Settings()
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    app.include_router(system.router)
+    protected = [Depends(require_api_key)]
+    for router in (system.model_router, embed.router, classes.router, items.router,
+                   neighbors.router, clustering.router):
+        app.include_router(router, dependencies=protected)
+    return app

@@ -1,0 +1,123 @@
+"""Micro-batching: concurrent requests are coalesced into one onnxruntime run.
+
+Each request puts a job (its items and a future) on a bounded queue. One worker takes the
+first job, waits up to `max_wait_ms` for company, drains up to `max_batch_size` items, runs
+the model in a thread and resolves the futures. A job whose client went away (its future
+was cancelled) or that waited longer than `queue_timeout_ms` is dropped, not computed.
+With batching off, each request runs on its own, through the same single inference thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service import metrics
+from service.errors import ServiceUnavailableError, TooManyRequestsError
+
+
+@dataclass
+class _Job:
+    items: np.ndarray  # (n, ...) model-ready
+    future: asyncio.Future[np.ndarray]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher:
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], *, batching: bool = True,
+                 max_batch_size: int = 128, max_wait_ms: float = 2.0, queue_size: int = 2048,
+                 queue_timeout_ms: float = 5000) -> None:
+        self._run, self.batching = run, batching
+        self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000
+        self.queue_size, self.queue_timeout = queue_size, queue_timeout_ms / 1000
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._queued_items = 0
+        # one inference thread: onnxruntime parallelises inside a run, not across runs
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._worker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.batching:
+            self._worker = asyncio.create_task(self._work(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(ServiceUnavailableError("the service is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def embed(self, items: np.ndarray) -> np.ndarray:  # (n, ...) -> (n, D)
+        if not self.batching:
+            return await self._infer(items)
+        if self._queued_items + len(items) > self.queue_size:
+            raise TooManyRequestsError(
+                f"the inference queue is full ({self._queued_items} items waiting); retry later",
+                headers={"Retry-After": "1"})
+        job = _Job(items, asyncio.get_running_loop().create_future())
+        self._queued_items += len(items)
+        metrics.QUEUE_SIZE.set(self._queued_items)
+        self._queue.put_nowait(job)
+        return await job.future  # cancelled with the request when the client goes away
+
+    async def _infer(self, batch: np.ndarray) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        out = await loop.run_in_executor(self._executor, self._run, batch)
+        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(batch))
+        return out
+
+    async def _work(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            if self._queue.qsize() + len(jobs[0].items) < self.max_batch_size and self.max_wait:
+                await asyncio.sleep(self.max_wait)  # let concurrent requests join
+            count = len(jobs[0].items)
+            while not self._queue.empty() and count < self.max_batch_size:
+                job = self._queue.get_nowait()
+                jobs.append(job)
+                count += len(job.items)
+            self._queued_items -= count
+            metrics.QUEUE_SIZE.set(self._queued_items)
+            live = self._drop_stale(jobs)
+            if not live:
+                continue
+            try:
+                out = await self._infer(np.concatenate([job.items for job in live]))
+            except Exception as exc:  # resolve every waiter, keep the worker alive
+                for job in live:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            start = 0
+            for job in live:
+                if not job.future.done():
+                    job.future.set_result(out[start : start + len(job.items)])
+                start += len(job.items)
+
+    def _drop_stale(self, jobs: list[_Job]) -> list[_Job]:
+        now, live = time.monotonic(), []
+        for job in jobs:
+            waited = now - job.enqueued
+            metrics.QUEUE_WAIT_SECONDS.observe(waited)
+            if job.future.done():  # cancelled: the client went away
+                metrics.DROPPED.labels(reason="cancelled").inc()
+            elif waited > self.queue_timeout:
+                metrics.DROPPED.labels(reason="timeout").inc()
+                job.future.set_exception(ServiceUnavailableError(
+                    f"waited {waited * 1000:.0f} ms in the inference queue (limit "
+                    f"{self.queue_timeout * 1000:.0f} ms); the service is overloaded"))
+            else:
+                live.append(job)
+        return live

@@ -1,0 +1,106 @@
+"""The one error family of the service, and the one JSON shape every error is sent in.
+
+    ServiceError                      (status, code)
+    ├── BadRequestError               400 bad_request
+    ├── UnauthorizedError             401 unauthorized
+    ├── NotFoundError                 404 not_found
+    ├── ConflictError                 409 conflict
+    ├── PayloadTooLargeError          413 payload_too_large
+    ├── ValidationFailedError         422 validation_failed
+    ├── TooManyRequestsError          429 too_many_requests
+    └── ServiceUnavailableError       503 service_unavailable
+
+Body of every error response:
+
+    {"error": {"code": "not_found", "message": "no item with id 'x'", "details": null}}
+
+FastAPI's request validation errors become 422 `validation_failed` with pydantic's error
+list as details; unknown routes and methods keep their 404/405; anything unexpected is a
+500 `internal_error` that leaks nothing (the traceback goes to the log only).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.details, self.headers = message, details, headers
+
+
+class BadRequestError(ServiceError):
+    status, code = 400, "bad_request"
+
+
+class UnauthorizedError(ServiceError):
+    status, code = 401, "unauthorized"
+
+
+class NotFoundError(ServiceError):
+    status, code = 404, "not_found"
+
+
+class ConflictError(ServiceError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLargeError(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class ValidationFailedError(ServiceError):
+    status, code = 422, "validation_failed"
+
+
+class TooManyRequestsError(ServiceError):
+    status, code = 429, "too_many_requests"
+
+
+class ServiceUnavailableError(ServiceError):
+    status, code = 503, "service_unavailable"
+
+
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                   for e in exc.errors()]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"])
+        return error_response(422, "validation_failed", f"{where}: {first['msg']}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), None,
+                              getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal server error")
