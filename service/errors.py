@@ -42,6 +42,10 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message, self.details, self.headers = message, details, headers
 
+    @property
+    def status_code(self) -> int:  # the name HTTPException uses, for callers that know it
+        return self.status
+
 
 class BadRequestError(ServiceError):
     status, code = 400, "bad_request"

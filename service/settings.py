@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     queue_size: int = Field(2048, ge=1, description="Queued items beyond this answer 429")
     queue_timeout_ms: float = Field(5000, gt=0, description="Queued longer than this: 503")
     # request limits
-    max_inputs_per_request: int = Field(256, ge=1)
+    max_inputs_per_request: int = Field(1024, ge=1)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(4096 * 4096, ge=1)
     max_k: int = Field(100, ge=1)

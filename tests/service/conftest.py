@@ -1,0 +1,134 @@
+"""Service fixtures: the app in-process (with its lifespan) and the real server.
+
+`client` runs the ASGI app in-process on the shipped default bundle with a fresh data dir.
+`start_server(...)` launches `python -m service` as a subprocess on 127.0.0.1 on a free
+port and waits for /readyz; every server started is stopped at the end of the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import DEFAULT_BUNDLE, REPO
+
+
+def png_base64(pixels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, np.uint8).squeeze()).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def as_input(image: np.ndarray) -> dict:
+    """A Fashion-MNIST image (1, 28, 28) in pixels as the `data` of an input."""
+    return {"data": image.squeeze().astype(int).tolist()}
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+    clients: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        values = {"bundle_path": DEFAULT_BUNDLE, "data_dir": tmp_path / "data", **overrides}
+        client = TestClient(create_app(settings=Settings(**values)))  # type: ignore[arg-type]
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+    log: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing, like a crash."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(*, data_dir: Path | None = None, bundle: Path = DEFAULT_BUNDLE,
+              env: dict[str, str] | None = None, timeout: float = 60) -> Server:
+        data_dir = data_dir or tmp_path / "server-data"
+        port = free_port()
+        log = tmp_path / f"server-{port}.log"
+        environment = {**os.environ, "COREL_BUNDLE_PATH": str(bundle),
+                       "COREL_DATA_DIR": str(data_dir), **(env or {})}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO, env=environment, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        server = Server(process, f"http://127.0.0.1:{port}", data_dir, log)
+        servers.append(server)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}:\n"
+                                   f"{log.read_text()}")
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{log.read_text()}")
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def fashion_sample(fashion_test: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """300 Fashion-MNIST test images, 30 per class, in pixels, with their labels."""
+    images, labels = fashion_test
+    picked = np.concatenate([np.flatnonzero(labels == k)[:30] for k in range(10)])
+    return images[picked], labels[picked]

@@ -1,0 +1,82 @@
+"""Bad input gets its status and the one error shape, never a 500."""
+
+import math
+
+import pytest
+
+from tests.service.conftest import as_input
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    return error
+
+
+GOOD = {"data": [[0] * 28 for _ in range(28)]}
+
+
+@pytest.mark.parametrize("item, fragment", [
+    ({"data": [[0] * 27 for _ in range(28)]}, "has shape [1, 28, 27]"),
+    ({"data": [[0] * 28, [0] * 27]}, "rectangular array of numbers"),
+    ({"data": [["a"] * 28 for _ in range(28)]}, "rectangular array of numbers"),
+    ({"image": "not base64!"}, "not valid base64"),
+    ({"image": "aGVsbG8="}, "not an image file"),
+    ({"data": [[0] * 28], "image": "aGVsbG8="}, "exactly one of"),
+    ({}, "exactly one of"),
+])
+def test_embed_rejects_bad_inputs(client, item, fragment) -> None:
+    error = assert_error(client.post("/embed", json={"inputs": [item]}), 422,
+                         "validation_failed")
+    assert fragment in error["message"] or fragment in str(error["details"])
+
+
+def test_embed_rejects_nan(client) -> None:
+    data = [[0.0] * 28 for _ in range(28)]
+    data[3][4] = math.nan
+    response = client.post("/embed", content=f'{{"inputs": [{{"data": {data}}}]}}'
+                           .replace("nan", "NaN"), headers={"content-type": "application/json"})
+    assert "NaN" in assert_error(response, 422, "validation_failed")["message"]
+
+
+def test_embed_rejects_an_empty_list_and_malformed_json(client) -> None:
+    assert_error(client.post("/embed", json={"inputs": []}), 422, "validation_failed")
+    assert_error(client.post("/embed", content=b"{nope",
+                             headers={"content-type": "application/json"}),
+                 422, "validation_failed")
+
+
+def test_too_many_inputs_is_413(make_client) -> None:
+    client = make_client(max_inputs_per_request=2)
+    error = assert_error(client.post("/embed", json={"inputs": [GOOD] * 3}), 413,
+                         "payload_too_large")
+    assert error["details"] == {"max_inputs_per_request": 2}
+
+
+def test_body_over_the_limit_is_413(make_client) -> None:
+    client = make_client(max_body_bytes=2048)
+    assert_error(client.post("/embed", json={"inputs": [GOOD] * 3}), 413, "payload_too_large")
+
+
+def test_image_with_too_many_pixels_is_413(make_client, fashion_sample) -> None:
+    from tests.service.conftest import png_base64
+
+    client = make_client(max_image_pixels=100)
+    response = client.post("/embed", json={"inputs": [{"image": png_base64(fashion_sample[0][0])}]})
+    assert_error(response, 413, "payload_too_large")
+
+
+def test_k_above_the_limit_is_422(client, fashion_sample) -> None:
+    body = {"inputs": [as_input(fashion_sample[0][0])], "k": 10_000}
+    assert "above the limit" in assert_error(client.post("/classify", json=body), 422,
+                                             "validation_failed")["message"]
+
+
+def test_unknown_class_and_route_are_404(client) -> None:
+    assert_error(client.delete("/classes/no-such-class"), 404, "not_found")
+    assert_error(client.get("/no/such/route"), 404, "not_found")
+
+
+def test_wrong_method_is_405_in_the_error_shape(client) -> None:
+    assert_error(client.get("/embed"), 405, "method_not_allowed")
