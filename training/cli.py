@@ -127,7 +127,9 @@ def evaluate(
     except (BundleError, DatasetError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    metrics, embeddings = evaluate_bundle(bundle, data.x_test, data.y_test)
+    # the clustering seed of the training run, so the numbers reproduce the manifest's
+    metrics, embeddings = evaluate_bundle(bundle, data.x_test, data.y_test,
+                                          seed=config.get("seed", 0))
     if report is not None:
         write_report(report, title=f"{bundle.manifest.name} re-evaluated on {data.name}",
                      metrics=metrics, history=None, embeddings=embeddings, labels=data.y_test,
