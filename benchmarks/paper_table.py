@@ -62,7 +62,7 @@ def write_table(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path,
                 losses: list[str]) -> str:
     """Write the markdown table with its provenance to `path`; return the table alone."""
     table = "\n".join(table_rows(rows, losses))
-    minutes = summary["wall_seconds_this_invocation"] / 60
+    minutes = summary["wall_seconds_since_first_start"] / 60
     text = "\n".join([
         f"# COREL paper comparison on {summary['dataset']}", "",
         f"{len(rows)} runs: {summary['epochs']} epochs each, seeds {summary['seeds']}, "
@@ -74,7 +74,8 @@ def write_table(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path,
         "Paper columns: the poster's Fashion-MNIST CNN results (150 epochs).", "",
         table, "",
         f"Reproduce: `{summary['command']}`", "",
-        f"Wall time of the last invocation: {minutes:.1f} min on {summary['cpu_count']} CPU "
+        f"Wall time from the first start to this table (resumed runs included): {minutes:.1f} "
+        f"min on {summary['cpu_count']} CPU "
         f"cores ({summary['workers']} runs in parallel x {summary['threads_per_worker']} "
         f"torch threads); sum of per-run training time {summary['train_seconds_sum'] / 60:.1f} "
         "min. Finished " + summary["finished"] + ".", "",

@@ -59,7 +59,8 @@ def run_one(spec: dict[str, Any], cache_dir: str, tsne: bool) -> dict[str, Any]:
 
     config = TrainConfig(**spec)
     # a spawned worker starts with no logging set up: show each epoch, tagged by run
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    # (force: a worker runs several runs, and each needs its own tag)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format=f"%(asctime)s [{config.loss} seed {config.seed}] %(message)s")
     torch.set_num_threads(config.threads or 1)
     data = load_dataset(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
@@ -144,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
                   epochs=args.epochs, threads=args.threads)
              for seed in args.seeds for loss in args.losses]
     started = time.perf_counter()
+    # the wall clock of the whole table counts from the first invocation, across resumes
+    first_start_file = cache / "first_started"
+    if not first_start_file.is_file():
+        first_start_file.write_text(f"{time.time():.0f}\n")
+    first_started = float(first_start_file.read_text())
     rows: list[dict[str, Any]] = []
     log.info("%d runs (%s x seeds %s, %d epochs), %d at a time; cache %s", len(specs),
              ", ".join(args.losses), args.seeds, args.epochs, args.workers, cache)
@@ -165,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command, "dataset": args.dataset, "epochs": args.epochs,
         "seeds": args.seeds, "workers": args.workers, "threads_per_worker": args.threads,
         "wall_seconds_this_invocation": round(wall, 1),
+        "wall_seconds_since_first_start": round(time.time() - first_started, 1),
         "train_seconds_sum": round(sum(r["train_seconds"] for r in rows), 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu_count": os.cpu_count(),
         "runs": rows,
