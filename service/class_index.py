@@ -41,6 +41,7 @@ class ClassSet:
 
 
 def build_faiss_index(classes: ClassSet, rule: str) -> faiss.Index:
+    index: faiss.Index
     if rule == "cosine":
         index = faiss.IndexFlatIP(classes.vectors.shape[1])
         index.add(l2_normalise(classes.vectors))

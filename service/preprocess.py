@@ -51,7 +51,7 @@ def _decode_image(encoded: str | None, spec: InputSpec, max_pixels: int,
         raise ValidationFailedError(f"{where}.image: this model takes vectors, send `data`")
     try:
         payload = base64.b64decode(encoded or "", validate=True)
-        image = Image.open(io.BytesIO(payload))
+        image: Image.Image = Image.open(io.BytesIO(payload))
     except (binascii.Error, ValueError) as exc:
         raise ValidationFailedError(f"{where}.image is not valid base64 ({exc})") from exc
     except (UnidentifiedImageError, OSError) as exc:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-EXAMPLE_INPUT = {"data": [[0] * 28 for _ in range(28)]}
+EXAMPLE_INPUT: dict[str, Any] = {"data": [[0] * 28 for _ in range(28)]}
 
 
 class Input(BaseModel):
