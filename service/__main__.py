@@ -1,4 +1,9 @@
-"""`python -m service [--host H] [--port P]`: serve the configured bundle with uvicorn."""
+"""`python -m service [--host H] [--port P]`: serve the configured bundle with uvicorn.
+
+Settings come from `COREL_*` environment variables (service/settings.py); the two options
+override COREL_HOST and COREL_PORT. A bad setting or a broken bundle exits with status 2
+and one line naming the problem, before the port is bound.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +12,42 @@ import logging
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from service.bundle import BundleError, load_bundle
 from service.settings import Settings
 
 
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)  # noqa: T201 (before logging is set up)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings()
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
-    parser.add_argument("--host", default=settings.host, help="default: COREL_HOST")
-    parser.add_argument("--port", type=int, default=settings.port, help="default: COREL_PORT")
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", help="interface to bind (default: COREL_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: COREL_PORT, 8000)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
+    try:
+        settings = Settings()
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        settings = Settings.model_validate({**settings.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"COREL_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
+            for e in exc.errors())
+        return _fail(f"bad setting: {problems}")
+    logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:  # fail before binding the port, with the reason in one line
         load_bundle(settings.bundle_path)
     except BundleError as exc:
-        print(f"error: cannot serve bundle: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
+        return _fail(f"cannot serve bundle: {exc}")
     from service.app import create_app
 
-    settings = settings.model_copy(update={"host": args.host, "port": args.port})
-    uvicorn.run(create_app(settings=settings), host=args.host, port=args.port,
-                log_level="info", timeout_graceful_shutdown=10)
+    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level, timeout_graceful_shutdown=10)
     return 0
 
 

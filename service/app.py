@@ -39,22 +39,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                            max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,
                            queue_timeout_ms=settings.queue_timeout_ms)
     await batcher.start()
-    state.embedder = embedder = Embedder(bundle.manifest.input, batcher,
-                                         max_image_pixels=settings.max_image_pixels)
-    state.class_index = ClassIndex(bundle, settings.data_dir)
-    metrics.INDEX_SIZE.labels(index="classes").set(len(state.class_index))
-    state.items = ItemService.open(settings=settings, bundle=bundle,
-                                   embed=embedder.embed_arrays)
-    await asyncio.to_thread(runtime.warm_up, bundle.manifest.input.shape,
-                            settings.max_batch_size)
-    state.ready = True
-    log.info("ready: %s on %s", bundle.manifest.name, runtime.provider)
+    state.items = None
     try:
+        state.embedder = embedder = Embedder(bundle.manifest.input, batcher,
+                                             max_image_pixels=settings.max_image_pixels)
+        state.class_index = ClassIndex(bundle, settings.data_dir)
+        metrics.INDEX_SIZE.labels(index="classes").set(len(state.class_index))
+        state.items = ItemService.open(settings=settings, bundle=bundle,
+                                       embed=embedder.embed_arrays)
+        await asyncio.to_thread(runtime.warm_up, bundle.manifest.input.shape,
+                                settings.max_batch_size)
+        state.ready = True  # /readyz also waits for the item index (items.is_ready)
+        log.info("ready: %s on %s (batching %s)", bundle.manifest.name, runtime.provider,
+                 "on" if settings.batching else "off")
         yield
     finally:
         state.ready = False
         await batcher.stop()
-        state.items.close()
+        if state.items is not None:
+            state.items.close()
 
 
 def create_app(*, settings: Settings | None = None) -> FastAPI:

@@ -4,7 +4,8 @@ Each request puts a job (its items and a future) on a bounded queue. One worker 
 first job, waits up to `max_wait_ms` for company, drains up to `max_batch_size` items, runs
 the model in a thread and resolves the futures. A job whose client went away (its future
 was cancelled) or that waited longer than `queue_timeout_ms` is dropped, not computed.
-With batching off, each request runs on its own, through the same single inference thread.
+With batching off, each request runs on its own through the same single inference thread;
+the same queue limit (429) and timeout (503) apply, counted over requests in flight.
 """
 
 from __future__ import annotations
@@ -58,25 +59,45 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
 
     async def embed(self, items: np.ndarray) -> np.ndarray:  # (n, ...) -> (n, D)
-        if not self.batching:
-            return await self._infer(items)
         if self._queued_items + len(items) > self.queue_size:
             raise TooManyRequestsError(
                 f"the inference queue is full ({self._queued_items} items waiting); retry later",
                 headers={"Retry-After": "1"})
-        job = _Job(items, asyncio.get_running_loop().create_future())
         self._queued_items += len(items)
         metrics.QUEUE_SIZE.set(self._queued_items)
+        if not self.batching:  # pass-through: the executor's queue is the queue
+            try:
+                return await self._infer(items, enqueued=time.monotonic())
+            finally:
+                self._queued_items -= len(items)
+                metrics.QUEUE_SIZE.set(self._queued_items)
+        job = _Job(items, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(job)
         return await job.future  # cancelled with the request when the client goes away
 
-    async def _infer(self, batch: np.ndarray) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        started = time.perf_counter()
-        out = await loop.run_in_executor(self._executor, self._run, batch)
-        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.observe(len(batch))
-        return out
+    async def _infer(self, batch: np.ndarray, *, enqueued: float | None = None) -> np.ndarray:
+        """Run in the inference thread; cancelling the caller before it starts skips it."""
+
+        def run() -> np.ndarray:
+            if enqueued is not None:  # pass-through: the wait happened in the executor queue
+                waited = time.monotonic() - enqueued
+                metrics.QUEUE_WAIT_SECONDS.observe(waited)
+                if waited > self.queue_timeout:
+                    metrics.DROPPED.labels(reason="timeout").inc()
+                    raise self._timeout_error(waited)
+            started = time.perf_counter()
+            out = self._run(batch)
+            metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
+            metrics.BATCH_SIZE.observe(len(batch))
+            return out
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    def _timeout_error(self, waited: float) -> ServiceUnavailableError:
+        return ServiceUnavailableError(
+            f"waited {waited * 1000:.0f} ms in the inference queue (limit "
+            f"{self.queue_timeout * 1000:.0f} ms); the service is overloaded",
+            headers={"Retry-After": "1"})
 
     async def _work(self) -> None:
         while True:
@@ -115,9 +136,7 @@ class MicroBatcher:
                 metrics.DROPPED.labels(reason="cancelled").inc()
             elif waited > self.queue_timeout:
                 metrics.DROPPED.labels(reason="timeout").inc()
-                job.future.set_exception(ServiceUnavailableError(
-                    f"waited {waited * 1000:.0f} ms in the inference queue (limit "
-                    f"{self.queue_timeout * 1000:.0f} ms); the service is overloaded"))
+                job.future.set_exception(self._timeout_error(waited))
             else:
                 live.append(job)
         return live

@@ -53,8 +53,18 @@ def build_faiss_index(classes: ClassSet, rule: str) -> faiss.Index:
         index = faiss.IndexFlatIP(classes.vectors.shape[1] + 1)
         index.add(np.hstack([classes.vectors, bias[:, None]]).astype(np.float32))
     if faiss.get_num_gpus() > 0 and hasattr(faiss, "StandardGpuResources"):
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+        index = faiss.index_cpu_to_gpu(_gpu_resources(), 0, index)
     return index
+
+
+_GPU_RESOURCES: list[Any] = []
+
+
+def _gpu_resources() -> Any:
+    # One set of GPU scratch memory for the process, kept alive as long as any index using it
+    if not _GPU_RESOURCES:
+        _GPU_RESOURCES.append(faiss.StandardGpuResources())
+    return _GPU_RESOURCES[0]
 
 
 class ClassIndex:

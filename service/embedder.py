@@ -1,13 +1,24 @@
-"""Inputs in, embeddings out: preprocessing per the manifest, then the micro-batcher."""
+"""Inputs in, embeddings out: preprocessing per the manifest, then the micro-batcher.
+
+`Embedder` is the app-wide object (S2's `ItemService` gets its `embed_arrays`); routes get
+a `RequestEmbedder` through `EmbedderDep`, which also cancels the work when the client
+disconnects, so a queued job whose client is gone is dropped rather than computed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+
 import numpy as np
+from starlette.requests import Request
 
 from service.api.schemas import Input
 from service.batcher import MicroBatcher
 from service.bundle import InputSpec
 from service.preprocess import to_model_input
+
+__all__ = ["Embedder", "RequestEmbedder"]
 
 
 class Embedder:
@@ -23,3 +34,35 @@ class Embedder:
 
     async def embed_inputs(self, inputs: list[Input]) -> np.ndarray:  # -> (N, D) raw
         return await self.embed_arrays(self.prepare(inputs))
+
+
+class RequestEmbedder:
+    """The embedder seen from one request: the same calls, abandoned if the client leaves."""
+
+    def __init__(self, embedder: Embedder, request: Request) -> None:
+        self.embedder, self.request = embedder, request
+        self.spec = embedder.spec
+
+    def prepare(self, inputs: list[Input]) -> list[np.ndarray]:
+        return self.embedder.prepare(inputs)
+
+    async def embed_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:
+        return await self._unless_disconnected(self.embedder.embed_arrays(arrays))
+
+    async def embed_inputs(self, inputs: list[Input]) -> np.ndarray:
+        return await self.embed_arrays(self.prepare(inputs))
+
+    async def _unless_disconnected(self, work: Awaitable[np.ndarray]) -> np.ndarray:
+        task = asyncio.ensure_future(work)
+
+        async def watch() -> None:
+            # The body has been read, so the next ASGI message is the client's disconnect.
+            while (await self.request.receive())["type"] != "http.disconnect":
+                pass
+            task.cancel()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            return await task
+        finally:
+            watcher.cancel()

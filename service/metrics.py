@@ -1,4 +1,10 @@
-"""Prometheus metrics: traffic, the batcher, the indexes, and the embedding space's health."""
+"""Prometheus metrics: traffic, the batcher, the indexes, and the embedding space's health.
+
+All live in prometheus-client's default registry, served at GET /metrics. Routes are
+labelled by template (`/items/{item_id}`), never the raw path, so label values stay few.
+The last three say whether the embedding space still fits the traffic: a falling best
+score or margin, or a rising unknown rate for a class, is drift worth a look.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 REQUESTS = Counter("corel_requests_total", "HTTP requests", ["method", "route", "status"])
 REQUEST_SECONDS = Histogram("corel_request_seconds", "HTTP request latency",
-                            ["method", "route"], buckets=LATENCY_BUCKETS)
+                            ["method", "route", "status"], buckets=LATENCY_BUCKETS)
 BATCH_SIZE = Histogram("corel_batch_size", "Items per onnxruntime run",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 QUEUE_SIZE = Gauge("corel_queue_items", "Items waiting in the inference queue")

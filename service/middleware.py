@@ -34,7 +34,7 @@ class RequestMetrics:
             # the template (/items/{item_id}), never the raw path: bounded label values
             template = getattr(route, "path", "unmatched")
             metrics.REQUESTS.labels(scope["method"], template, str(status)).inc()
-            metrics.REQUEST_SECONDS.labels(scope["method"], template).observe(
+            metrics.REQUEST_SECONDS.labels(scope["method"], template, str(status)).observe(
                 time.perf_counter() - started)
 
 

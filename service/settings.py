@@ -1,12 +1,18 @@
-"""All service settings, read from environment variables prefixed `COREL_`."""
+"""All service settings, read from environment variables prefixed `COREL_`.
+
+`Settings()` refuses bad values when the service starts (a port out of range, a short API
+key, a queue smaller than one batch...), so a misconfiguration never surfaces mid-request.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_BUNDLE", "Settings"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BUNDLE = REPO / "models" / "fashion-mnist-cosine"
@@ -22,22 +28,31 @@ class Settings(BaseSettings):
         "auto", description="onnxruntime execution provider; auto: CUDA when offered, else CPU")
     index_kind: Literal["flat", "hnsw"] = Field("flat", description="Item index: exact or HNSW")
     # server
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="Interface to bind (0.0.0.0 in the container)")
     port: int = Field(8000, ge=1, le=65535)
-    api_key: SecretStr | None = Field(None, description="Bearer key for all but health/metrics")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    api_key: SecretStr | None = Field(
+        None, description="Bearer key for all routes but /healthz, /readyz, /metrics")
     # micro-batching
     batching: bool = Field(True, description="Coalesce concurrent requests into one run")
-    max_batch_size: int = Field(128, ge=1, le=4096)
-    max_wait_ms: float = Field(2.0, ge=0, le=1000)
-    queue_size: int = Field(2048, ge=1, description="Queued items beyond this answer 429")
-    queue_timeout_ms: float = Field(5000, gt=0, description="Queued longer than this: 503")
+    max_batch_size: int = Field(128, ge=1, le=4096, description="Items per onnxruntime run")
+    max_wait_ms: float = Field(2.0, ge=0, le=1000, description="Wait for company this long")
+    queue_size: int = Field(2048, ge=1, description="Items waiting beyond this answer 429")
+    queue_timeout_ms: float = Field(
+        5000, gt=0, description="Items queued longer than this are dropped (503)")
     # request limits
-    max_inputs_per_request: int = Field(1024, ge=1)
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-    max_image_pixels: int = Field(4096 * 4096, ge=1)
-    max_k: int = Field(100, ge=1)
+    max_inputs_per_request: int = Field(1024, ge=1, description="More inputs: 413")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Larger body: 413")
+    max_image_pixels: int = Field(4096 * 4096, ge=1, description="Larger decoded image: 413")
+    max_k: int = Field(100, ge=1, description="Largest k a request may ask for")
     unknown_threshold: float | None = Field(
         None, description="Global unknown threshold; default: per-class calibrated thresholds")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: Any) -> Any:
+        # docker compose passes COREL_API_KEY="" when the variable is unset on the host
+        return None if value in ("", None) else value
 
     @field_validator("api_key")
     @classmethod
@@ -46,7 +61,19 @@ class Settings(BaseSettings):
             raise ValueError("COREL_API_KEY must be at least 16 characters (or unset)")
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.resolve()
+
+    @model_validator(mode="after")
+    def _queue_holds_a_batch(self) -> Settings:
+        if self.queue_size < self.max_batch_size:
+            raise ValueError(f"COREL_QUEUE_SIZE ({self.queue_size}) must be at least "
+                             f"COREL_MAX_BATCH_SIZE ({self.max_batch_size})")
+        return self

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from service.bundle import Bundle
 from service.class_index import ClassIndex
-from service.embedder import Embedder
+from service.embedder import RequestEmbedder
 from service.errors import PayloadTooLargeError
 from service.settings import Settings
 
@@ -21,8 +21,9 @@ def get_bundle(request: Request) -> Bundle:
     return request.app.state.bundle
 
 
-def get_embedder(request: Request) -> Embedder:
-    return request.app.state.embedder
+def get_embedder(request: Request) -> RequestEmbedder:
+    """`embed_inputs(inputs) -> (N, D)` raw embeddings: preprocessing, then the batcher."""
+    return RequestEmbedder(request.app.state.embedder, request)
 
 
 def get_class_index(request: Request) -> ClassIndex:
@@ -31,7 +32,7 @@ def get_class_index(request: Request) -> ClassIndex:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 BundleDep = Annotated[Bundle, Depends(get_bundle)]
-EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+EmbedderDep = Annotated[RequestEmbedder, Depends(get_embedder)]
 ClassIndexDep = Annotated[ClassIndex, Depends(get_class_index)]
 
 
