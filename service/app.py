@@ -33,7 +33,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.ready = False
     state.bundle = bundle = load_bundle(settings.bundle_path)  # BundleError names the problem
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    state.runtime = runtime = EncoderRuntime(bundle.encoder_path, provider=settings.provider)
+    state.runtime = runtime = EncoderRuntime(bundle.encoder_path, provider=settings.provider,
+                                            threads=settings.threads)
     batcher = MicroBatcher(runtime.run, batching=settings.batching,
                            max_batch_size=settings.max_batch_size,
                            max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="SQLite store, index snapshots, classes")
     provider: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="onnxruntime execution provider; auto: CUDA when offered, else CPU")
+    threads: int = Field(
+        0, ge=0, le=1024, description="onnxruntime CPU threads; 0: all cores but one")
     index_kind: Literal["flat", "hnsw"] = Field("flat", description="Item index: exact or HNSW")
     # server
     host: str = Field("127.0.0.1", description="Interface to bind (0.0.0.0 in the container)")

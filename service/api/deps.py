@@ -1,4 +1,8 @@
-"""Dependencies as `Annotated` aliases: what a route needs, taken from the app's state."""
+"""Dependencies as `Annotated` aliases: what a route needs, taken from the app's state.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool,
+a thread hop per dependency per request that costs more than the lookup itself.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +17,20 @@ from service.errors import PayloadTooLargeError
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_bundle(request: Request) -> Bundle:
+async def get_bundle(request: Request) -> Bundle:
     return request.app.state.bundle
 
 
-def get_embedder(request: Request) -> RequestEmbedder:
+async def get_embedder(request: Request) -> RequestEmbedder:
     """`embed_inputs(inputs) -> (N, D)` raw embeddings: preprocessing, then the batcher."""
     return RequestEmbedder(request.app.state.embedder, request)
 
 
-def get_class_index(request: Request) -> ClassIndex:
+async def get_class_index(request: Request) -> ClassIndex:
     return request.app.state.class_index
 
 
