@@ -1,0 +1,146 @@
+"""Neighbours: the stored items nearest by cosine to a stored item, a new input or a vector.
+
+Results are ranked by cosine similarity, then `offset` are skipped, `k` kept, and those
+below `min_score` dropped. A stored item is never its own neighbour. Filters (label,
+metadata field equality) restrict the candidates before ranking, so `k` counts only
+matching items.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.api.deps import EmbedderDep, SettingsDep, check_input_count
+from service.api.routes.items import ItemId, ItemsDep, Label
+from service.api.schemas import Input
+from service.errors import ValidationFailedError
+from service.item_search import Neighbour, SearchOptions
+from service.store import MetadataValue
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["neighbours"])
+MAX_OFFSET = 10_000
+
+
+class NeighbourQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: ItemId | None = Field(None, description="A stored item's id")
+    input: Input | None = Field(None, description="A new input, embedded for this query")
+    vector: list[float] | None = Field(None, description="A raw embedding of the current model")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NeighbourQuery:
+        if sum(x is not None for x in (self.id, self.input, self.vector)) != 1:
+            raise ValueError("give exactly one of `id`, `input` and `vector`")
+        return self
+
+
+class NeighbourFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: Label | None = None
+    metadata: dict[str, MetadataValue] = Field(
+        default_factory=dict, description="Top-level metadata fields that must equal these"
+    )
+
+
+class NeighboursRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[NeighbourQuery] = Field(min_length=1)
+    k: int = Field(10, ge=1)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    min_score: float | None = Field(None, ge=-1.0, le=1.0)
+    filter: NeighbourFilter = Field(default_factory=NeighbourFilter)
+    include_vectors: bool = False
+
+
+class NeighbourOut(BaseModel):
+    id: str
+    score: float = Field(description="Cosine similarity to the query")
+    label: str | None
+    metadata: dict[str, Any]
+    vector: list[float] | None = Field(None, exclude_if=lambda v: v is None)
+
+
+class NeighboursResult(BaseModel):
+    neighbors: list[NeighbourOut]
+
+
+class NeighboursResponse(BaseModel):
+    results: list[NeighboursResult] = Field(description="One per query, in order")
+
+
+def _check_k(k: int, max_k: int) -> None:
+    if k > max_k:
+        raise ValidationFailedError(
+            f"k={k} is above the limit of {max_k}", details={"max_k": max_k}
+        )
+
+
+def _out(hits: list[Neighbour], include_vectors: bool) -> NeighboursResult:
+    return NeighboursResult(
+        neighbors=[
+            NeighbourOut(
+                id=h.item.id,
+                score=h.score,
+                label=h.item.label,
+                metadata=h.item.metadata,
+                vector=h.item.embedding.tolist() if include_vectors else None,
+            )
+            for h in hits
+        ]
+    )
+
+
+@router.get("/neighbors", response_model=NeighboursResult)
+async def neighbours_of_item(
+    items: ItemsDep,
+    settings: SettingsDep,
+    id: Annotated[str, Query(min_length=1, description="A stored item's id")],
+    k: Annotated[int, Query(ge=1)] = 10,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    min_score: Annotated[float | None, Query(ge=-1.0, le=1.0)] = None,
+    label: str | None = None,
+    include_vectors: bool = False,
+) -> NeighboursResult:
+    """The stored items nearest to the stored item `id` (which is left out)."""
+    _check_k(k, settings.max_k)
+    options = SearchOptions(k=k, offset=offset, min_score=min_score, label=label)
+    (hits,) = await items.neighbours([id], options)
+    return _out(hits, include_vectors)
+
+
+@router.post("/neighbors", response_model=NeighboursResponse)
+async def neighbours(
+    body: NeighboursRequest, items: ItemsDep, embedder: EmbedderDep, settings: SettingsDep
+) -> NeighboursResponse:
+    """Several queries in one call, each by stored id, new input or raw vector."""
+    _check_k(body.k, settings.max_k)
+    check_input_count(len(body.queries), settings)
+    queries: list[np.ndarray | str] = []
+    for query in body.queries:
+        if query.id is not None:
+            queries.append(query.id)
+        else:
+            queries.append(np.asarray(query.vector, np.float32) if query.vector else np.empty(0))
+    with_input = [n for n, q in enumerate(body.queries) if q.input is not None]
+    if with_input:
+        embedded = await embedder.embed_inputs([body.queries[n].input for n in with_input])  # type: ignore[misc]
+        for n, vector in zip(with_input, embedded, strict=True):
+            queries[n] = vector
+    options = SearchOptions(
+        k=body.k,
+        offset=body.offset,
+        min_score=body.min_score,
+        label=body.filter.label,
+        metadata=body.filter.metadata or None,
+    )
+    results = await items.neighbours(queries, options)
+    return NeighboursResponse(results=[_out(hits, body.include_vectors) for hits in results])
