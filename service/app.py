@@ -73,7 +73,8 @@ def create_app(*, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     app.include_router(system.router)
-    protected = [Depends(require_api_key)]
+    # Without a key there is nothing to check: no dependency, no per-request cost
+    protected = [Depends(require_api_key)] if app.state.settings.api_key else []
     for router in (system.model_router, embed.router, classes.router, items.router,
                    neighbors.router, clustering.router):
         app.include_router(router, dependencies=protected)

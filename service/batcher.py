@@ -42,23 +42,27 @@ class MicroBatcher:
         # one inference thread: onnxruntime parallelises inside a run, not across runs
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._worker: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
         if self.batching:
             self._worker = asyncio.create_task(self._work(), name="micro-batcher")
 
     async def stop(self) -> None:
+        """Refuse new work, fail what is queued or in the running batch with 503, then wait
+        for the inference thread (uvicorn has already drained requests by now)."""
+        self._closed = True
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         while not self._queue.empty():
-            job = self._queue.get_nowait()
-            if not job.future.done():
-                job.future.set_exception(ServiceUnavailableError("the service is shutting down"))
+            self._fail([self._queue.get_nowait()], self._closing_error())
         self._executor.shutdown(wait=True)
 
     async def embed(self, items: np.ndarray) -> np.ndarray:  # (n, ...) -> (n, D)
+        if self._closed:
+            raise self._closing_error()
         if self._queued_items + len(items) > self.queue_size:
             raise TooManyRequestsError(
                 f"the inference queue is full ({self._queued_items} items waiting); retry later",
@@ -102,30 +106,46 @@ class MicroBatcher:
     async def _work(self) -> None:
         while True:
             jobs = [await self._queue.get()]
-            if self._queue.qsize() + len(jobs[0].items) < self.max_batch_size and self.max_wait:
-                await asyncio.sleep(self.max_wait)  # let concurrent requests join
-            count = len(jobs[0].items)
-            while not self._queue.empty() and count < self.max_batch_size:
-                job = self._queue.get_nowait()
-                jobs.append(job)
-                count += len(job.items)
-            self._queued_items -= count
-            metrics.QUEUE_SIZE.set(self._queued_items)
-            live = self._drop_stale(jobs)
-            if not live:
-                continue
             try:
-                out = await self._infer(np.concatenate([job.items for job in live]))
-            except Exception as exc:  # resolve every waiter, keep the worker alive
-                for job in live:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            start = 0
-            for job in live:
-                if not job.future.done():
-                    job.future.set_result(out[start : start + len(job.items)])
-                start += len(job.items)
+                await self._run_batch(jobs)
+            except asyncio.CancelledError:  # stop(): nobody may wait forever on these
+                self._fail(jobs, self._closing_error())
+                raise
+
+    async def _run_batch(self, jobs: list[_Job]) -> None:
+        """Fill `jobs` (it holds the first) up to a batch, run it, resolve the futures."""
+        if self._queue.qsize() + len(jobs[0].items) < self.max_batch_size and self.max_wait:
+            await asyncio.sleep(self.max_wait)  # let concurrent requests join
+        count = len(jobs[0].items)
+        while not self._queue.empty() and count < self.max_batch_size:
+            job = self._queue.get_nowait()
+            jobs.append(job)
+            count += len(job.items)
+        self._queued_items -= count
+        metrics.QUEUE_SIZE.set(self._queued_items)
+        live = self._drop_stale(jobs)
+        if not live:
+            return
+        try:
+            out = await self._infer(np.concatenate([job.items for job in live]))
+        except Exception as exc:  # resolve every waiter, keep the worker alive
+            self._fail(live, exc)
+            return
+        start = 0
+        for job in live:
+            if not job.future.done():
+                job.future.set_result(out[start : start + len(job.items)])
+            start += len(job.items)
+
+    @staticmethod
+    def _fail(jobs: list[_Job], exc: BaseException) -> None:
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(exc)
+
+    @staticmethod
+    def _closing_error() -> ServiceUnavailableError:
+        return ServiceUnavailableError("the service is shutting down")
 
     def _drop_stale(self, jobs: list[_Job]) -> list[_Job]:
         now, live = time.monotonic(), []
