@@ -309,6 +309,8 @@ class ItemStore:
                 rows += self._query(sql + f" AND seq IN ({marks})", [model_id, *chunk])
             rows.sort(key=lambda r: r[0])
         blobs = b"".join(r[3] for r in rows)
+        if not rows:
+            return VectorRows(np.zeros(0, np.int64), [], [], np.zeros((0, 0), np.float32))
         return VectorRows(
             seqs=np.array([r[0] for r in rows], dtype=np.int64),
             ids=[r[1] for r in rows],

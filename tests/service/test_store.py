@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ DIM = 8
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ItemStore:
+def store(tmp_path: Path) -> Iterator[ItemStore]:
     s = ItemStore(tmp_path / "items.sqlite3")
     yield s
     s.close()
@@ -118,6 +119,7 @@ def test_vectors_by_seqs_in_order(store: ItemStore) -> None:
     assert rows.vectors.shape == (2, DIM)
     assert rows.vectors[:, 0].tolist() == [2.0, 4.0]
     assert store.vectors("m1").vectors.shape == (5, DIM)
+    assert store.vectors("m3").vectors.shape == (0, 0)
 
 
 def test_replace_embeddings_moves_item_to_new_model_and_seq(store: ItemStore) -> None:
