@@ -166,16 +166,15 @@ class ItemService:
             )
 
     def _load_snapshot(self) -> ItemIndex:
+        if not self._index_path.exists():
+            log.info("item index: no snapshot yet; building it from the store")
+            return ItemIndex(self.dim, kind=self.kind)
         try:
             index, last_seq = ItemIndex.load(
-                self._index_path,
-                model_id=self.model_id,
-                kind=self.kind,
-                dim=self.dim,
+                self._index_path, model_id=self.model_id, kind=self.kind, dim=self.dim
             )
-        except SnapshotError as exc:
-            level = logging.WARNING if self._index_path.exists() else logging.INFO
-            log.log(level, "item index: %s; building it from the store", exc)
+        except SnapshotError as exc:  # corrupt, or made for another model: only a cache
+            log.warning("item index: %s; building it from the store", exc)
             return ItemIndex(self.dim, kind=self.kind)
         log.info("item index: snapshot loaded, %d vectors up to seq %d", index.ntotal, last_seq)
         return index

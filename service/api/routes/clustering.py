@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api.deps import BundleDep, ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
 from service.api.routes.items import ItemsDep
-from service.api.schemas import Input
+from service.api.schemas import EXAMPLE_INPUT, Input
 from service.class_rule import l2_normalise
 from service.clustering import choose_k, class_report, evaluate_latent_space, kmeans, silhouette
 from service.errors import ValidationFailedError
@@ -52,11 +52,19 @@ class Batch(BaseModel):
 
 
 class ScoreRequest(Batch):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT] * 3, "labels": [0, 1, 1]}]}
+    )
+
     labels: list[str | int] = Field(description="The true class of each input, in order")
     gmm: bool = Field(True, description="Also fit a Gaussian mixture (slower)")
 
 
 class ClusterRequest(Batch):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT] * 3, "k_min": 2, "k_max": 2}]}
+    )
+
     k: int | None = Field(None, ge=2, le=MAX_CLUSTERS, description="Clusters; absent: chosen")
     k_min: int = Field(2, ge=2, le=MAX_CLUSTERS)
     k_max: int = Field(10, ge=2, le=MAX_CLUSTERS)

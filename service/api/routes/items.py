@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 
 from service.api.deps import EmbedderDep, SettingsDep, check_input_count
-from service.api.schemas import Input
+from service.api.schemas import EXAMPLE_INPUT, Input
 from service.errors import ConflictError, ValidationFailedError
 from service.items import ItemService
 from service.store import NewItem, StoredItem
@@ -59,7 +59,19 @@ class ItemCreate(BaseModel):
 
 
 class ItemsCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"id": "shoe-1", "input": EXAMPLE_INPUT, "label": "Sneaker",
+                         "metadata": {"colour": "white"}},
+                    ]
+                }
+            ]
+        },
+    )  # fmt: skip
 
     items: list[ItemCreate] = Field(min_length=1)
 

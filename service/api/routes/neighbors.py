@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api.deps import EmbedderDep, SettingsDep, check_input_count
 from service.api.routes.items import ItemId, ItemsDep, Label
-from service.api.schemas import Input
+from service.api.schemas import EXAMPLE_INPUT, Input
 from service.errors import ValidationFailedError
 from service.item_search import Neighbour, SearchOptions
 from service.store import MetadataValue
@@ -51,7 +51,19 @@ class NeighbourFilter(BaseModel):
 
 
 class NeighboursRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "queries": [{"id": "shoe-1"}, {"input": EXAMPLE_INPUT}],
+                    "k": 5,
+                    "min_score": 0.5,
+                    "filter": {"label": "Sneaker", "metadata": {"colour": "white"}},
+                }
+            ]
+        },
+    )
 
     queries: list[NeighbourQuery] = Field(min_length=1)
     k: int = Field(10, ge=1)
