@@ -163,42 +163,66 @@ async def cluster(
     )
 
 
-@router.get("/report")
+class Misplaced(BaseModel):
+    id: str
+    closest_class: str = Field(description="The class whose vector scores highest")
+    closest_score: float
+    own_score: float = Field(description="Score against its own class vector")
+
+
+class ClassQuality(BaseModel):
+    label: str
+    n: int
+    cohesion: float = Field(description="Mean cosine of its items to their centroid")
+    nearest_class: str | None = Field(description="By cosine between class centroids")
+    nearest_class_similarity: float | None
+    has_class_vector: bool = Field(description="False: a label the class index does not know")
+    misplaced: int | None = Field(None, description="Items nearer another class vector")
+    misplaced_examples: list[Misplaced] = Field(default_factory=list)
+
+
+class Report(BaseModel):
+    n_items: int
+    n_labelled: int = Field(description="Items with a label: only these are reported on")
+    truncated: bool = Field(description="More items are stored than `limit`")
+    rule: str = Field(description="Class rule the misplaced items are judged by")
+    misplaced: int
+    classes: list[ClassQuality]
+
+
+@router.get("/report", response_model=Report)
 async def report(
     items: ItemsDep,
     class_index: ClassIndexDep,
     limit: Annotated[int, Query(ge=1, le=REPORT_LIMIT)] = REPORT_LIMIT,
     max_examples: Annotated[int, Query(ge=0, le=100)] = 10,
-) -> dict[str, Any]:
+) -> Report:
     """The stored items of the current model, class by class: cohesion (mean cosine to the
     class centroid), the nearest other class, and the items that the class rule puts
     closer to another class vector than to their own."""
     rows = await items.corpus(limit + 1)
-    truncated = len(rows.ids) > limit
     labelled = [n for n, label in enumerate(rows.labels[:limit]) if label is not None]
     classes, rule = class_index.classes, class_index.rule  # the current set, imprints included
-    out: dict[str, Any] = {
-        "n_items": min(len(rows.ids), limit),
-        "n_labelled": len(labelled),
-        "truncated": truncated,
-        "rule": rule,
-        "classes": [],
-    }
-    if not labelled:
-        return out
-    result = await asyncio.to_thread(
-        class_report,
-        rows.vectors[labelled],
-        [str(rows.labels[n]) for n in labelled],
-        classes.vectors,
-        classes.names,
-        rule,
-        classes.bias,
-        max_examples,
-    )
+    result: dict[str, Any] = {"classes": []}
+    if labelled:
+        result = await asyncio.to_thread(
+            class_report,
+            rows.vectors[labelled],
+            [str(rows.labels[n]) for n in labelled],
+            classes.vectors,
+            classes.names,
+            rule,
+            classes.bias,
+            max_examples,
+        )
     for entry in result["classes"]:
         for example in entry.get("misplaced_examples", []):
             example["id"] = rows.ids[labelled[example.pop("index")]]
-    out["classes"] = result["classes"]
-    out["misplaced"] = sum(entry.get("misplaced", 0) for entry in result["classes"])
-    return out
+    return Report(
+        n_items=min(len(rows.ids), limit),
+        n_labelled=len(labelled),
+        truncated=len(rows.ids) > limit,
+        rule=rule,
+        misplaced=sum(entry.get("misplaced", 0) for entry in result["classes"]),
+        classes=result["classes"],
+    )
