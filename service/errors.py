@@ -15,8 +15,10 @@ Body of every error response:
     {"error": {"code": "not_found", "message": "no item with id 'x'", "details": null}}
 
 FastAPI's request validation errors become 422 `validation_failed` with pydantic's error
-list as details; unknown routes and methods keep their 404/405; anything unexpected is a
-500 `internal_error` that leaks nothing (the traceback goes to the log only).
+list as details; Starlette's own HTTP errors (unknown route 404, wrong method 405
+`method_not_allowed`, a streamed body over the limit 413) keep their status and take the
+code of that status above; anything unexpected is a 500 `internal_error` that leaks
+nothing (the traceback goes to the log only).
 """
 
 from __future__ import annotations
@@ -79,6 +81,12 @@ class ServiceUnavailableError(ServiceError):
     status, code = 503, "service_unavailable"
 
 
+# Codes for errors raised by FastAPI/Starlette themselves (unknown route, wrong method, the
+# body limit while streaming): the same code as our own class for that status.
+_HTTP_CODES = {cls.status: cls.code for cls in ServiceError.__subclasses__()} | {
+    405: "method_not_allowed"}
+
+
 def error_response(status: int, code: str, message: str, details: Any = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
@@ -100,7 +108,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), None,
                               getattr(exc, "headers", None))
 

@@ -2,7 +2,8 @@
 
 `client` runs the ASGI app in-process on the shipped default bundle with a fresh data dir.
 `start_server(...)` launches `python -m service` as a subprocess on 127.0.0.1 on a free
-port and waits for /readyz; every server started is stopped at the end of the test.
+port and waits for /readyz; every server started is stopped at the end of the test
+(`start_module_server`: at the end of the module, for servers the tests share).
 """
 
 from __future__ import annotations
@@ -92,15 +93,15 @@ class Server:
                 self.kill()
 
 
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
+StartServer = Callable[..., Server]
 
+
+def _server_factory(base: Path, servers: list[Server]) -> StartServer:
     def start(*, data_dir: Path | None = None, bundle: Path = DEFAULT_BUNDLE,
               env: dict[str, str] | None = None, timeout: float = 60) -> Server:
-        data_dir = data_dir or tmp_path / "server-data"
+        data_dir = data_dir or base / "server-data"
         port = free_port()
-        log = tmp_path / f"server-{port}.log"
+        log = base / f"server-{port}.log"
         environment = {**os.environ, "COREL_BUNDLE_PATH": str(bundle),
                        "COREL_DATA_DIR": str(data_dir), **(env or {})}
         process = subprocess.Popen(
@@ -121,7 +122,23 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             time.sleep(0.2)
         raise RuntimeError(f"server not ready after {timeout}s:\n{log.read_text()}")
 
-    yield start
+    return start
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """`start_server(data_dir=, bundle=, env=)`: a real server for one test."""
+    servers: list[Server] = []
+    yield _server_factory(tmp_path, servers)
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def start_module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+    """The same, for servers shared by the tests of one module (stopped at its end)."""
+    servers: list[Server] = []
+    yield _server_factory(tmp_path_factory.mktemp("servers"), servers)
     for server in servers:
         server.stop()
 

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.service.conftest import as_input
 
@@ -80,3 +81,30 @@ def test_unknown_class_and_route_are_404(client) -> None:
 
 def test_wrong_method_is_405_in_the_error_shape(client) -> None:
     assert_error(client.get("/embed"), 405, "method_not_allowed")
+
+
+def test_body_over_the_limit_without_content_length_is_413(make_client) -> None:
+    client = make_client(max_body_bytes=2048)
+    chunks = (b'{"inputs": [' + b'{"data": [[0, 0]]},' * 200 + b'{"data": [[0]]}]}',)
+    response = client.post("/embed", content=iter(chunks),  # streamed: chunked encoding
+                           headers={"content-type": "application/json"})
+    assert_error(response, 413, "payload_too_large")
+
+
+def test_unexpected_error_is_a_500_that_leaks_nothing(make_client) -> None:
+    client = make_client()
+
+    async def boom() -> None:
+        raise RuntimeError("secret detail /etc/passwd")
+
+    client.app.add_api_route("/boom", boom)
+    response = TestClient(client.app, raise_server_exceptions=False).get("/boom")
+    error = assert_error(response, 500, "internal_error")
+    assert "secret" not in response.text and error["details"] is None
+
+
+def test_validation_error_names_the_field(client) -> None:
+    error = assert_error(client.post("/classify", json={"inputs": [GOOD], "k": 0}), 422,
+                         "validation_failed")
+    assert error["message"].startswith("body.k:")
+    assert error["details"][0]["loc"] == ["body", "k"]

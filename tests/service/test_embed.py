@@ -1,0 +1,104 @@
+"""POST /embed on real Fashion-MNIST test images, and preprocessing by the manifest."""
+
+import numpy as np
+import pytest
+
+from service.api.schemas import Input
+from service.bundle import InputSpec
+from service.errors import PayloadTooLargeError, ValidationFailedError
+from service.preprocess import to_model_input
+from tests.service.conftest import as_input, png_base64
+
+
+def test_embed_returns_unit_vectors_by_default(client, fashion_sample) -> None:
+    images, _ = fashion_sample
+    response = client.post("/embed", json={"inputs": [as_input(im) for im in images[:4]]})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "fashion-mnist-cosine" and body["dim"] == 128
+    assert body["normalized"] is True
+    vectors = np.array(body["embeddings"])
+    assert vectors.shape == (4, 128)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_embed_raw_is_the_last_hidden_layer(client, fashion_sample) -> None:
+    inputs = [as_input(fashion_sample[0][0])]
+    raw = client.post("/embed", json={"inputs": inputs, "normalize": False}).json()
+    unit = client.post("/embed", json={"inputs": inputs}).json()
+    assert raw["normalized"] is False
+    h = np.array(raw["embeddings"][0])
+    assert not np.isclose(np.linalg.norm(h), 1.0)
+    assert np.allclose(h / np.linalg.norm(h), unit["embeddings"][0], atol=1e-4)
+
+
+def test_embed_same_class_is_closer_than_other_classes(client, fashion_sample) -> None:
+    images, labels = fashion_sample
+    picked = np.concatenate([np.flatnonzero(labels == k)[:5] for k in range(10)])
+    body = client.post("/embed", json={"inputs": [as_input(images[i]) for i in picked]}).json()
+    x = np.array(body["embeddings"])
+    similarity, same = x @ x.T, labels[picked][:, None] == labels[picked][None, :]
+    assert similarity[same & ~np.eye(len(x), dtype=bool)].mean() > similarity[~same].mean() + 0.5
+
+
+def test_embed_png_and_pixel_array_agree(client, fashion_sample) -> None:
+    image = fashion_sample[0][5]
+    as_array = client.post("/embed", json={"inputs": [as_input(image)]}).json()
+    as_png = client.post("/embed", json={"inputs": [{"image": png_base64(image)}]}).json()
+    assert np.allclose(as_array["embeddings"], as_png["embeddings"], atol=1e-5)
+
+
+def test_embed_accepts_channel_first_arrays(client, fashion_sample) -> None:
+    image = fashion_sample[0][0]  # (1, 28, 28)
+    response = client.post("/embed", json={"inputs": [{"data": image.astype(int).tolist()}]})
+    assert response.status_code == 200
+    assert len(response.json()["embeddings"]) == 1
+
+
+# -- preprocessing, by manifest -------------------------------------------------------------
+
+GREY = InputSpec(kind="image", shape=[1, 28, 28], scale=1 / 255, offset=0.0)
+
+
+def test_preprocess_scales_raw_values_by_the_manifest() -> None:
+    spec = InputSpec(kind="image", shape=[1, 2, 2], scale=0.5, offset=-1.0)
+    out = to_model_input(Input(data=[[0, 2], [4, 6]]), spec, max_pixels=100)
+    assert out.dtype == np.float32
+    assert out.tolist() == [[[-1.0, 0.0], [1.0, 2.0]]]
+
+
+def test_preprocess_resizes_only_when_the_manifest_allows(fashion_sample) -> None:
+    big = np.kron(fashion_sample[0][0].squeeze(), np.ones((2, 2)))  # 56 x 56
+    item = Input(image=png_base64(big))
+    with pytest.raises(ValidationFailedError, match="does not allow resizing"):
+        to_model_input(item, GREY, max_pixels=10_000)
+    resizing = GREY.model_copy(update={"resize": True})
+    assert to_model_input(item, resizing, max_pixels=10_000).shape == (1, 28, 28)
+
+
+def test_preprocess_converts_colour_images_to_the_model_channels(fashion_sample) -> None:
+    grey = fashion_sample[0][0].squeeze().astype(np.uint8)
+    rgb = np.stack([grey] * 3, axis=-1)
+    out = to_model_input(Input(image=png_base64(rgb)), GREY, max_pixels=10_000)
+    assert out.shape == (1, 28, 28)
+    assert np.allclose(out * 255, grey, atol=1)
+    colour = InputSpec(kind="image", shape=[3, 28, 28], scale=1 / 255)
+    assert to_model_input(Input(image=png_base64(grey)), colour, max_pixels=10_000).shape \
+        == (3, 28, 28)
+
+
+def test_preprocess_vector_bundles_take_flat_lists_only() -> None:
+    spec = InputSpec(kind="vector", shape=[4], scale=2.0)
+    assert to_model_input(Input(data=[1, 2, 3, 4]), spec, max_pixels=100).tolist() \
+        == [2, 4, 6, 8]
+    with pytest.raises(ValidationFailedError, match="takes \\[4\\]"):
+        to_model_input(Input(data=[1, 2, 3]), spec, max_pixels=100)
+    with pytest.raises(ValidationFailedError, match="send `data`"):
+        to_model_input(Input(image=png_base64(np.zeros((2, 2)))), spec, max_pixels=100)
+
+
+def test_preprocess_refuses_infinity_and_oversized_arrays() -> None:
+    with pytest.raises(ValidationFailedError, match="NaN or infinite"):
+        to_model_input(Input(data=[[float("inf")] * 28] * 28), GREY, max_pixels=10_000)
+    with pytest.raises(PayloadTooLargeError):
+        to_model_input(Input(data=[[0] * 28] * 28), GREY, max_pixels=100)

@@ -1,0 +1,140 @@
+"""Start-up and the real server: `python -m service` on 127.0.0.1, settings, bad bundles,
+readiness, restarts, and a client that goes away."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from service.runtime import choose_providers
+from tests.conftest import DEFAULT_BUNDLE, REPO
+from tests.service.conftest import as_input
+from tests.service.test_metrics import sample
+
+
+def run_service(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "service"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env={"PATH": os.environ["PATH"], **env})
+
+
+def test_start_with_broken_bundle_exits_naming_the_problem(tmp_path) -> None:
+    broken = shutil.copytree(DEFAULT_BUNDLE, tmp_path / "bundle")
+    (broken / "class_vectors.npy").unlink()
+    done = run_service({"COREL_BUNDLE_PATH": str(broken)})
+    assert done.returncode == 2
+    assert "class_vectors.npy is listed in the manifest but missing" in done.stderr
+
+
+def test_start_with_missing_bundle_exits_naming_the_folder(tmp_path) -> None:
+    done = run_service({"COREL_BUNDLE_PATH": str(tmp_path / "nowhere")})
+    assert done.returncode == 2
+    assert "nowhere: no manifest.json" in done.stderr
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"COREL_PORT": "70000"}, "COREL_PORT"),
+    ({"COREL_PROVIDER": "tpu"}, "COREL_PROVIDER"),
+    ({"COREL_QUEUE_SIZE": "8", "COREL_MAX_BATCH_SIZE": "64"}, "COREL_QUEUE_SIZE (8)"),
+    ({"COREL_API_KEY": "short"}, "COREL_API_KEY"),
+])
+def test_start_with_bad_setting_exits_naming_it(env, fragment) -> None:
+    done = run_service(env)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: bad setting") and fragment in done.stderr
+
+
+def test_provider_choice_prefers_cuda_only_when_offered() -> None:
+    cpu, cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
+    assert choose_providers("auto", [cpu]) == [cpu]
+    assert choose_providers("auto", [cuda, cpu]) == [cuda, cpu]
+    assert choose_providers("cpu", [cuda, cpu]) == [cpu]
+    with pytest.raises(RuntimeError, match="offers only"):
+        choose_providers("cuda", [cpu])
+
+
+def test_model_reports_manifest_provider_and_index_sizes(client) -> None:
+    response = client.get("/model")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["manifest"]["loss"]["name"] == "cosine_corel"
+    assert body["provider"] == "CPUExecutionProvider"
+    assert body["indexes"] == {"classes": 10, "items": 0}
+
+
+def test_openapi_documents_every_route_with_examples(client) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in ("/embed", "/classify", "/classes", "/classes/{name}", "/model"):
+        assert path in spec["paths"]
+    assert spec["components"]["schemas"]["Input"]["examples"]
+    assert client.get("/docs").status_code == 200
+
+
+# -- the real server -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(start_module_server):
+    return start_module_server()
+
+
+def test_server_reports_ready_with_its_provider(server) -> None:
+    with server.client() as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        assert http.get("/readyz").json() == {"status": "ready", "model": "fashion-mnist-cosine",
+                                              "provider": "CPUExecutionProvider"}
+
+
+def test_server_classifies_concurrent_requests(server, fashion_sample) -> None:
+    images, labels = fashion_sample
+    names = [c["name"] for c in httpx.get(f"{server.url}/classes").json()["classes"]]
+
+    async def classify_all() -> list[str]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            responses = await asyncio.gather(*(
+                http.post("/classify", json={"inputs": [as_input(im)]}) for im in images[::3]))
+        assert {r.status_code for r in responses} == {200}
+        return [r.json()["results"][0]["label"] for r in responses]
+
+    predicted = asyncio.run(classify_all())
+    accuracy = sum(names[y] == p for y, p in zip(labels[::3], predicted, strict=True)) / 100
+    assert accuracy > 0.85
+    metrics = httpx.get(f"{server.url}/metrics").text
+    # 100 concurrent one-image requests ran in fewer onnxruntime runs than requests
+    assert sample(metrics, "corel_batch_size_count") < sample(metrics, "corel_batch_size_sum")
+
+
+def test_server_classes_survive_a_restart(start_server, fashion_sample, tmp_path) -> None:
+    images, labels = fashion_sample
+    data_dir = tmp_path / "restart"
+    first = start_server(data_dir=data_dir)
+    with first.client() as http:
+        assert http.delete("/classes/Bag").status_code == 204
+        body = {"name": "handbag", "inputs": [as_input(im) for im in images[labels == 8][:5]]}
+        assert http.post("/classes", json=body).status_code == 201
+    first.stop()
+    second = start_server(data_dir=data_dir)
+    with second.client() as http:
+        names = [c["name"] for c in http.get("/classes").json()["classes"]]
+        assert "Bag" not in names and names[-1] == "handbag"
+        bags = [as_input(im) for im in images[labels == 8][5:15]]
+        results = http.post("/classify", json={"inputs": bags}).json()["results"]
+    assert sum(r["label"] == "handbag" for r in results) >= 8
+
+
+def test_server_drops_the_job_of_a_client_that_went_away(start_server) -> None:
+    # The batcher holds a lone job for max_wait_ms; the client gives up well before that.
+    server = start_server(env={"COREL_MAX_WAIT_MS": "1000"})
+    blank = {"inputs": [{"data": [[0] * 28] * 28}]}
+    with server.client() as http:
+        runs_before = sample(http.get("/metrics").text, "corel_batch_size_count")
+        with pytest.raises(httpx.ReadTimeout):
+            http.post("/embed", json=blank, timeout=0.3)
+        time.sleep(1.2)  # the worker wakes, finds the job cancelled, drops it
+        text = http.get("/metrics").text
+    assert sample(text, "corel_queue_dropped_total", reason="cancelled") == 1
+    assert sample(text, "corel_batch_size_count") == runs_before
