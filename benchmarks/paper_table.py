@@ -73,6 +73,9 @@ def write_table(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path,
         "\"K-Means density\"); the last of our columns clusters the raw embeddings. "
         "Paper columns: the poster's Fashion-MNIST CNN results (150 epochs).", "",
         table, "",
+        *([f"**Partial:** {len(summary['missing_runs'])} planned runs had not finished: "
+           + ", ".join(summary["missing_runs"]) + ".", ""] if summary.get("missing_runs")
+          else []),
         f"Reproduce: `{summary['command']}`", "",
         f"Wall time from the first start to this table (resumed runs included): {minutes:.1f} "
         f"min on {summary['cpu_count']} CPU "

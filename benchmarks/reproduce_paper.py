@@ -125,6 +125,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help="Results folder (default benchmarks/results).")
     parser.add_argument("--no-tsne", action="store_true", help="Skip the seed-0 t-SNE plots.")
+    parser.add_argument("--report-only", action="store_true",
+                        help="Train nothing: write the table from the runs cached so far.")
     args = parser.parse_args(argv)
     if args.quick:
         args.dataset, args.epochs = "digits", min(args.epochs, 8)
@@ -136,8 +138,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     args = parse_args(argv)
-    command = "python benchmarks/reproduce_paper.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv)
+    # --report-only only re-reads the cache: the command that makes the table is without it
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
+    command = "python benchmarks/reproduce_paper.py " + shlex.join(given)
     out: Path = args.out
     cache = out / ("runs-quick" if args.quick else f"runs-{args.dataset}-e{args.epochs}")
     cache.mkdir(parents=True, exist_ok=True)
@@ -153,11 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     log.info("%d runs (%s x seeds %s, %d epochs), %d at a time; cache %s", len(specs),
              ", ".join(args.losses), args.seeds, args.epochs, args.workers, cache)
+    if args.report_only:
+        cached = [cache / f"{s['loss']}-seed{s['seed']}.json" for s in specs]
+        rows = [json.loads(path.read_text()) for path in cached if path.is_file()]
+        specs_to_run: list[dict[str, Any]] = []
+    else:
+        specs_to_run = specs
     context = multiprocessing.get_context("spawn")  # no fork after torch started threads
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
         futures = {pool.submit(run_one, spec, str(cache),
                                not args.no_tsne and spec["seed"] == args.seeds[0]): spec
-                   for spec in specs}
+                   for spec in specs_to_run}
         for future in as_completed(futures):
             row = future.result()
             rows.append(row)
@@ -173,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds_this_invocation": round(wall, 1),
         "wall_seconds_since_first_start": round(time.time() - first_started, 1),
         "train_seconds_sum": round(sum(r["train_seconds"] for r in rows), 1),
+        "missing_runs": [f"{s['loss']} seed {s['seed']}" for s in specs
+                         if not any(r["loss"] == s["loss"] and r["seed"] == s["seed"]
+                                    for r in rows)],
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu_count": os.cpu_count(),
         "runs": rows,
     }
