@@ -1,0 +1,507 @@
+"""Serving throughput: raw onnxruntime against the real HTTP service, micro-batching on and off.
+
+In one run on one machine:
+
+1. raw onnxruntime items/s on the bundle's encoder, in this process (an InferenceSession on
+   the CPU provider), at batch 1 and batch 128, on real Fashion-MNIST test images;
+2. the real server (`python -m service --host 127.0.0.1 --port P`, a subprocess with a
+   temporary data dir) started twice, with COREL_BATCHING=true and false; against each,
+   POST /embed and POST /classify with one image per request at concurrency 1, 8, 32 and 64
+   (requests/s, p50 and p99 latency), and POST /embed with 128 images per request (items/s,
+   to set beside raw onnxruntime at batch 128).
+
+Each cell runs for a fixed time (`--duration`, after a short warm-up that is not counted):
+`concurrency` callers send pre-serialised JSON bodies back to back, each on its own
+keep-alive connection. Throughput counts the answers that arrived inside the measured
+window. The server and this load generator share the machine's cores; the table says how
+much CPU each used.
+
+The load generator is a minimal asyncio HTTP/1.1 client by default (about 0.1 ms of CPU per
+request). `--client httpx` uses one httpx.AsyncClient with its pool sized to the
+concurrency instead; measured on 2 cores it spent 3 to 13 ms of CPU per request, more as
+the concurrency grew, and became the bottleneck (fewer requests/s at concurrency 64 than at
+8, with the server mostly idle), so it measures the client rather than the service.
+
+Prints one markdown table, the derived ratios with their targets, and the command that
+reproduces it; the full run also saves them to benchmarks/results/serve_throughput.md.
+
+    python benchmarks/serve_throughput.py                # about 3 minutes
+    python benchmarks/serve_throughput.py --quick        # smoke test, about 30 s, not saved
+    python benchmarks/serve_throughput.py --client httpx # the same load through httpx
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
+
+from service.bundle import load_bundle  # noqa: E402
+from training.data import load_fashion_mnist_split  # noqa: E402
+
+DEFAULT_BUNDLE = ROOT / "models" / "fashion-mnist-cosine"
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "serve_throughput.md"
+FASHION_DIR = os.environ.get("COREL_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+CONCURRENCY, QUICK_CONCURRENCY = (1, 8, 32, 64), (1, 8)
+BULK = 128  # items per request in the bulk /embed rows, and the raw onnxruntime batch
+BULK_CONCURRENCY, QUICK_BULK_CONCURRENCY = (1, 4), (1,)
+DISTINCT_BODIES = 64  # one-item requests cycle through this many different test images
+REQUEST_TIMEOUT_S = 30.0
+SPEEDUP_TARGET, BULK_SHARE_TARGET = 3.0, 0.5
+COLUMNS = ["measurement", "batching", "concurrency", "items/request", "requests/s", "items/s",
+           "p50 ms", "p99 ms", "errors", "server CPU %", "client CPU %"]
+
+
+@dataclass
+class Cell:
+    what: str  # "onnxruntime (CPU)", "POST /embed", ...
+    batching: str  # "on" | "off" | "-"
+    concurrency: int | None
+    items_per_request: int
+    seconds: float  # the measured window
+    latencies: list[float] = field(default_factory=list)  # seconds, one per answer counted
+    errors: int = 0
+    server_cpu: float | None = None  # % of one core over the window
+    client_cpu: float | None = None
+
+    @property
+    def per_s(self) -> float:  # requests (or onnxruntime runs) per second
+        return len(self.latencies) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def items_per_s(self) -> float:
+        return self.per_s * self.items_per_request
+
+    def cells(self) -> list[str]:
+        lat = np.array(self.latencies) * 1000
+        p50, p99 = (f"{np.percentile(lat, q):.1f}" if lat.size else "-" for q in (50, 99))
+        http = self.what.startswith("POST")
+
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{value:.0f}"
+
+        return [self.what, self.batching, str(self.concurrency or "-"),
+                str(self.items_per_request), f"{self.per_s:,.0f}" if http else "-",
+                f"{self.items_per_s:,.0f}", p50, p99, str(self.errors) if http else "-",
+                pct(self.server_cpu), pct(self.client_cpu)]
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def test_images(n: int) -> np.ndarray:
+    """The first `n` Fashion-MNIST test images, (n, 1, 28, 28) float32 pixels 0..255."""
+    images, _ = load_fashion_mnist_split(FASHION_DIR, "test")
+    return images[:n]
+
+
+def body(inputs: np.ndarray) -> bytes:
+    """A request body with one `data` input (28x28 integer pixels) per image."""
+    payload = {"inputs": [{"data": image[0].astype(int).tolist()} for image in inputs]}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+# -- raw onnxruntime --------------------------------------------------------------------------
+
+
+def raw_onnxruntime(bundle: Path, images: np.ndarray, batch: int, seconds: float) -> Cell:
+    """Back-to-back runs of one CPU InferenceSession (default session options, as served)."""
+    spec = load_bundle(bundle).manifest.input
+    session = ort.InferenceSession(str(bundle / "encoder.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    model_ready = (images * spec.scale + spec.offset).astype(np.float32)
+    batches = [np.ascontiguousarray(np.resize(model_ready, (batch, *model_ready.shape[1:])))] \
+        if batch > len(model_ready) else \
+        [model_ready[i : i + batch] for i in range(0, len(model_ready) - batch + 1, batch)]
+    for x in batches[:3]:  # warm-up
+        session.run(None, {name: x})
+    cell = Cell("onnxruntime (CPU)", "-", None, batch, seconds)
+    cpu0, started = _own_cpu(), time.perf_counter()
+    for x in itertools.cycle(batches):
+        t = time.perf_counter()
+        session.run(None, {name: x})
+        now = time.perf_counter()
+        cell.latencies.append(now - t)
+        if now - started >= seconds:
+            break
+    cell.seconds = time.perf_counter() - started
+    cell.client_cpu = 100 * (_own_cpu() - cpu0) / cell.seconds
+    return cell
+
+
+# -- CPU accounting ---------------------------------------------------------------------------
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), None where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    config: dict[str, object]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start_server(bundle: Path, data_dir: Path, batching: bool, timeout: float = 120) -> Server:
+    """`python -m service` on 127.0.0.1 and a free port; returns once /readyz says 200.
+
+    Only the bundle, data dir, batching switch and provider are set here (plus log level
+    `warning`: no access-log line per request); every other COREL_* setting is the default
+    or whatever this process's environment says, and the report prints the batcher's.
+    """
+    port = free_port()
+    log = data_dir / "server.log"
+    env = {**os.environ, "COREL_BUNDLE_PATH": str(bundle), "COREL_DATA_DIR": str(data_dir),
+           "COREL_BATCHING": "true" if batching else "false", "COREL_PROVIDER": "cpu",
+           "COREL_LOG_LEVEL": "warning", "COREL_API_KEY": ""}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    server = Server(process, f"http://127.0.0.1:{port}", log, {})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with {process.returncode}:\n"
+                             f"{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                server.config = httpx.get(f"{server.url}/model", timeout=10).json()["batching"]
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    server.stop()
+    raise SystemExit(f"the server was not ready within {timeout:.0f} s:\n"
+                     f"{log.read_text()[-3000:]}")
+
+
+# -- the load generator -----------------------------------------------------------------------
+
+
+class RawClient:
+    """A minimal HTTP/1.1 keep-alive client: one connection per caller, request bytes built
+    once. About 0.1 ms of CPU per request, so the cores go to the server being measured."""
+
+    def __init__(self, url: str, path: str) -> None:
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port, self.path = int(port), path
+        self._writers: list[asyncio.StreamWriter] = []
+
+    def request(self, body: bytes) -> bytes:
+        return (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
+
+    async def caller(self) -> Callable[[bytes], Awaitable[bool]]:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+
+        async def post(request: bytes) -> bool:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            return head.startswith(b"HTTP/1.1 200 ")
+
+        self._writers.append(writer)
+        return post
+
+    async def __aenter__(self) -> RawClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for writer in self._writers:
+            writer.close()
+
+
+async def load(url: str, path: str, bodies: list[bytes], *, client: str, concurrency: int,
+               seconds: float, warm_up: float,
+               pid: int) -> tuple[list[float], int, float, float | None, float]:
+    """`concurrency` callers post `bodies` (in turn) back to back for warm_up + seconds.
+
+    Returns the latencies of the 200 answers that arrived inside the measured window, the
+    other answers (errors) in it, the window's length, and server and client CPU % in it.
+    """
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+    window_start, stop_at = start + warm_up, start + warm_up + seconds
+
+    async def run_caller(post: Callable[[bytes], Awaitable[bool]],
+                         requests: Iterator[bytes]) -> None:
+        nonlocal errors
+        while (sent := time.perf_counter()) < stop_at:
+            try:
+                ok = await post(next(requests))
+            except (OSError, asyncio.IncompleteReadError, httpx.HTTPError):
+                ok = False
+            done = time.perf_counter()
+            if window_start <= done <= stop_at:
+                if ok:
+                    latencies.append(done - sent)
+                else:
+                    errors += 1
+
+    async def sample_cpu() -> tuple[float | None, float]:
+        await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
+        server0, client0 = _process_cpu(pid), _own_cpu()
+        await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+        server1, client1 = _process_cpu(pid), _own_cpu()
+        server_pct = None if server0 is None or server1 is None else \
+            100 * (server1 - server0) / seconds
+        return server_pct, 100 * (client1 - client0) / seconds
+
+    budget = warm_up + seconds + REQUEST_TIMEOUT_S + 5
+    if client == "httpx":  # one client, its pool sized to the concurrency
+        limits = httpx.Limits(max_connections=concurrency,
+                              max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=REQUEST_TIMEOUT_S,
+                                     headers={"content-type": "application/json"}) as http:
+
+            async def post(content: bytes) -> bool:
+                return (await http.post(path, content=content)).status_code == 200
+
+            sampler = asyncio.create_task(sample_cpu())
+            await asyncio.wait_for(asyncio.gather(
+                *(run_caller(post, itertools.cycle(bodies)) for _ in range(concurrency))),
+                timeout=budget)
+    else:
+        async with RawClient(url, path) as raw:
+            posts = [await raw.caller() for _ in range(concurrency)]
+            requests = itertools.cycle([raw.request(b) for b in bodies])
+            sampler = asyncio.create_task(sample_cpu())
+            await asyncio.wait_for(asyncio.gather(
+                *(run_caller(post, requests) for post in posts)), timeout=budget)
+    server_cpu, client_cpu = await sampler
+    return latencies, errors, seconds, server_cpu, client_cpu
+
+
+def against_server(bundle: Path, images: np.ndarray, *, batching: bool, client: str,
+                   concurrencies: tuple[int, ...], bulk_concurrencies: tuple[int, ...],
+                   seconds: float, warm_up: float) -> tuple[list[Cell], dict[str, object]]:
+    label = "on" if batching else "off"
+    singles = [body(images[n : n + 1]) for n in range(DISTINCT_BODIES)]
+    classify = [b[:-1] + b',"k":3}' for b in singles]
+    bulk = [body(images[:BULK])]
+    plan = [("/embed", singles, c, 1) for c in concurrencies] + \
+        [("/classify", classify, c, 1) for c in concurrencies] + \
+        [("/embed", bulk, c, BULK) for c in bulk_concurrencies]
+    cells = []
+    with tempfile.TemporaryDirectory(prefix="serve-throughput-") as data_dir:
+        server = start_server(bundle, Path(data_dir), batching)
+        try:
+            for path, bodies, concurrency, items in plan:
+                lat, errors, window, server_cpu, client_cpu = asyncio.run(load(
+                    server.url, path, bodies, client=client, concurrency=concurrency,
+                    seconds=seconds,
+                    warm_up=warm_up, pid=server.process.pid))
+                cells.append(Cell(f"POST {path}", label, concurrency, items, window, lat,
+                                  errors, server_cpu, client_cpu))
+                _progress(cells[-1])
+        finally:
+            server.stop()
+    return cells, server.config
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def _progress(cell: Cell) -> None:
+    print("  " + " | ".join(cell.cells()), file=sys.stderr, flush=True)
+
+
+def _find(cells: list[Cell], what: str, batching: str, concurrency: int, items: int) -> Cell:
+    return next(c for c in cells if (c.what, c.batching, c.concurrency, c.items_per_request)
+                == (what, batching, concurrency, items))
+
+
+def _verdict(ok: bool) -> str:
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def table(cells: list[Cell]) -> list[str]:
+    return ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
+            *("| " + " | ".join(c.cells()) + " |" for c in cells)]
+
+
+def ratios(cells: list[Cell], concurrency: int) -> list[str]:
+    lines = ["| ratio | measured | target | verdict |", "|---|---|---|---|"]
+    for path in ("/embed", "/classify"):
+        on = _find(cells, f"POST {path}", "on", concurrency, 1)
+        off = _find(cells, f"POST {path}", "off", concurrency, 1)
+        speedup = on.per_s / off.per_s if off.per_s else float("inf")
+        lines.append(f"| {path} requests/s, batching on / off, concurrency {concurrency}, "
+                     f"1 item per request | {speedup:.2f}x | >= {SPEEDUP_TARGET:g}x | "
+                     f"{_verdict(speedup >= SPEEDUP_TARGET)} |")
+    raw = next(c for c in cells if c.what.startswith("onnxruntime")
+               and c.items_per_request == BULK)
+    best = max((c for c in cells if c.what == "POST /embed" and c.items_per_request == BULK),
+               key=lambda c: c.items_per_s)
+    share = best.items_per_s / raw.items_per_s if raw.items_per_s else 0.0
+    lines.append(f"| /embed with {BULK} items per request (best: batching {best.batching}, "
+                 f"concurrency {best.concurrency}) items/s / raw onnxruntime batch {BULK} "
+                 f"items/s | {share:.2f} | >= {BULK_SHARE_TARGET:g} | "
+                 f"{_verdict(share >= BULK_SHARE_TARGET)} |")
+    raw1 = next(c for c in cells if c.what.startswith("onnxruntime")
+                and c.items_per_request == 1)
+    gain = raw.items_per_s / raw1.items_per_s if raw1.items_per_s else 0.0
+    lines += ["", f"For scale: raw onnxruntime itself does {gain:.2f}x "
+              f"the items/s at batch {BULK} that it does at batch 1 on this machine, which bounds "
+              "what any batching can gain over one-item runs when the model's compute, not the "
+              "per-request overhead, is what costs."]
+    return lines
+
+
+def machine(load_before: str, load_after: str, note: str | None) -> list[str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    nproc = os.cpu_count() or 1
+    busy = float(load_before.split("load average:")[-1].split(",")[0]) \
+        if "load average:" in load_before else os.getloadavg()[0]
+    lines = [f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+             f"- Machine: {nproc} CPUs (`nproc`), {cpu}; Python {platform.python_version()}, "
+             f"onnxruntime {ort.__version__}, httpx {httpx.__version__}",
+             f"- `uptime` before: `{load_before}`",
+             f"- `uptime` after: `{load_after}`"]
+    if busy >= 0.5:
+        lines.append(f"- **Shared machine**: the load average was {busy:.2f} on {nproc} CPUs "
+                     "before the run, so other work competed for the cores with the server and "
+                     "this load generator. Absolute numbers are low; the ratios, measured side "
+                     "by side in one run, are the figures to read.")
+    if note:
+        lines.append(f"- Note: {note}")
+    return lines
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        one, five, fifteen = os.getloadavg()
+        return f"load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 1 s cells, concurrency 1 and 8 only, not saved")
+    parser.add_argument("--duration", type=float,
+                        help="measured seconds per cell (default 5, quick 1)")
+    parser.add_argument("--out", type=Path,
+                        help=f"markdown file to write (default {DEFAULT_OUT.relative_to(ROOT)}; "
+                        "quick mode writes none unless given)")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                        help="load generator: a minimal asyncio HTTP/1.1 client (default) or "
+                        "one httpx.AsyncClient (costs the client ~30x more CPU per request)")
+    parser.add_argument("--note", help="a line for the results file, e.g. what else ran")
+    args = parser.parse_args(argv)
+    seconds = args.duration or (1.0 if args.quick else 5.0)
+    warm_up = 0.3 if args.quick else 1.0
+    concurrencies = QUICK_CONCURRENCY if args.quick else CONCURRENCY
+    bulk_concurrencies = QUICK_BULK_CONCURRENCY if args.quick else BULK_CONCURRENCY
+    out = args.out or (None if args.quick else DEFAULT_OUT)
+    command = shlex.join(["python", "benchmarks/serve_throughput.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+
+    load_before = _uptime()
+    images = test_images(max(BULK, DISTINCT_BODIES))
+    cells = [raw_onnxruntime(args.bundle, images, batch, seconds) for batch in (1, BULK)]
+    for cell in cells:
+        _progress(cell)
+    configs = {}
+    for batching in (True, False):
+        server_cells, configs[batching] = against_server(
+            args.bundle, images, batching=batching, client=args.client,
+            concurrencies=concurrencies,
+            bulk_concurrencies=bulk_concurrencies, seconds=seconds, warm_up=warm_up)
+        cells += server_cells
+    load_after = _uptime()
+
+    on = configs[True]
+    client = ("one httpx.AsyncClient with as many pooled connections as callers"
+              if args.client == "httpx" else "a minimal asyncio HTTP/1.1 client, one keep-alive "
+              "connection per caller")
+    ratio_at = 32 if 32 in concurrencies else max(concurrencies)
+    lines = [*table(cells), "", *ratios(cells, ratio_at), "",
+             f"Each cell: {seconds:g} s measured after a {warm_up:g} s warm-up; callers send "
+             f"back to back through {client}; bodies serialised "
+             f"before the clock starts (one-item requests cycle through {DISTINCT_BODIES} "
+             "Fashion-MNIST test images). Server: `python -m service` on 127.0.0.1, one "
+             f"uvicorn process, COREL_PROVIDER=cpu, COREL_LOG_LEVEL=warning; batcher "
+             f"max_batch_size={on.get('max_batch_size')}, max_wait_ms={on.get('max_wait_ms')}. "
+             "Raw onnxruntime: one CPU InferenceSession with default session options (every "
+             "core, spinning threads); the server's session follows COREL_THREADS (default: "
+             "all cores but one) without spinning. CPU % is of one core (100 = one core busy) "
+             "over the measured window.",
+             "", *machine(load_before, load_after, args.note), "",
+             f"Reproduce: `{command}`"]
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("# Serving throughput\n\n" + text)
+
+
+if __name__ == "__main__":
+    main()

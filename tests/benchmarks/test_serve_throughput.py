@@ -1,0 +1,58 @@
+"""The serving benchmark's quick mode end to end: the real server twice, one table out.
+
+Only the table's shape is checked (its rows, columns and ratio lines), never the speed
+targets: timings on a shared CI machine are noise.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "serve_throughput.py"
+COLUMNS = ["measurement", "batching", "concurrency", "items/request", "requests/s", "items/s",
+           "p50 ms", "p99 ms", "errors", "server CPU %", "client CPU %"]
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+# about 25 s on 2 idle cores (two server start-ups, 13 one-second cells)
+@pytest.mark.slow
+def test_quick_mode_prints_the_full_table_and_the_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "serve_throughput.md"
+    run = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    lines = run.stdout.splitlines()
+    header = lines.index("| " + " | ".join(COLUMNS) + " |")
+    rows = [cells(line) for line in lines[header + 2:] if line.startswith("| ")]
+    rows = rows[: next(n for n, row in enumerate(rows) if row[0] == "ratio")]
+    assert all(len(row) == len(COLUMNS) for row in rows)
+    keys = {(row[0], row[1], row[2], row[3]) for row in rows}
+    expected = {("onnxruntime (CPU)", "-", "-", "1"), ("onnxruntime (CPU)", "-", "-", "128")}
+    for batching in ("on", "off"):
+        for path in ("/embed", "/classify"):
+            expected |= {(f"POST {path}", batching, c, "1") for c in ("1", "8")}
+        expected.add(("POST /embed", batching, "1", "128"))
+    assert keys == expected
+    for row in rows:
+        items_per_s = float(row[5].replace(",", ""))
+        assert items_per_s > 0, row  # every cell got answers
+        if row[0].startswith("POST"):
+            assert row[8] == "0", row  # and no errors
+            assert float(row[6]) <= float(row[7]), row  # p50 <= p99
+
+    for ratio in ("/embed requests/s, batching on / off, concurrency 8",
+                  "/classify requests/s, batching on / off, concurrency 8",
+                  "/embed with 128 items per request"):
+        line = next(line for line in lines if line.startswith(f"| {ratio}"))
+        assert line.rstrip().endswith(("| **PASS** |", "| **FAIL** |")), line
+    assert "- Machine: " in run.stdout and "`uptime` before:" in run.stdout
+    assert f"Reproduce: `python benchmarks/serve_throughput.py --quick --out {out}`" \
+        in run.stdout
+    assert out.read_text() == "# Serving throughput\n\n" + run.stdout
