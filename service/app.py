@@ -19,7 +19,7 @@ from service.class_index import ClassIndex
 from service.embedder import Embedder
 from service.errors import install_error_handlers
 from service.items import ItemService
-from service.middleware import BodySizeLimit, RequestMetrics
+from service.middleware import BodySizeLimit, InFlight, RequestMetrics
 from service.runtime import EncoderRuntime
 from service.settings import Settings
 
@@ -38,7 +38,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     batcher = MicroBatcher(runtime.run, batching=settings.batching,
                            max_batch_size=settings.max_batch_size,
                            max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,
-                           queue_timeout_ms=settings.queue_timeout_ms)
+                           queue_timeout_ms=settings.queue_timeout_ms,
+                           in_flight=app.state.in_flight)
     await batcher.start()
     state.items = None
     try:
@@ -71,7 +72,8 @@ def create_app(*, settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
-    app.add_middleware(RequestMetrics)
+    app.state.in_flight = InFlight()
+    app.add_middleware(RequestMetrics, in_flight=app.state.in_flight)
     app.include_router(system.router)
     # Without a key there is nothing to check: no dependency, no per-request cost
     protected = [Depends(require_api_key)] if app.state.settings.api_key else []

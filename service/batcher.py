@@ -1,7 +1,8 @@
 """Micro-batching: concurrent requests are coalesced into one onnxruntime run.
 
 Each request puts a job (its items and a future) on a bounded queue. One worker takes the
-first job, waits up to `max_wait_ms` for company, drains up to `max_batch_size` items, runs
+first job, waits `max_wait_ms` for company (only while other requests are still on their
+way: the app tells it how many are in flight), drains up to `max_batch_size` items, runs
 the model in a thread and resolves the futures. A job whose client went away (its future
 was cancelled) or that waited longer than `queue_timeout_ms` is dropped, not computed.
 With batching off, each request runs on its own through the same single inference thread;
@@ -33,8 +34,9 @@ class _Job:
 class MicroBatcher:
     def __init__(self, run: Callable[[np.ndarray], np.ndarray], *, batching: bool = True,
                  max_batch_size: int = 128, max_wait_ms: float = 2.0, queue_size: int = 2048,
-                 queue_timeout_ms: float = 5000) -> None:
-        self._run, self.batching = run, batching
+                 queue_timeout_ms: float = 5000,
+                 in_flight: Callable[[], int] | None = None) -> None:
+        self._run, self.batching, self._in_flight = run, batching, in_flight
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000
         self.queue_size, self.queue_timeout = queue_size, queue_timeout_ms / 1000
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -114,7 +116,7 @@ class MicroBatcher:
 
     async def _run_batch(self, jobs: list[_Job]) -> None:
         """Fill `jobs` (it holds the first) up to a batch, run it, resolve the futures."""
-        if self._queue.qsize() + len(jobs[0].items) < self.max_batch_size and self.max_wait:
+        if self.max_wait and self._company_expected(jobs[0]):
             await asyncio.sleep(self.max_wait)  # let concurrent requests join
         count = len(jobs[0].items)
         while not self._queue.empty() and count < self.max_batch_size:
@@ -136,6 +138,14 @@ class MicroBatcher:
             if not job.future.done():
                 job.future.set_result(out[start : start + len(job.items)])
             start += len(job.items)
+
+    def _company_expected(self, first: _Job) -> bool:
+        """Is waiting for more work worth it? Not when the batch is full already, nor when
+        every request in the server has already queued its items (a lone client would
+        otherwise pay max_wait on every call for nothing)."""
+        if self._queue.qsize() + len(first.items) >= self.max_batch_size:
+            return False
+        return self._in_flight is None or self._in_flight() > 1 + self._queue.qsize()
 
     @staticmethod
     def _fail(jobs: list[_Job], exc: BaseException) -> None:

@@ -15,6 +15,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 REQUESTS = Counter("corel_requests_total", "HTTP requests", ["method", "route", "status"])
 REQUEST_SECONDS = Histogram("corel_request_seconds", "HTTP request latency",
                             ["method", "route", "status"], buckets=LATENCY_BUCKETS)
+IN_FLIGHT = Gauge("corel_requests_in_flight", "HTTP requests being handled")
 BATCH_SIZE = Histogram("corel_batch_size", "Items per onnxruntime run",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 QUEUE_SIZE = Gauge("corel_queue_items", "Items waiting in the inference queue")

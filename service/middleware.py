@@ -11,15 +11,27 @@ from service import metrics
 from service.errors import error_response
 
 
+class InFlight:
+    """How many HTTP requests the app is handling now (the batcher asks, see batcher.py)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> int:
+        return self.count
+
+
 class RequestMetrics:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, in_flight: InFlight | None = None) -> None:
+        self.app, self.in_flight = app, in_flight or InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started, status = time.perf_counter(), 500
+        self.in_flight.count += 1
+        metrics.IN_FLIGHT.inc()
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
@@ -30,6 +42,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
+            self.in_flight.count -= 1
+            metrics.IN_FLIGHT.dec()
             route = scope.get("route")
             # the template (/items/{item_id}), never the raw path: bounded label values
             template = getattr(route, "path", "unmatched")

@@ -62,6 +62,22 @@ def test_embed_coalesces_concurrent_requests_into_one_run(runtime, images) -> No
     assert np.allclose(np.concatenate(out), runtime.run(images), atol=1e-5)
 
 
+@pytest.mark.parametrize("in_flight, waits", [(1, False), (3, True)])
+def test_embed_waits_for_company_only_while_other_requests_are_on_their_way(
+        runtime, images, in_flight, waits) -> None:
+    async def scenario() -> float:
+        batcher = await started(MicroBatcher(runtime.run, max_wait_ms=400,
+                                             in_flight=lambda: in_flight))
+        begun = time.perf_counter()
+        await batcher.embed(images[:1])
+        took = time.perf_counter() - begun
+        await batcher.stop()
+        return took
+
+    took = asyncio.run(scenario())
+    assert (took >= 0.4) == waits, took
+
+
 def test_embed_without_batching_runs_each_request_alone(runtime, images) -> None:
     recorder = Recorder(runtime)
 

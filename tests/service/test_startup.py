@@ -4,6 +4,7 @@ readiness, restarts, and a client that goes away."""
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -127,11 +128,16 @@ def test_server_classes_survive_a_restart(start_server, fashion_sample, tmp_path
 
 
 def test_server_drops_the_job_of_a_client_that_went_away(start_server) -> None:
-    # The batcher holds a lone job for max_wait_ms; the client gives up well before that.
+    # A second request still sending its body keeps the batcher waiting max_wait_ms for it;
+    # the first client gives up well before that, so its job must be dropped, not run.
     server = start_server(env={"COREL_MAX_WAIT_MS": "1000"})
     blank = {"inputs": [{"data": [[0] * 28] * 28}]}
-    with server.client() as http:
+    port = int(server.url.rsplit(":", 1)[1])
+    with server.client() as http, socket.create_connection(("127.0.0.1", port)) as slow:
         runs_before = sample(http.get("/metrics").text, "corel_batch_size_count")
+        slow.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{")
+        time.sleep(0.2)  # the slow request is in flight
         with pytest.raises(httpx.ReadTimeout):
             http.post("/embed", json=blank, timeout=0.3)
         time.sleep(1.2)  # the worker wakes, finds the job cancelled, drops it

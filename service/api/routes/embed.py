@@ -32,8 +32,10 @@ async def embed(body: EmbedRequest, embedder: EmbedderDep, bundle: BundleDep,
     check_input_count(len(body.inputs), settings)
     h = await embedder.embed_inputs(body.inputs)
     out = l2_normalise(h) if body.normalize else h
+    # six decimals in float64: rounding float32 then widening would print 0.17157100141...
+    embeddings = np.round(out.astype(np.float64), 6).tolist()
     return EmbedResponse(model=bundle.manifest.name, dim=out.shape[1],
-                         normalized=body.normalize, embeddings=np.round(out, 6).tolist())
+                         normalized=body.normalize, embeddings=embeddings)
 
 
 @router.post("/classify")
