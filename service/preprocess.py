@@ -27,10 +27,14 @@ def to_model_input(item: Input, spec: InputSpec, *, max_pixels: int,
 
 def _from_numbers(data: object, spec: InputSpec, max_pixels: int, where: str) -> np.ndarray:
     try:
-        raw = np.asarray(data, dtype=np.float32)
+        parsed = np.asarray(data)  # no dtype yet: numpy would quietly parse "1" as 1.0
     except (ValueError, TypeError) as exc:
         raise ValidationFailedError(
             f"{where}.data must be a rectangular array of numbers ({exc})") from exc
+    if parsed.dtype.kind not in "iuf":  # bool, str, object (ragged or huge ints), ...
+        raise ValidationFailedError(
+            f"{where}.data must be a rectangular array of numbers, got {_kind(parsed)}")
+    raw = parsed.astype(np.float32)
     if raw.size > max_pixels * max(spec.shape[0], 1):
         raise PayloadTooLargeError(f"{where}.data has {raw.size} values; the limit is {max_pixels}")
     if not np.isfinite(raw).all():
@@ -73,6 +77,11 @@ def _decode_image(encoded: str | None, spec: InputSpec, max_pixels: int,
     except OSError as exc:  # truncated or corrupt image data
         raise ValidationFailedError(f"{where}.image could not be decoded ({exc})") from exc
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def _kind(parsed: np.ndarray) -> str:
+    return {"b": "true/false values", "U": "strings", "S": "strings"}.get(
+        parsed.dtype.kind, "values that are not all numbers")
 
 
 def _accepted_shapes(spec: InputSpec) -> str:

@@ -21,7 +21,11 @@ GOOD = {"data": [[0] * 28 for _ in range(28)]}
 @pytest.mark.parametrize("item, fragment", [
     ({"data": [[0] * 27 for _ in range(28)]}, "has shape [1, 28, 27]"),
     ({"data": [[0] * 28, [0] * 27]}, "rectangular array of numbers"),
-    ({"data": [["a"] * 28 for _ in range(28)]}, "rectangular array of numbers"),
+    ({"data": [["a"] * 28 for _ in range(28)]}, "got strings"),
+    ({"data": [["1"] * 28 for _ in range(28)]}, "got strings"),
+    ({"data": [[True] * 28 for _ in range(28)]}, "got true/false values"),
+    ({"data": [[10**30] * 28 for _ in range(28)]}, "not all numbers"),
+    ({"data": [[{"x": 1}] * 28 for _ in range(28)]}, "rectangular array of numbers"),
     ({"image": "not base64!"}, "not valid base64"),
     ({"image": "aGVsbG8="}, "not an image file"),
     ({"data": [[0] * 28], "image": "aGVsbG8="}, "exactly one of"),
