@@ -68,6 +68,8 @@ class ItemService:
         embed: EmbedArrays | None = None,
     ) -> None:
         self.store, self.model_id, self.dim, self.kind = store, model_id, dim, kind
+        # Model-ready arrays -> raw embeddings (the app passes its batcher's). Re-embedding
+        # uses the route's embedder instead: stored inputs need preprocessing first.
         self.embed = embed
         self._index_path = index_path
         self._index = ItemIndex(dim, kind=kind)
