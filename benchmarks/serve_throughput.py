@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from service.bundle import load_bundle  # noqa: E402
+from service.runtime import session_options  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
 
 DEFAULT_BUNDLE = ROOT / "models" / "fashion-mnist-cosine"
@@ -124,10 +125,17 @@ def body(inputs: np.ndarray) -> bytes:
 # -- raw onnxruntime --------------------------------------------------------------------------
 
 
-def raw_onnxruntime(bundle: Path, images: np.ndarray, batch: int, seconds: float) -> Cell:
-    """Back-to-back runs of one CPU InferenceSession (default session options, as served)."""
+RAW, RAW_SERVED = "onnxruntime (CPU)", "onnxruntime (CPU, as served)"
+
+
+def raw_onnxruntime(bundle: Path, images: np.ndarray, batch: int, seconds: float,
+                    *, served: bool = False) -> Cell:
+    """Back-to-back runs of one CPU InferenceSession: onnxruntime's default session options,
+    or (`served`) the service's own (service.runtime.session_options: COREL_THREADS, no
+    spinning), so the bulk ratio is taken against whichever is faster here."""
     spec = load_bundle(bundle).manifest.input
-    session = ort.InferenceSession(str(bundle / "encoder.onnx"),
+    options = session_options(0) if served else ort.SessionOptions()
+    session = ort.InferenceSession(str(bundle / "encoder.onnx"), options,
                                    providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     model_ready = (images * spec.scale + spec.offset).astype(np.float32)
@@ -136,7 +144,7 @@ def raw_onnxruntime(bundle: Path, images: np.ndarray, batch: int, seconds: float
         [model_ready[i : i + batch] for i in range(0, len(model_ready) - batch + 1, batch)]
     for x in batches[:3]:  # warm-up
         session.run(None, {name: x})
-    cell = Cell("onnxruntime (CPU)", "-", None, batch, seconds)
+    cell = Cell(RAW_SERVED if served else RAW, "-", None, batch, seconds)
     cpu0, started = _own_cpu(), time.perf_counter()
     for x in itertools.cycle(batches):
         t = time.perf_counter()
@@ -384,17 +392,17 @@ def ratios(cells: list[Cell], concurrency: int) -> list[str]:
         lines.append(f"| {path} requests/s, batching on / off, concurrency {concurrency}, "
                      f"1 item per request | {speedup:.2f}x | >= {SPEEDUP_TARGET:g}x | "
                      f"{_verdict(speedup >= SPEEDUP_TARGET)} |")
-    raw = next(c for c in cells if c.what.startswith("onnxruntime")
-               and c.items_per_request == BULK)
+    raw = max((c for c in cells if c.what.startswith("onnxruntime")
+               and c.items_per_request == BULK), key=lambda c: c.items_per_s)
     best = max((c for c in cells if c.what == "POST /embed" and c.items_per_request == BULK),
                key=lambda c: c.items_per_s)
     share = best.items_per_s / raw.items_per_s if raw.items_per_s else 0.0
     lines.append(f"| /embed with {BULK} items per request (best: batching {best.batching}, "
                  f"concurrency {best.concurrency}) items/s / raw onnxruntime batch {BULK} "
-                 f"items/s | {share:.2f} | >= {BULK_SHARE_TARGET:g} | "
+                 f"items/s (the faster raw row) | {share:.2f} | >= {BULK_SHARE_TARGET:g} | "
                  f"{_verdict(share >= BULK_SHARE_TARGET)} |")
-    raw1 = next(c for c in cells if c.what.startswith("onnxruntime")
-                and c.items_per_request == 1)
+    raw1 = max((c for c in cells if c.what.startswith("onnxruntime")
+                and c.items_per_request == 1), key=lambda c: c.items_per_s)
     gain = raw.items_per_s / raw1.items_per_s if raw1.items_per_s else 0.0
     lines += ["", f"For scale: raw onnxruntime itself does {gain:.2f}x "
               f"the items/s at batch {BULK} that it does at batch 1 on this machine, which bounds "
@@ -466,7 +474,8 @@ def main(argv: list[str] | None = None) -> None:
 
     load_before = _uptime()
     images = test_images(max(BULK, DISTINCT_BODIES))
-    cells = [raw_onnxruntime(args.bundle, images, batch, seconds) for batch in (1, BULK)]
+    cells = [raw_onnxruntime(args.bundle, images, batch, seconds, served=served)
+             for served in (False, True) for batch in (1, BULK)]
     for cell in cells:
         _progress(cell)
     configs = {}
@@ -490,10 +499,10 @@ def main(argv: list[str] | None = None) -> None:
              "Fashion-MNIST test images). Server: `python -m service` on 127.0.0.1, one "
              f"uvicorn process, COREL_PROVIDER=cpu, COREL_LOG_LEVEL=warning; batcher "
              f"max_batch_size={on.get('max_batch_size')}, max_wait_ms={on.get('max_wait_ms')}. "
-             "Raw onnxruntime: one CPU InferenceSession with default session options (every "
-             "core, spinning threads); the server's session follows COREL_THREADS (default: "
-             "all cores but one) without spinning. CPU % is of one core (100 = one core busy) "
-             "over the measured window.",
+             "Raw onnxruntime: one CPU InferenceSession in this process, with onnxruntime's "
+             "default session options (every core, spinning threads) and, 'as served', with "
+             "the server's (COREL_THREADS, default all cores but one, no spinning). CPU % is "
+             "of one core (100 = one core busy) over the measured window.",
              "", *machine(load_before, load_after, args.note), "",
              f"Reproduce: `{command}`"]
     text = "\n".join(lines) + "\n"
