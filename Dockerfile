@@ -12,26 +12,22 @@
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# ---------------------------------------------------------------------------- builder
-FROM ${BASE_IMAGE} AS builder
+# ---------------------------------------------------------------------------- requirements
+# The requirement list, read from pyproject's base dependencies so it lives in one place. The
+# GPU variant swaps onnxruntime and faiss-cpu for the `gpu` extra (they cannot be installed side
+# by side) and takes the CUDA/cuDNN wheels through onnxruntime-gpu[cuda,cudnn]. A stage of its
+# own so that an edit of pyproject.toml that leaves the dependencies alone (a script, a lint
+# rule) does not reinstall them: the builder copies only the resulting files, and the classic
+# builder's cache compares copied files by content.
+FROM ${BASE_IMAGE} AS requirements
 ARG VARIANT=cpu
 # One CUDA major for the whole GPU image: faiss-gpu-cu12 is built for CUDA 12, and
 # onnxruntime-gpu 1.27 and later are built for CUDA 13 (drivers >= 580), so keep ORT on 1.26.
 ARG GPU_CONSTRAINTS="onnxruntime-gpu<1.27"
-ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
-
-# Only pyproject.toml: this layer (the slow one) is rebuilt when the dependencies change, not
-# when the code does. The requirements are read from pyproject's base dependencies, so they live
-# in one place; the GPU variant swaps onnxruntime and faiss-cpu for the `gpu` extra (they cannot
-# be installed side by side) and takes CUDA/cuDNN wheels through onnxruntime-gpu[cuda,cudnn].
-# Then it trims what serving never runs (pip, setuptools, the numpy/scipy/scikit-learn test
-# suites: ~100 MB with their bytecode) and compiles the rest, so a read-only container starts
-# without compiling.
 COPY pyproject.toml /tmp/pyproject.toml
-RUN set -eux; \
+RUN set -eu; \
     case "$VARIANT" in cpu|gpu) ;; *) echo "VARIANT must be cpu or gpu, not $VARIANT" >&2; exit 1;; esac; \
+    mkdir /requirements; \
     python -c 'import re, sys, tomllib; \
 project = tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]; \
 deps = project["dependencies"]; \
@@ -40,14 +36,29 @@ gpu = [re.sub(r"^onnxruntime-gpu(?=[^\w\[-]|$)", "onnxruntime-gpu[cuda,cudnn]", 
        for r in project["optional-dependencies"]["gpu"]]; \
 deps = [d for d in deps if name(d) not in ("onnxruntime", "faiss-cpu")] + gpu \
        if sys.argv[1] == "gpu" else deps; \
-print("\n".join(deps))' "$VARIANT" > /tmp/requirements.txt; \
-    if [ "$VARIANT" = gpu ]; then echo "$GPU_CONSTRAINTS" | tr ' ' '\n'; fi > /tmp/constraints.txt; \
-    cat /tmp/requirements.txt /tmp/constraints.txt; \
+print("\n".join(deps))' "$VARIANT" > /requirements/requirements.txt; \
+    if [ "$VARIANT" = gpu ]; then echo "$GPU_CONSTRAINTS" | tr ' ' '\n'; fi \
+      > /requirements/constraints.txt; \
+    echo "$VARIANT" > /requirements/variant; \
+    cat /requirements/*
+
+# ---------------------------------------------------------------------------- builder
+# The venv, in /opt/venv. Then it trims what serving never runs (pip, setuptools, the numpy,
+# scipy and scikit-learn test suites: ~100 MB with their bytecode) and compiles the rest, so a
+# read-only container starts without compiling. The GPU variant links the CUDA libraries of
+# NVIDIA's wheels into /opt/venv/cuda/lib, which the runtime puts on LD_LIBRARY_PATH.
+FROM ${BASE_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+COPY --from=requirements /requirements /tmp/requirements
+RUN set -eux; \
     python -m venv /opt/venv; \
     /opt/venv/bin/pip install --upgrade pip; \
-    /opt/venv/bin/pip install -r /tmp/requirements.txt -c /tmp/constraints.txt; \
+    /opt/venv/bin/pip install -r /tmp/requirements/requirements.txt \
+                              -c /tmp/requirements/constraints.txt; \
     /opt/venv/bin/pip uninstall -y setuptools pip; \
-    if [ "$VARIANT" = gpu ]; then \
+    if [ "$(cat /tmp/requirements/variant)" = gpu ]; then \
       mkdir -p /opt/venv/cuda/lib; \
       for d in /opt/venv/lib/python3*/site-packages/nvidia/*/lib; do \
         ln -sf "$d"/*.so* /opt/venv/cuda/lib/; \
@@ -61,12 +72,20 @@ print("\n".join(deps))' "$VARIANT" > /tmp/requirements.txt; \
     /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # ---------------------------------------------------------------------------- runtime
-FROM ${BASE_IMAGE} AS runtime
+# The base image copied into an empty one, so that the image's root directory is 0755 whatever
+# the base had: the base that ../shared/tools/docker-here.sh makes with debootstrap (for
+# machines without a registry) has it 0700, which a RUN chmod cannot change (layers do not
+# record the root directory), and then no non-root process can resolve a path. With the
+# official python image this only flattens the base into one layer (owners and modes are kept;
+# the base's ENV is not, hence PATH and LANG below).
+FROM ${BASE_IMAGE} AS base
+FROM scratch AS runtime
+COPY --from=base / /
 ARG VARIANT=cpu
 LABEL org.opencontainers.image.title="corel-embed" \
       org.opencontainers.image.description="COREL embedding service (FastAPI, onnxruntime, FAISS)"
 
-# A fixed, unprivileged uid so a bind-mounted data directory can be chowned to it (10001).
+# A fixed, unprivileged uid, so that a bind-mounted data directory can be chowned to it.
 RUN set -eux; \
     groupadd --system --gid 10001 corel; \
     useradd --system --uid 10001 --gid corel --home-dir /app --no-create-home \
@@ -74,14 +93,14 @@ RUN set -eux; \
     mkdir -p /data; \
     chown corel:corel /data
 
-COPY --from=builder /opt/venv /opt/venv
-WORKDIR /app
-COPY service /app/service
-COPY models/fashion-mnist-cosine /app/models/fashion-mnist-cosine
-
+# Metadata before the big copies: the classic builder runs a container for each instruction,
+# and under the vfs storage driver (docker-here.sh) each one copies the whole filesystem.
 # /opt/venv/cuda/lib holds links to the CUDA and cuDNN libraries of the GPU variant; it does not
-# exist in the CPU image, where the entry is harmless.
-ENV PATH=/opt/venv/bin:$PATH \
+# exist in the CPU image, where the entry is harmless. HOME=/tmp: libraries that keep a cache
+# (onnxruntime's telemetry id) find a writable one, also on a read-only root filesystem.
+ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
+    HOME=/tmp \
     LD_LIBRARY_PATH=/opt/venv/cuda/lib \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -90,14 +109,18 @@ ENV PATH=/opt/venv/bin:$PATH \
     COREL_BUNDLE_PATH=/app/models/fashion-mnist-cosine \
     COREL_DATA_DIR=/data \
     COREL_PORT=8000
-
+WORKDIR /app
 USER corel
 VOLUME ["/data"]
 EXPOSE 8000
-
 # Ready means model loaded, warmed up and indexes built (503 before). urllib raises on any
 # status but 2xx, so the exit code says it all; the base image has no curl.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('COREL_PORT', '8000'), timeout=4)"]
-
 CMD ["python", "-m", "service", "--host", "0.0.0.0"]
+
+# The venv (changes with the dependencies), then the code and the default model (change often).
+# Owned by root and read-only to the service user; only /data is the service's to write.
+COPY --from=builder /opt/venv /opt/venv
+COPY service /app/service
+COPY models/fashion-mnist-cosine /app/models/fashion-mnist-cosine
