@@ -39,7 +39,8 @@ def test_quick_mode_prints_the_full_table_and_the_ratios(tmp_path: Path) -> None
     for batching in ("on", "off"):
         for path in ("/embed", "/classify"):
             expected |= {(f"POST {path}", batching, c, "1") for c in ("1", "8")}
-        expected.add(("POST /embed", batching, "1", "128"))
+        expected |= {(what, batching, "1", "128") for what in ("POST /embed",
+                                                               "POST /embed (PNG)")}
     assert keys == expected
     for row in rows:
         items_per_s = float(row[5].replace(",", ""))
@@ -50,7 +51,7 @@ def test_quick_mode_prints_the_full_table_and_the_ratios(tmp_path: Path) -> None
 
     for ratio in ("/embed requests/s, batching on / off, concurrency 8",
                   "/classify requests/s, batching on / off, concurrency 8",
-                  "/embed with 128 items per request"):
+                  "/embed with 128 items per request", "/embed with 128 PNG images"):
         line = next(line for line in lines if line.startswith(f"| {ratio}"))
         assert line.rstrip().endswith(("| **PASS** |", "| **FAIL** |")), line
     assert "- Machine: " in run.stdout and "`uptime` before:" in run.stdout
