@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
     command = "python benchmarks/reproduce_paper.py " + shlex.join(given)
     out: Path = args.out
-    cache = out / ("runs-quick" if args.quick else f"runs-{args.dataset}-e{args.epochs}")
+    cache = out / f"runs-{args.dataset}-e{args.epochs}"  # a different plan, a different cache
     cache.mkdir(parents=True, exist_ok=True)
     specs = [dict(dataset=args.dataset, data_dir=args.data_dir, loss=loss, seed=seed,
                   epochs=args.epochs, threads=args.threads)
