@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # --report-only only re-reads the cache: the command that makes the table is without it
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
-    command = "python benchmarks/reproduce_paper.py " + shlex.join(given)
+    command = " ".join(["python benchmarks/reproduce_paper.py", *map(shlex.quote, given)])
     out: Path = args.out
     cache = out / f"runs-{args.dataset}-e{args.epochs}"  # a different plan, a different cache
     cache.mkdir(parents=True, exist_ok=True)
@@ -180,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         "command": command, "dataset": args.dataset, "epochs": args.epochs,
         "seeds": args.seeds, "workers": args.workers, "threads_per_worker": args.threads,
         "wall_seconds_this_invocation": round(wall, 1),
-        "wall_seconds_since_first_start": round(time.time() - first_started, 1),
+        # first start to the last cached result (not to now: --report-only may come later)
+        "wall_seconds_since_first_start": round(max(
+            [first_started, *(p.stat().st_mtime for p in cache.glob("*-seed*.json"))])
+            - first_started, 1),
         "train_seconds_sum": round(sum(r["train_seconds"] for r in rows), 1),
         "missing_runs": [f"{s['loss']} seed {s['seed']}" for s in specs
                          if not any(r["loss"] == s["loss"] and r["seed"] == s["seed"]
