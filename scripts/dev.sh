@@ -89,7 +89,7 @@ case $cmd in
     ensure_venv ""
     say "replacing onnxruntime and faiss-cpu with onnxruntime-gpu and faiss-gpu-cu12"
     "$VENV/bin/python" -m pip uninstall -y -q onnxruntime faiss-cpu
-    "$VENV/bin/python" -m pip install -q onnxruntime-gpu faiss-gpu-cu12
+    "$VENV/bin/python" -m pip install -q "onnxruntime-gpu<1.27" faiss-gpu-cu12  # one CUDA major (12)
     ;;
   *)
     sed -n '2,10p' "$0"
