@@ -43,12 +43,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await batcher.start()
     state.items = None
     try:
-        state.embedder = embedder = Embedder(bundle.manifest.input, batcher,
-                                             max_image_pixels=settings.max_image_pixels)
+        state.embedder = Embedder(bundle.manifest.input, batcher,
+                                  max_image_pixels=settings.max_image_pixels)
         state.class_index = ClassIndex(bundle, settings.data_dir)
         metrics.INDEX_SIZE.labels(index="classes").set(len(state.class_index))
-        state.items = ItemService.open(settings=settings, bundle=bundle,
-                                       embed=embedder.embed_arrays)
+        state.items = ItemService.open(settings=settings, bundle=bundle)
         await asyncio.to_thread(runtime.warm_up, bundle.manifest.input.shape,
                                 settings.max_batch_size)
         state.ready = True  # /readyz also waits for the item index (items.is_ready)

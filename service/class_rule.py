@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["class_scores", "l2_normalise", "predict"]
+__all__ = ["class_scores", "l2_normalise"]
 
 
 def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -36,11 +36,3 @@ def class_scores(
         return h @ w.T + bias[None, :]
     raise ValueError(f"unknown class rule {rule!r} (expected cosine, euclidean or dot)")
 
-
-def predict(
-    embeddings: np.ndarray,
-    class_vectors: np.ndarray,
-    rule: str,
-    class_bias: np.ndarray | None = None,
-) -> np.ndarray:  # (N,) class indices
-    return class_scores(embeddings, class_vectors, rule, class_bias).argmax(1)

@@ -1,6 +1,6 @@
 """Inputs in, embeddings out: preprocessing per the manifest, then the micro-batcher.
 
-`Embedder` is the app-wide object (S2's `ItemService` gets its `embed_arrays`); routes get
+`Embedder` is the app-wide object; routes get
 a `RequestEmbedder` through `EmbedderDep`, which also cancels the work when the client
 disconnects, so a queued job whose client is gone is dropped rather than computed.
 """

@@ -45,7 +45,6 @@ __all__ = ["ItemService", "Neighbour", "SearchOptions"]
 
 log = logging.getLogger(__name__)
 
-EmbedArrays = Callable[[list[np.ndarray]], Awaitable[np.ndarray]]
 EmbedSources = Callable[[list[dict[str, Any]]], Awaitable[np.ndarray]]
 
 SNAPSHOT_EVERY = 1_000  # index changes between snapshots (and one at shutdown)
@@ -65,12 +64,8 @@ class ItemService:
         model_id: str,
         dim: int,
         kind: IndexKind = "flat",
-        embed: EmbedArrays | None = None,
     ) -> None:
         self.store, self.model_id, self.dim, self.kind = store, model_id, dim, kind
-        # Model-ready arrays -> raw embeddings (the app passes its batcher's). Re-embedding
-        # uses the route's embedder instead: stored inputs need preprocessing first.
-        self.embed = embed
         self._index_path = index_path
         self._index = ItemIndex(dim, kind=kind)
         self._lock = threading.Lock()  # store writes + index changes, as one step
@@ -80,9 +75,7 @@ class ItemService:
         self._loader: threading.Thread | None = None
 
     @classmethod
-    def open(
-        cls, *, settings: Any, bundle: Bundle, embed: EmbedArrays | None = None
-    ) -> ItemService:
+    def open(cls, *, settings: Any, bundle: Bundle) -> ItemService:
         data_dir = Path(settings.data_dir)
         service = cls(
             ItemStore(data_dir / "items.sqlite3"),
@@ -90,7 +83,6 @@ class ItemService:
             model_id=bundle.manifest.files[ENCODER_FILE],
             dim=bundle.manifest.embedding_dim,
             kind=settings.index_kind,
-            embed=embed,
         )
         service.start()
         return service
