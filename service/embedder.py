@@ -16,6 +16,7 @@ from starlette.requests import Request
 from service.api.schemas import Input
 from service.batcher import MicroBatcher
 from service.bundle import InputSpec
+from service.errors import ValidationFailedError
 from service.preprocess import to_model_input
 
 __all__ = ["Embedder", "RequestEmbedder"]
@@ -30,7 +31,17 @@ class Embedder:
                 for n, item in enumerate(inputs)]
 
     async def embed_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:  # -> (N, D) raw
-        return await self.batcher.embed(np.stack(arrays))
+        h = await self.batcher.embed(np.stack(arrays))
+        # Finite inputs far outside the trained range (pixels of 1e30) overflow float32 in the
+        # encoder or in the squared norms that every class rule and the index compute.
+        squared_norms = np.einsum("ij,ij->i", h, h)
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~np.isfinite(squared_norms))
+        if bad.size:
+            raise ValidationFailedError(
+                f"inputs[{bad[0]}] gives an embedding out of float32 range: its values are far "
+                "outside the range this model takes", details={"inputs": bad.tolist()})
+        return h
 
     async def embed_inputs(self, inputs: list[Input]) -> np.ndarray:  # -> (N, D) raw
         return await self.embed_arrays(self.prepare(inputs))

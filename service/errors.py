@@ -103,6 +103,10 @@ def install_error_handlers(app: FastAPI) -> None:
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
                    for e in exc.errors()]
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        if first.get("type") == "json_invalid":  # loc is ("body", character offset)
+            reason = (exc.errors()[0].get("ctx") or {}).get("error", "")
+            return error_response(422, "validation_failed",
+                                  f"the body is not valid JSON: {reason}", details)
         where = ".".join(str(part) for part in first["loc"])
         return error_response(422, "validation_failed", f"{where}: {first['msg']}", details)
 

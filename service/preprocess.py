@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.api.schemas import Input
+from service.api.schemas import Input, Tensor
 from service.bundle import InputSpec
 from service.errors import PayloadTooLargeError, ValidationFailedError
 
@@ -20,12 +21,16 @@ def to_model_input(item: Input, spec: InputSpec, *, max_pixels: int,
                    position: int = 0) -> np.ndarray:
     """One item (no batch axis) as the encoder takes it: raw * scale + offset."""
     where = f"inputs[{position}]"
-    raw = _decode_image(item.image, spec, max_pixels, where) if item.image is not None \
-        else _from_numbers(item.data, spec, max_pixels, where)
+    if item.image is not None:
+        raw = _decode_image(item.image, spec, max_pixels, where)
+    elif item.tensor is not None:
+        raw = _checked(_from_tensor(item.tensor, spec, where), spec, max_pixels, f"{where}.tensor")
+    else:
+        raw = _checked(_from_numbers(item.data, where), spec, max_pixels, f"{where}.data")
     return (raw * spec.scale + spec.offset).astype(np.float32)
 
 
-def _from_numbers(data: object, spec: InputSpec, max_pixels: int, where: str) -> np.ndarray:
+def _from_numbers(data: object, where: str) -> np.ndarray:
     try:
         parsed = np.asarray(data)  # no dtype yet: numpy would quietly parse "1" as 1.0
     except (ValueError, TypeError) as exc:
@@ -34,17 +39,38 @@ def _from_numbers(data: object, spec: InputSpec, max_pixels: int, where: str) ->
     if parsed.dtype.kind not in "iuf":  # bool, str, object (ragged or huge ints), ...
         raise ValidationFailedError(
             f"{where}.data must be a rectangular array of numbers, got {_kind(parsed)}")
-    raw = parsed.astype(np.float32)
+    return parsed.astype(np.float32)
+
+
+def _from_tensor(tensor: Tensor, spec: InputSpec, where: str) -> np.ndarray:
+    try:
+        payload = base64.b64decode(tensor.b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailedError(f"{where}.tensor.b64 is not valid base64 ({exc})") from exc
+    dtype = np.dtype(tensor.dtype).newbyteorder("<")
+    shape = tensor.shape if tensor.shape is not None else list(spec.shape)
+    if any(size < 1 for size in shape):
+        raise ValidationFailedError(f"{where}.tensor.shape {shape} has a size below 1")
+    expected_bytes = math.prod(shape) * dtype.itemsize
+    if len(payload) != expected_bytes:
+        raise ValidationFailedError(
+            f"{where}.tensor has {len(payload)} bytes; shape {shape} of {tensor.dtype} takes "
+            f"{expected_bytes}", details={"bytes": len(payload), "expected": expected_bytes})
+    return np.frombuffer(payload, dtype).reshape(shape).astype(np.float32)
+
+
+def _checked(raw: np.ndarray, spec: InputSpec, max_pixels: int, where: str) -> np.ndarray:
+    """Size, finiteness and shape of a float32 array of numbers from `data` or `tensor`."""
     if raw.size > max_pixels * max(spec.shape[0], 1):
-        raise PayloadTooLargeError(f"{where}.data has {raw.size} values; the limit is {max_pixels}")
+        raise PayloadTooLargeError(f"{where} has {raw.size} values; the limit is {max_pixels}")
     if not np.isfinite(raw).all():
-        raise ValidationFailedError(f"{where}.data contains NaN or infinite values")
+        raise ValidationFailedError(f"{where} contains NaN or infinite values")
     expected = tuple(spec.shape)
     if spec.kind == "image" and raw.ndim == 2 and expected[0] == 1:
         raw = raw[None]  # H x W for a one-channel model
     if raw.shape != expected:
         raise ValidationFailedError(
-            f"{where}.data has shape {list(raw.shape)}; this model takes "
+            f"{where} has shape {list(raw.shape)}; this model takes "
             f"{_accepted_shapes(spec)}", details={"expected": list(expected)})
     return raw
 

@@ -1,5 +1,7 @@
 """POST /embed on real Fashion-MNIST test images, and preprocessing by the manifest."""
 
+import base64
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,43 @@ def test_embed_png_and_pixel_array_agree(client, fashion_sample) -> None:
     as_array = client.post("/embed", json={"inputs": [as_input(image)]}).json()
     as_png = client.post("/embed", json={"inputs": [{"image": png_base64(image)}]}).json()
     assert np.allclose(as_array["embeddings"], as_png["embeddings"], atol=1e-5)
+
+
+def tensor_input(image: np.ndarray, dtype: str = "uint8", shape: list[int] | None = None) -> dict:
+    """An image as a `tensor` input: its pixels' bytes, base64-encoded."""
+    pixels = image.astype("<f4" if dtype == "float32" else np.uint8)
+    tensor = {"b64": base64.b64encode(pixels.tobytes()).decode(), "dtype": dtype}
+    return {"tensor": tensor if shape is None else {**tensor, "shape": shape}}
+
+
+def test_embed_tensor_bytes_and_pixel_lists_agree(client, fashion_sample) -> None:
+    image = fashion_sample[0][7]
+    as_lists = client.post("/embed", json={"inputs": [as_input(image)]}).json()
+    as_tensors = client.post("/embed", json={"inputs": [
+        tensor_input(image),  # shape defaults to the model's, (1, 28, 28)
+        tensor_input(image, "float32", [28, 28]),
+    ]}).json()
+    assert np.allclose(as_tensors["embeddings"], as_lists["embeddings"] * 2, atol=1e-5)
+
+
+def test_embed_tensor_size_must_match_its_shape(client, fashion_sample) -> None:
+    image = fashion_sample[0][0]
+    response = client.post("/embed", json={"inputs": [tensor_input(image, shape=[28, 27])]})
+    assert response.status_code == 422
+    assert "784 bytes; shape [28, 27] of uint8 takes 756" in response.json()["error"]["message"]
+    response = client.post("/embed", json={"inputs": [tensor_input(image, shape=[784])]})
+    assert response.status_code == 422
+    assert "has shape [784]" in response.json()["error"]["message"]
+
+
+def test_embed_base64_output_is_the_exact_float32_vector(client, fashion_sample) -> None:
+    inputs = [as_input(image) for image in fashion_sample[0][:3]]
+    floats = client.post("/embed", json={"inputs": inputs}).json()
+    packed = client.post("/embed", json={"inputs": inputs, "encoding_format": "base64"}).json()
+    assert packed["encoding_format"] == "base64"
+    vectors = np.stack([np.frombuffer(base64.b64decode(e), "<f4") for e in packed["embeddings"]])
+    assert vectors.shape == (3, packed["dim"])
+    assert np.allclose(vectors, floats["embeddings"], atol=1e-6)  # floats: 6 decimals
 
 
 def test_embed_accepts_channel_first_arrays(client, fashion_sample) -> None:

@@ -1,7 +1,10 @@
 """Bad input gets its status and the one error shape, never a 500."""
 
+import base64
+import json
 import math
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,12 +27,17 @@ GOOD = {"data": [[0] * 28 for _ in range(28)]}
     ({"data": [["a"] * 28 for _ in range(28)]}, "got strings"),
     ({"data": [["1"] * 28 for _ in range(28)]}, "got strings"),
     ({"data": [[True] * 28 for _ in range(28)]}, "got true/false values"),
-    ({"data": [[10**30] * 28 for _ in range(28)]}, "not all numbers"),
+    ({"data": [[10**30] * 28 for _ in range(28)]}, "out of float32 range"),
+    ({"data": [[10**400] * 28 for _ in range(28)]}, "not valid JSON"),
     ({"data": [[{"x": 1}] * 28 for _ in range(28)]}, "rectangular array of numbers"),
     ({"image": "not base64!"}, "not valid base64"),
     ({"image": "aGVsbG8="}, "not an image file"),
     ({"data": [[0] * 28], "image": "aGVsbG8="}, "exactly one of"),
     ({}, "exactly one of"),
+    ({"tensor": {"b64": "not base64!"}}, "not valid base64"),
+    ({"tensor": {"b64": "AAAA", "dtype": "int64"}}, "'uint8' or 'float32'"),
+    ({"tensor": {"b64": "AAAA", "shape": [0, 3]}}, "size below 1"),
+    ({"tensor": {"b64": "AAAA"}, "data": [[0] * 28]}, "exactly one of"),
 ])
 def test_embed_rejects_bad_inputs(client, item, fragment) -> None:
     error = assert_error(client.post("/embed", json={"inputs": [item]}), 422,
@@ -38,10 +46,17 @@ def test_embed_rejects_bad_inputs(client, item, fragment) -> None:
 
 
 def test_embed_rejects_nan(client) -> None:
+    # The literal NaN is not JSON (Python's json module writes and reads it anyway) ...
     data = [[0.0] * 28 for _ in range(28)]
     data[3][4] = math.nan
-    response = client.post("/embed", content=f'{{"inputs": [{{"data": {data}}}]}}'
-                           .replace("nan", "NaN"), headers={"content-type": "application/json"})
+    response = client.post("/embed", content=json.dumps({"inputs": [{"data": data}]}),
+                           headers={"content-type": "application/json"})
+    assert "not valid JSON" in assert_error(response, 422, "validation_failed")["message"]
+    # ... but float32 bytes can carry one
+    pixels = np.zeros((28, 28), "<f4")
+    pixels[3, 4] = np.nan
+    tensor = {"b64": base64.b64encode(pixels.tobytes()).decode(), "dtype": "float32"}
+    response = client.post("/embed", json={"inputs": [{"tensor": tensor}]})
     assert "NaN" in assert_error(response, 422, "validation_failed")["message"]
 
 

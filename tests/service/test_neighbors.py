@@ -149,7 +149,7 @@ def test_get_neighbors_errors(http: TestClient, request_kw: dict, status: int) -
     ],
 )
 def test_post_neighbors_errors(http: TestClient, body: dict, status: int) -> None:
-    # json.dumps writes NaN as the bare literal NaN, which Python's parser (the server's) reads
+    # json.dumps writes NaN as the bare literal NaN, which the server refuses as invalid JSON
     content = json.dumps(body)
     response = http.post(
         "/neighbors", content=content, headers={"content-type": "application/json"}

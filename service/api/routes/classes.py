@@ -8,9 +8,10 @@ from fastapi import APIRouter, status
 
 from service import metrics
 from service.api.deps import ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
+from service.api.json_route import ORJSONRoute
 from service.api.schemas import ClassCreate, ClassInfo, ClassList
 
-router = APIRouter(prefix="/classes", tags=["classes"])
+router = APIRouter(prefix="/classes", tags=["classes"], route_class=ORJSONRoute)
 
 
 def _listing(classes: ClassIndexDep) -> ClassList:

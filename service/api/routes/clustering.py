@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api.deps import BundleDep, ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
+from service.api.json_route import ORJSONRoute
 from service.api.routes.items import ItemsDep
 from service.api.schemas import EXAMPLE_INPUT, Input
 from service.class_rule import l2_normalise
@@ -26,7 +27,8 @@ from service.item_search import check_vector
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/clustering", tags=["clustering"])
+router = APIRouter(prefix="/clustering", tags=["clustering"],
+                   route_class=ORJSONRoute)
 MAX_CLUSTERS = 50
 MAX_K_CANDIDATES = 20  # K values tried in one /cluster call, each a full K-Means
 REPORT_LIMIT = 50_000

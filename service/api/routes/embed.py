@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 from fastapi import APIRouter
 
@@ -13,6 +15,7 @@ from service.api.deps import (
     SettingsDep,
     check_input_count,
 )
+from service.api.json_route import ORJSONRoute
 from service.api.schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -22,7 +25,7 @@ from service.api.schemas import (
 from service.class_rule import l2_normalise
 from service.errors import ValidationFailedError
 
-router = APIRouter(tags=["inference"])
+router = APIRouter(tags=["inference"], route_class=ORJSONRoute)
 
 
 @router.post("/embed")
@@ -32,10 +35,16 @@ async def embed(body: EmbedRequest, embedder: EmbedderDep, bundle: BundleDep,
     check_input_count(len(body.inputs), settings)
     h = await embedder.embed_inputs(body.inputs)
     out = l2_normalise(h) if body.normalize else h
-    # six decimals in float64: rounding float32 then widening would print 0.17157100141...
-    embeddings = np.round(out.astype(np.float64), 6).tolist()
+    embeddings: list[list[float]] | list[str]
+    if body.encoding_format == "base64":
+        little_endian = out.astype("<f4")
+        embeddings = [base64.b64encode(row.tobytes()).decode() for row in little_endian]
+    else:
+        # six decimals in float64: rounding float32 then widening would print 0.17157100141...
+        embeddings = np.round(out.astype(np.float64), 6).tolist()
     return EmbedResponse(model=bundle.manifest.name, dim=out.shape[1],
-                         normalized=body.normalize, embeddings=embeddings)
+                         normalized=body.normalize, encoding_format=body.encoding_format,
+                         embeddings=embeddings)
 
 
 @router.post("/classify")

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 
 from service.api.deps import EmbedderDep, SettingsDep, check_input_count
+from service.api.json_route import ORJSONRoute
 from service.api.schemas import EXAMPLE_INPUT, Input
 from service.errors import ConflictError, ValidationFailedError
 from service.items import ItemService
@@ -24,7 +25,7 @@ from service.store import NewItem, StoredItem
 
 __all__ = ["ItemId", "ItemPublic", "ItemsDep", "item_public", "router"]
 
-router = APIRouter(tags=["items"])
+router = APIRouter(tags=["items"], route_class=ORJSONRoute)
 
 
 async def get_items(request: Request) -> ItemService:  # async: no thread hop (see deps)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api.deps import EmbedderDep, SettingsDep, check_input_count
+from service.api.json_route import ORJSONRoute
 from service.api.routes.items import ItemId, ItemsDep, Label
 from service.api.schemas import EXAMPLE_INPUT, Input
 from service.errors import ValidationFailedError
@@ -23,7 +24,7 @@ from service.store import MetadataValue
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["neighbours"])
+router = APIRouter(tags=["neighbours"], route_class=ORJSONRoute)
 MAX_OFFSET = 10_000
 
 

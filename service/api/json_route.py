@@ -1,0 +1,35 @@
+"""Request bodies parsed with orjson instead of the standard library's json.
+
+FastAPI parses a JSON body with `Request.json()`; this swaps in a `Request` whose `json()`
+uses orjson, through FastAPI's documented custom `APIRoute` hook. It matters for image
+inputs sent as nested pixel lists: measured on a 128-image /embed body (293 kB), json.loads
+took 8.6-11.6 ms and orjson.loads 1.9 ms. orjson's errors subclass json.JSONDecodeError,
+so malformed bodies still become FastAPI's 422 `json_invalid`. Unlike json.loads, orjson
+refuses the non-standard literals NaN and Infinity: they are not JSON (RFC 8259).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+
+class ORJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class ORJSONRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            return await handler(ORJSONRequest(request.scope, request.receive))
+
+        return handle
