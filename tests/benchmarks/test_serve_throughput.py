@@ -20,7 +20,7 @@ def cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
-# about 25 s on 2 idle cores (two server start-ups, 13 one-second cells)
+# about 35 s on 2 idle cores (two server start-ups, 18 one-second cells)
 @pytest.mark.slow
 def test_quick_mode_prints_the_full_table_and_the_ratios(tmp_path: Path) -> None:
     out = tmp_path / "serve_throughput.md"
@@ -39,8 +39,8 @@ def test_quick_mode_prints_the_full_table_and_the_ratios(tmp_path: Path) -> None
     for batching in ("on", "off"):
         for path in ("/embed", "/classify"):
             expected |= {(f"POST {path}", batching, c, "1") for c in ("1", "8")}
-        expected |= {(what, batching, "1", "128") for what in ("POST /embed",
-                                                               "POST /embed (PNG)")}
+        expected |= {(what, batching, "1", "128") for what in (
+            "POST /embed", "POST /embed (PNG)", "POST /embed (tensor)")}
     assert keys == expected
     for row in rows:
         items_per_s = float(row[5].replace(",", ""))
@@ -51,7 +51,8 @@ def test_quick_mode_prints_the_full_table_and_the_ratios(tmp_path: Path) -> None
 
     for ratio in ("/embed requests/s, batching on / off, concurrency 8",
                   "/classify requests/s, batching on / off, concurrency 8",
-                  "/embed with 128 items per request", "/embed with 128 PNG images"):
+                  "/embed with 128 items per request", "/embed with 128 PNG images",
+                  "/embed with 128 tensor inputs"):
         line = next(line for line in lines if line.startswith(f"| {ratio}"))
         assert line.rstrip().endswith(("| **PASS** |", "| **FAIL** |")), line
     assert "- Machine: " in run.stdout and "`uptime` before:" in run.stdout
