@@ -52,7 +52,7 @@ class EmbedRequest(BaseModel):
     normalize: bool = Field(True, description="L2-normalise (cosine geometry); false: raw h")
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="`float`: lists of numbers; `base64`: each embedding's float32 "
-        "bytes (little-endian), base64-encoded, exact and about a quarter of the size")
+        "bytes (little-endian), base64-encoded: exact, and about half the size as text")
 
 
 class EmbedResponse(BaseModel):
