@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from service.bundle import load_bundle  # noqa: E402
+from service.launch import LocalServer, launch  # noqa: E402
 from service.runtime import session_options  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
 
@@ -202,60 +202,21 @@ def _process_cpu(pid: int) -> float | None:
 # -- the server -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-    config: dict[str, object]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
-def start_server(bundle: Path, data_dir: Path, batching: bool, timeout: float = 120) -> Server:
-    """`python -m service` on 127.0.0.1 and a free port; returns once /readyz says 200.
+def start_server(bundle: Path, data_dir: Path, batching: bool) -> tuple[LocalServer, dict]:
+    """`python -m service` on 127.0.0.1 and a free port, ready; with its batcher settings.
 
     Only the bundle, data dir, batching switch and provider are set here (plus log level
     `warning`: no access-log line per request); every other COREL_* setting is the default
     or whatever this process's environment says, and the report prints the batcher's.
     """
-    port = free_port()
-    log = data_dir / "server.log"
-    env = {**os.environ, "COREL_BUNDLE_PATH": str(bundle), "COREL_DATA_DIR": str(data_dir),
-           "COREL_BATCHING": "true" if batching else "false", "COREL_PROVIDER": "cpu",
+    env = {"COREL_BATCHING": "true" if batching else "false", "COREL_PROVIDER": "cpu",
            "COREL_LOG_LEVEL": "warning", "COREL_API_KEY": ""}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log, {})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}:\n"
-                             f"{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                server.config = httpx.get(f"{server.url}/model", timeout=10).json()["batching"]
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    server.stop()
-    raise SystemExit(f"the server was not ready within {timeout:.0f} s:\n"
-                     f"{log.read_text()[-3000:]}")
+    try:
+        server = launch(bundle=bundle, data_dir=data_dir, log=data_dir / "server.log", env=env,
+                        timeout=120)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from exc
+    return server, httpx.get(f"{server.url}/model", timeout=10).json()["batching"]
 
 
 # -- the load generator -----------------------------------------------------------------------
@@ -374,7 +335,7 @@ def against_server(bundle: Path, images: np.ndarray, *, batching: bool, client: 
         [(BULK_TENSOR, "/embed", bulk_tensor, c, BULK) for c in bulk_concurrencies]
     cells = []
     with tempfile.TemporaryDirectory(prefix="serve-throughput-") as data_dir:
-        server = start_server(bundle, Path(data_dir), batching)
+        server, config = start_server(bundle, Path(data_dir), batching)
         try:
             for what, path, bodies, concurrency, items in plan:
                 lat, errors, window, server_cpu, client_cpu = asyncio.run(load(
@@ -386,7 +347,7 @@ def against_server(bundle: Path, images: np.ndarray, *, batching: bool, client: 
                 _progress(cells[-1])
         finally:
             server.stop()
-    return cells, server.config
+    return cells, config
 
 
 # -- the report -------------------------------------------------------------------------------

@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.app import create_app
+from service.launch import LocalServer as Server
+from service.launch import launch
 from service.settings import Settings
-from tests.conftest import DEFAULT_BUNDLE, REPO
+from tests.conftest import DEFAULT_BUNDLE
 
 
 def png_base64(pixels: np.ndarray) -> str:
@@ -63,64 +57,17 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    data_dir: Path
-    log: Path
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no flushing, like a crash."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 StartServer = Callable[..., Server]
 
 
 def _server_factory(base: Path, servers: list[Server]) -> StartServer:
     def start(*, data_dir: Path | None = None, bundle: Path = DEFAULT_BUNDLE,
               env: dict[str, str] | None = None, timeout: float = 60) -> Server:
-        data_dir = data_dir or base / "server-data"
-        port = free_port()
-        log = base / f"server-{port}.log"
-        environment = {**os.environ, "COREL_BUNDLE_PATH": str(bundle),
-                       "COREL_DATA_DIR": str(data_dir), **(env or {})}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO, env=environment, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        server = Server(process, f"http://127.0.0.1:{port}", data_dir, log)
+        log = base / f"server-{len(servers)}.log"
+        server = launch(bundle=bundle, data_dir=data_dir or base / "server-data", log=log,
+                        env=env, timeout=timeout)
         servers.append(server)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}:\n"
-                                   f"{log.read_text()}")
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"server not ready after {timeout}s:\n{log.read_text()}")
+        return server
 
     return start
 

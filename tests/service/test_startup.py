@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from service.launch import launch
 from service.runtime import choose_providers
 from tests.conftest import DEFAULT_BUNDLE, REPO
 from tests.service.conftest import as_input
@@ -29,6 +30,13 @@ def test_start_with_broken_bundle_exits_naming_the_problem(tmp_path) -> None:
     done = run_service({"COREL_BUNDLE_PATH": str(broken)})
     assert done.returncode == 2
     assert "class_vectors.npy is listed in the manifest but missing" in done.stderr
+
+
+def test_launch_raises_with_the_log_of_a_server_that_cannot_start(tmp_path) -> None:
+    with pytest.raises(RuntimeError, match="exited with 2") as raised:
+        launch(bundle=tmp_path / "nowhere", data_dir=tmp_path / "data",
+               log=tmp_path / "server.log")
+    assert "nowhere: no manifest.json" in str(raised.value)  # the server's log
 
 
 def test_start_with_missing_bundle_exits_naming_the_folder(tmp_path) -> None:
