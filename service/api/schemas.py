@@ -29,8 +29,9 @@ class Tensor(BaseModel):
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid",
-                              json_schema_extra={"examples": [{"data": [[0, 255], [255, 0]]},
-                                                              {"image": "iVBORw0KGgo..."}]})
+                              json_schema_extra={"examples": [
+                                  {"data": [[0, 255], [255, 0]]}, {"image": "iVBORw0KGgo..."},
+                                  {"tensor": {"b64": "AP8A/w==", "dtype": "uint8"}}]})
 
     data: list[Any] | None = Field(None, description="Numbers in raw units, e.g. 28x28 pixels")
     image: str | None = Field(None, description="A base64-encoded image file",
