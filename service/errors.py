@@ -105,8 +105,10 @@ def install_error_handlers(app: FastAPI) -> None:
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         if first.get("type") == "json_invalid":  # loc is ("body", character offset)
             reason = (exc.errors()[0].get("ctx") or {}).get("error", "")
+            offset = first["loc"][-1] if first["loc"] else "?"
             return error_response(422, "validation_failed",
-                                  f"the body is not valid JSON: {reason}", details)
+                                  f"the body is not valid JSON at character {offset}: {reason}",
+                                  details)
         where = ".".join(str(part) for part in first["loc"])
         return error_response(422, "validation_failed", f"{where}: {first['msg']}", details)
 
