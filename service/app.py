@@ -4,6 +4,7 @@ up, and opens the class index and the item store; `/readyz` says ready only afte
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,12 +51,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.items = ItemService.open(settings=settings, bundle=bundle)
         await asyncio.to_thread(runtime.warm_up, bundle.manifest.input.shape,
                                 settings.max_batch_size)
+        # Everything loaded so far (modules, the model, pydantic/FastAPI internals) lives as
+        # long as the process: take it out of the garbage collector's view. Otherwise every
+        # full collection walks it all: measured here, ~100 ms pauses of the whole server
+        # about once a second under load, the p99 at concurrency 32 going from ~50 to ~140 ms.
+        gc.collect()  # garbage first: what is frozen is never freed
+        gc.freeze()
         state.ready = True  # /readyz also waits for the item index (items.is_ready)
         log.info("ready: %s on %s (batching %s)", bundle.manifest.name, runtime.provider,
                  "on" if settings.batching else "off")
         yield
     finally:
         state.ready = False
+        gc.unfreeze()  # the process may go on (tests run many apps one after another)
         await batcher.stop()
         if state.items is not None:
             state.items.close()

@@ -2,6 +2,7 @@
 readiness, restarts, and a client that goes away."""
 
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -11,9 +12,12 @@ import time
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from service.app import create_app
 from service.launch import launch
 from service.runtime import choose_providers
+from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE, REPO
 from tests.service.conftest import as_input
 from tests.service.test_metrics import sample
@@ -64,6 +68,15 @@ def test_provider_choice_prefers_cuda_only_when_offered() -> None:
     assert choose_providers("cpu", [cuda, cpu]) == [cpu]
     with pytest.raises(RuntimeError, match="offers only"):
         choose_providers("cuda", [cpu])
+
+
+def test_start_up_freezes_what_it_loaded_out_of_the_garbage_collectors_view(tmp_path) -> None:
+    # Full collections would otherwise walk every module and model object each time: pauses
+    # of ~100 ms under load (benchmarks/serve_throughput.py's p99)
+    app = create_app(settings=Settings(bundle_path=DEFAULT_BUNDLE, data_dir=tmp_path))
+    with TestClient(app):
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0  # given back at shutdown
 
 
 def test_model_reports_manifest_provider_and_index_sizes(client) -> None:
