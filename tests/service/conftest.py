@@ -36,6 +36,13 @@ def as_input(image: np.ndarray) -> dict:
     return {"data": image.squeeze().astype(int).tolist()}
 
 
+def tensor_input(image: np.ndarray, dtype: str = "uint8", shape: list[int] | None = None) -> dict:
+    """An image as a `tensor` input: its pixels' bytes, base64-encoded."""
+    pixels = image.astype("<f4" if dtype == "float32" else np.uint8)
+    tensor = {"b64": base64.b64encode(pixels.tobytes()).decode(), "dtype": dtype}
+    return {"tensor": tensor if shape is None else {**tensor, "shape": shape}}
+
+
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []

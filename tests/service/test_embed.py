@@ -9,7 +9,7 @@ from service.api.schemas import Input
 from service.bundle import InputSpec
 from service.errors import PayloadTooLargeError, ValidationFailedError
 from service.preprocess import to_model_input
-from tests.service.conftest import as_input, png_base64
+from tests.service.conftest import as_input, png_base64, tensor_input
 
 
 def test_embed_returns_unit_vectors_by_default(client, fashion_sample) -> None:
@@ -48,13 +48,6 @@ def test_embed_png_and_pixel_array_agree(client, fashion_sample) -> None:
     as_array = client.post("/embed", json={"inputs": [as_input(image)]}).json()
     as_png = client.post("/embed", json={"inputs": [{"image": png_base64(image)}]}).json()
     assert np.allclose(as_array["embeddings"], as_png["embeddings"], atol=1e-5)
-
-
-def tensor_input(image: np.ndarray, dtype: str = "uint8", shape: list[int] | None = None) -> dict:
-    """An image as a `tensor` input: its pixels' bytes, base64-encoded."""
-    pixels = image.astype("<f4" if dtype == "float32" else np.uint8)
-    tensor = {"b64": base64.b64encode(pixels.tobytes()).decode(), "dtype": dtype}
-    return {"tensor": tensor if shape is None else {**tensor, "shape": shape}}
 
 
 def test_embed_tensor_bytes_and_pixel_lists_agree(client, fashion_sample) -> None:

@@ -25,7 +25,7 @@ from service.items import ItemService, SearchOptions
 from service.settings import Settings
 from service.store import ItemStore, NewItem
 from tests.conftest import DEFAULT_BUNDLE
-from tests.service.conftest import as_input
+from tests.service.conftest import as_input, tensor_input
 
 DIM = 12
 
@@ -396,7 +396,9 @@ def test_reembed_after_model_change(
         create_app(settings=Settings(bundle_path=DEFAULT_BUNDLE, data_dir=data))
     ) as old:
         _ready(old)
-        items = [{"id": f"in{n}", "input": as_input(images[n])} for n in range(3)]
+        items = [{"id": "in0", "input": as_input(images[0])},
+                 {"id": "in1", "input": as_input(images[1])},
+                 {"id": "in2", "input": tensor_input(images[2])}]  # kept as bytes, too
         old.post("/items", json={"items": [*items, {"id": "vec", "vector": [1.0] * 128}]})
         before = old.get("/items/in0", params={"include_vector": True}).json()
     new_bundle = _other_model(DEFAULT_BUNDLE, tmp_path / "bundles" / "v2")
