@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 EXAMPLE_INPUT: dict[str, Any] = {"data": [[0] * 28 for _ in range(28)]}
 
 
+def exactly_one(**fields: object) -> None:
+    """For a model validator: ValueError unless exactly one of these fields is given."""
+    if sum(value is not None for value in fields.values()) != 1:
+        names = [f"`{name}`" for name in fields]
+        raise ValueError(f"give exactly one of {', '.join(names[:-1])} and {names[-1]}")
+
+
 class Tensor(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"b64": "AP8A/w==", "dtype": "uint8", "shape": [2, 2]}]})
@@ -40,8 +47,7 @@ class Input(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Input:
-        if sum(field is not None for field in (self.data, self.image, self.tensor)) != 1:
-            raise ValueError("give exactly one of `data`, `image` and `tensor`")
+        exactly_one(data=self.data, image=self.image, tensor=self.tensor)
         return self
 
 

@@ -1,6 +1,5 @@
 """Bad input gets its status and the one error shape, never a 500."""
 
-import base64
 import json
 import math
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import as_input
+from tests.service.conftest import as_input, tensor_input
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -55,8 +54,7 @@ def test_embed_rejects_nan(client) -> None:
     # ... but float32 bytes can carry one
     pixels = np.zeros((28, 28), "<f4")
     pixels[3, 4] = np.nan
-    tensor = {"b64": base64.b64encode(pixels.tobytes()).decode(), "dtype": "float32"}
-    response = client.post("/embed", json={"inputs": [{"tensor": tensor}]})
+    response = client.post("/embed", json={"inputs": [tensor_input(pixels, "float32")]})
     assert "NaN" in assert_error(response, 422, "validation_failed")["message"]
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from service.api.deps import BundleDep, ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
 from service.api.routes.items import ItemsDep
-from service.api.schemas import EXAMPLE_INPUT, Input
+from service.api.schemas import EXAMPLE_INPUT, Input, exactly_one
 from service.class_rule import l2_normalise
 from service.clustering import choose_k, class_report, evaluate_latent_space, kmeans, silhouette
 from service.errors import ValidationFailedError
@@ -44,8 +44,7 @@ class Batch(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> Batch:
-        if (self.inputs is None) == (self.vectors is None):
-            raise ValueError("give exactly one of `inputs` and `vectors`")
+        exactly_one(inputs=self.inputs, vectors=self.vectors)
         return self
 
     @property

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints,
 
 from service.api.deps import EmbedderDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
-from service.api.schemas import EXAMPLE_INPUT, Input
+from service.api.schemas import EXAMPLE_INPUT, Input, exactly_one
 from service.errors import ConflictError, ValidationFailedError
 from service.items import ItemService
 from service.store import NewItem, StoredItem
@@ -54,8 +54,7 @@ class ItemCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> ItemCreate:
-        if (self.input is None) == (self.vector is None):
-            raise ValueError("give exactly one of `input` and `vector`")
+        exactly_one(input=self.input, vector=self.vector)
         return self
 
 

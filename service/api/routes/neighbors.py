@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from service.api.deps import EmbedderDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
 from service.api.routes.items import ItemId, ItemsDep, Label
-from service.api.schemas import EXAMPLE_INPUT, Input
+from service.api.schemas import EXAMPLE_INPUT, Input, exactly_one
 from service.errors import ValidationFailedError
 from service.item_search import Neighbour, SearchOptions
 from service.store import MetadataValue
@@ -37,8 +37,7 @@ class NeighbourQuery(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> NeighbourQuery:
-        if sum(x is not None for x in (self.id, self.input, self.vector)) != 1:
-            raise ValueError("give exactly one of `id`, `input` and `vector`")
+        exactly_one(id=self.id, input=self.input, vector=self.vector)
         return self
 
 
