@@ -84,14 +84,14 @@ class ClassIndex:
 
     @property
     def classes(self) -> ClassSet:
-        return self._classes
+        return self._current[0]
 
     def __len__(self) -> int:
-        return len(self._classes.names)
+        return len(self.classes.names)
 
     def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, ClassSet]:
         """Top-k (scores (N, k), class indices (N, k)) under the rule; higher is better."""
-        classes, index = self._classes, self._index
+        classes, index = self._current  # one read: never a new index with old names
         k = min(k, len(classes.names))
         h = np.ascontiguousarray(embeddings, dtype=np.float32)
         if self.rule == "cosine":
@@ -125,7 +125,7 @@ class ClassIndex:
     def add(self, name: str, embeddings: np.ndarray, threshold: float | None = None) -> None:
         """Imprint a class from example embeddings (N, D): the normalised mean direction."""
         with self._lock:
-            old = self._classes
+            old = self.classes
             if name in old.names:
                 raise ConflictError(f"class {name!r} exists; delete it first to re-imprint")
             vector, bias = self._imprint(embeddings, old)
@@ -142,7 +142,7 @@ class ClassIndex:
 
     def remove(self, name: str) -> None:
         with self._lock:
-            old = self._classes
+            old = self.classes
             if name not in old.names:
                 raise NotFoundError(f"no class named {name!r}")
             if len(old.names) == 1:
@@ -166,8 +166,9 @@ class ClassIndex:
         return direction.astype(np.float32), 0.0
 
     def _set(self, classes: ClassSet) -> None:
-        self._index = build_faiss_index(classes, self.rule)
-        self._classes = classes  # swapped last: readers see the old or the new set whole
+        # add/remove run in a worker thread while the event loop searches: one assignment
+        # swaps the set and its index together, so a reader sees the old pair or the new one
+        self._current = (classes, build_faiss_index(classes, self.rule))
 
     # -- persistence -----------------------------------------------------------------------
 
