@@ -42,8 +42,11 @@ def mean_std(values: list[float]) -> str:
 
 
 def table_rows(rows: list[dict[str, Any]], losses: list[str]) -> list[str]:
-    header = ("| loss | λ | " + " | ".join(title for _, title in COLUMNS)
-              + " | paper acc | paper K-Means acc | paper density | best epoch | seeds |")
+    header = (
+        "| loss | λ | "
+        + " | ".join(title for _, title in COLUMNS)
+        + " | paper acc | paper K-Means acc | paper density | best epoch | seeds |"
+    )
     lines = [header, "|" + "---|" * (len(COLUMNS) + 7)]
     for loss in losses:
         runs = [r for r in rows if r["loss"] == loss]
@@ -53,42 +56,61 @@ def table_rows(rows: list[dict[str, Any]], losses: list[str]) -> list[str]:
         cells = [mean_std([r["headline"][key] for r in runs]) for key, _ in COLUMNS]
         paper = [f"{v:.4f}" for v in POSTER[loss]] if loss in POSTER else ["–"] * 3
         epochs = ", ".join(str(r["best_epoch"]) for r in runs)
-        lines.append(f"| {LOSS_TITLES[loss]} | {'–' if lam is None else lam} | "
-                     + " | ".join(cells + paper) + f" | {epochs} | {len(runs)} |")
+        lines.append(
+            f"| {LOSS_TITLES[loss]} | {'–' if lam is None else lam} | "
+            + " | ".join(cells + paper)
+            + f" | {epochs} | {len(runs)} |"
+        )
     return lines
 
 
-def write_table(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path,
-                losses: list[str]) -> str:
+def write_table(
+    rows: list[dict[str, Any]], summary: dict[str, Any], path: Path, losses: list[str]
+) -> str:
     """Write the markdown table with its provenance to `path`; return the table alone."""
     table = "\n".join(table_rows(rows, losses))
     minutes = summary["wall_seconds_since_first_start"] / 60
-    text = "\n".join([
-        f"# COREL paper comparison on {summary['dataset']}", "",
-        f"{len(rows)} runs: {summary['epochs']} epochs each, seeds {summary['seeds']}, "
-        "Adam lr 1e-3, batch 128, constant LR, no augmentation, test metrics at the epoch of "
-        "best validation accuracy. Mean ± sample std over seeds. Clustering columns use the "
-        "L2-normalised test embeddings (K = number of classes, accuracy after Hungarian "
-        "matching); silhouette is cosine, against the K-Means clusters (the poster's "
-        "\"K-Means density\"); the last of our columns clusters the raw embeddings. "
-        "Paper columns: the poster's Fashion-MNIST CNN results (150 epochs).", "",
-        table, "",
-        *([f"**Partial:** {len(summary['missing_runs'])} planned runs had not finished: "
-           + ", ".join(summary["missing_runs"]) + ".", ""] if summary.get("missing_runs")
-          else []),
-        f"Reproduce: `{summary['command']}`", "",
-        f"Wall time from the first start to this table (resumed runs included): {minutes:.1f} "
-        f"min on {summary['cpu_count']} CPU "
-        f"cores ({summary['workers']} runs in parallel x {summary['threads_per_worker']} "
-        f"torch threads); sum of per-run training time {summary['train_seconds_sum'] / 60:.1f} "
-        "min. Finished " + summary["finished"] + ".", "",
-    ])
+    text = "\n".join(
+        [
+            f"# COREL paper comparison on {summary['dataset']}",
+            "",
+            f"{len(rows)} runs: {summary['epochs']} epochs each, seeds {summary['seeds']}, "
+            "Adam lr 1e-3, batch 128, constant LR, no augmentation, test metrics at the epoch of "
+            "best validation accuracy. Mean ± sample std over seeds. Clustering columns use the "
+            "L2-normalised test embeddings (K = number of classes, accuracy after Hungarian "
+            "matching); silhouette is cosine, against the K-Means clusters (the poster's "
+            '"K-Means density"); the last of our columns clusters the raw embeddings. '
+            "Paper columns: the poster's Fashion-MNIST CNN results (150 epochs).",
+            "",
+            table,
+            "",
+            *(
+                [
+                    f"**Partial:** {len(summary['missing_runs'])} planned runs had not finished: "
+                    + ", ".join(summary["missing_runs"])
+                    + ".",
+                    "",
+                ]
+                if summary.get("missing_runs")
+                else []
+            ),
+            f"Reproduce: `{summary['command']}`",
+            "",
+            f"Wall time from the first start to this table (resumed runs included): {minutes:.1f} "
+            f"min on {summary['cpu_count']} CPU "
+            f"cores ({summary['workers']} runs in parallel x {summary['threads_per_worker']} "
+            f"torch threads); sum of per-run training time {summary['train_seconds_sum'] / 60:.1f} "
+            "min. Finished " + summary["finished"] + ".",
+            "",
+        ]
+    )
     path.write_text(text)
     return table
 
 
-def plot_tsne_grid(results_dir: Path, files: list[str], titles: list[str], path: Path,
-                   dataset: str) -> None:
+def plot_tsne_grid(
+    results_dir: Path, files: list[str], titles: list[str], path: Path, dataset: str
+) -> None:
     """One panel per loss, side by side, coloured by true class."""
     import matplotlib
 

@@ -60,31 +60,45 @@ def run_one(spec: dict[str, Any], cache_dir: str, tsne: bool) -> dict[str, Any]:
     config = TrainConfig(**spec)
     # a spawned worker starts with no logging set up: show each epoch, tagged by run
     # (force: a worker runs several runs, and each needs its own tag)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
-                        format=f"%(asctime)s [{config.loss} seed {config.seed}] %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        force=True,
+        format=f"%(asctime)s [{config.loss} seed {config.seed}] %(message)s",
+    )
     torch.set_num_threads(config.threads or 1)
-    data = load_dataset(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
-                        seed=config.seed)
+    data = load_dataset(
+        config.dataset, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed
+    )
     checkpoint = Path(cache_dir) / "checkpoints" / f"{spec['loss']}-seed{spec['seed']}.pt"
     result = train(config, data, checkpoint=checkpoint, resume=True, progress=False)
     h = embed(result.encoder, data.x_test, data).numpy()  # (N, D)
     loss = result.loss
     bias = None if loss.bias is None else loss.bias.detach().numpy()
     eval_start = time.perf_counter()
-    metrics = evaluate_embeddings(h, data.y_test, loss.weight.detach().numpy(), loss.class_rule,
-                                  bias, seed=config.seed)
+    metrics = evaluate_embeddings(
+        h, data.y_test, loss.weight.detach().numpy(), loss.class_rule, bias, seed=config.seed
+    )
     row = {
-        "loss": config.loss, "seed": config.seed, "lam": loss.lam,
-        "hyperparameters": loss.hyperparameters(), "class_rule": loss.class_rule,
-        "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
-        "epochs_run": len(result.history), "train_seconds": round(result.seconds, 1),
+        "loss": config.loss,
+        "seed": config.seed,
+        "lam": loss.lam,
+        "hyperparameters": loss.hyperparameters(),
+        "class_rule": loss.class_rule,
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": result.best_val_accuracy,
+        "epochs_run": len(result.history),
+        "train_seconds": round(result.seconds, 1),
         "eval_seconds": round(time.perf_counter() - eval_start, 1),
-        "headline": headline(metrics), "metrics": metrics, "history": result.history,
+        "headline": headline(metrics),
+        "metrics": metrics,
+        "history": result.history,
         "config": config.to_dict(),
     }
     if tsne:
-        row["tsne_file"] = save_tsne(h, data.y_test, data.labels,
-                                     Path(cache_dir).parent / "tsne", config.loss, config.seed)
+        row["tsne_file"] = save_tsne(
+            h, data.y_test, data.labels, Path(cache_dir).parent / "tsne", config.loss, config.seed
+        )
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(row, indent=1) + "\n")
     tmp.replace(result_path)  # atomic: a killed run never leaves half a result
@@ -92,41 +106,61 @@ def run_one(spec: dict[str, Any], cache_dir: str, tsne: bool) -> dict[str, Any]:
     return row
 
 
-def save_tsne(h: np.ndarray, labels: np.ndarray, names: list[str], out_dir: Path, loss: str,
-              seed: int) -> str:
+def save_tsne(
+    h: np.ndarray, labels: np.ndarray, names: list[str], out_dir: Path, loss: str, seed: int
+) -> str:
     """Cosine t-SNE of a seeded sample of the L2-normalised test embeddings, as .npz."""
     from training.evaluate import project_2d
 
-    sample = np.random.default_rng(seed).choice(len(labels), min(TSNE_POINTS, len(labels)),
-                                                replace=False)
+    sample = np.random.default_rng(seed).choice(
+        len(labels), min(TSNE_POINTS, len(labels)), replace=False
+    )
     points = project_2d(h[sample], seed)["t-SNE"]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{loss}-seed{seed}.npz"
-    np.savez_compressed(path, points=points.astype(np.float32), labels=labels[sample],
-                        names=np.array(names))
+    np.savez_compressed(
+        path, points=points.astype(np.float32), labels=labels[sample], names=np.array(names)
+    )
     return str(path.relative_to(out_dir.parent))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="Smoke run on scikit-learn's digits: 8 epochs, results in --out "
-                             "(default benchmarks/results/quick).")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="Smoke run on scikit-learn's digits: 8 epochs, results in --out "
+        "(default benchmarks/results/quick).",
+    )
     parser.add_argument("--dataset", default="fashion-mnist")
-    parser.add_argument("--data-dir", default=os.environ.get(
-        "COREL_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("COREL_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"),
+    )
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=12,
-                        help="Epochs per run (the paper: 150; 12 fits ~1 h on 2 cores).")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="Runs in parallel, each with --threads torch threads.")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=12,
+        help="Epochs per run (the paper: 150; 12 fits ~1 h on 2 cores).",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Runs in parallel, each with --threads torch threads.",
+    )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="Results folder (default benchmarks/results).")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="Results folder (default benchmarks/results)."
+    )
     parser.add_argument("--no-tsne", action="store_true", help="Skip the seed-0 t-SNE plots.")
-    parser.add_argument("--report-only", action="store_true",
-                        help="Train nothing: write the table from the runs cached so far.")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="Train nothing: write the table from the runs cached so far.",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.dataset, args.epochs = "digits", min(args.epochs, 8)
@@ -144,9 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     cache = out / f"runs-{args.dataset}-e{args.epochs}"  # a different plan, a different cache
     cache.mkdir(parents=True, exist_ok=True)
-    specs = [dict(dataset=args.dataset, data_dir=args.data_dir, loss=loss, seed=seed,
-                  epochs=args.epochs, threads=args.threads)
-             for seed in args.seeds for loss in args.losses]
+    specs = [
+        dict(
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            loss=loss,
+            seed=seed,
+            epochs=args.epochs,
+            threads=args.threads,
+        )
+        for seed in args.seeds
+        for loss in args.losses
+    ]
     started = time.perf_counter()
     # the wall clock of the whole table counts from the first invocation, across resumes
     first_start_file = cache / "first_started"
@@ -154,8 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         first_start_file.write_text(f"{time.time():.0f}\n")
     first_started = float(first_start_file.read_text())
     rows: list[dict[str, Any]] = []
-    log.info("%d runs (%s x seeds %s, %d epochs), %d at a time; cache %s", len(specs),
-             ", ".join(args.losses), args.seeds, args.epochs, args.workers, cache)
+    log.info(
+        "%d runs (%s x seeds %s, %d epochs), %d at a time; cache %s",
+        len(specs),
+        ", ".join(args.losses),
+        args.seeds,
+        args.epochs,
+        args.workers,
+        cache,
+    )
     if args.report_only:
         cached = [cache / f"{s['loss']}-seed{s['seed']}.json" for s in specs]
         rows = [json.loads(path.read_text()) for path in cached if path.is_file()]
@@ -164,31 +214,51 @@ def main(argv: list[str] | None = None) -> int:
         specs_to_run = specs
     context = multiprocessing.get_context("spawn")  # no fork after torch started threads
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
-        futures = {pool.submit(run_one, spec, str(cache),
-                               not args.no_tsne and spec["seed"] == args.seeds[0]): spec
-                   for spec in specs_to_run}
+        futures = {
+            pool.submit(
+                run_one, spec, str(cache), not args.no_tsne and spec["seed"] == args.seeds[0]
+            ): spec
+            for spec in specs_to_run
+        }
         for future in as_completed(futures):
             row = future.result()
             rows.append(row)
             h = row["headline"]
-            log.info("[%d/%d] %s seed %d: acc %.4f, K-Means %.4f, best epoch %d (%.0f s train)",
-                     len(rows), len(specs), row["loss"], row["seed"], h["accuracy"],
-                     h["kmeans_accuracy"], row["best_epoch"], row["train_seconds"])
+            log.info(
+                "[%d/%d] %s seed %d: acc %.4f, K-Means %.4f, best epoch %d (%.0f s train)",
+                len(rows),
+                len(specs),
+                row["loss"],
+                row["seed"],
+                h["accuracy"],
+                h["kmeans_accuracy"],
+                row["best_epoch"],
+                row["train_seconds"],
+            )
     wall = time.perf_counter() - started
     rows.sort(key=lambda r: (args.losses.index(r["loss"]), r["seed"]))
     summary = {
-        "command": command, "dataset": args.dataset, "epochs": args.epochs,
-        "seeds": args.seeds, "workers": args.workers, "threads_per_worker": args.threads,
+        "command": command,
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "seeds": args.seeds,
+        "workers": args.workers,
+        "threads_per_worker": args.threads,
         "wall_seconds_this_invocation": round(wall, 1),
         # first start to the last cached result (not to now: --report-only may come later)
-        "wall_seconds_since_first_start": round(max(
-            [first_started, *(p.stat().st_mtime for p in cache.glob("*-seed*.json"))])
-            - first_started, 1),
+        "wall_seconds_since_first_start": round(
+            max([first_started, *(p.stat().st_mtime for p in cache.glob("*-seed*.json"))])
+            - first_started,
+            1,
+        ),
         "train_seconds_sum": round(sum(r["train_seconds"] for r in rows), 1),
-        "missing_runs": [f"{s['loss']} seed {s['seed']}" for s in specs
-                         if not any(r["loss"] == s["loss"] and r["seed"] == s["seed"]
-                                    for r in rows)],
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu_count": os.cpu_count(),
+        "missing_runs": [
+            f"{s['loss']} seed {s['seed']}"
+            for s in specs
+            if not any(r["loss"] == s["loss"] and r["seed"] == s["seed"] for r in rows)
+        ],
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpu_count": os.cpu_count(),
         "runs": rows,
     }
     stem = "reproduce_paper"
@@ -196,8 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     table = write_table(rows, summary, out / f"{stem}.md", args.losses)
     tsne_files = [r["tsne_file"] for r in rows if "tsne_file" in r]
     if tsne_files:
-        plot_tsne_grid(out, tsne_files, [LOSS_TITLES[r["loss"]] for r in rows if "tsne_file" in r],
-                       out / "tsne_test.png", args.dataset)
+        plot_tsne_grid(
+            out,
+            tsne_files,
+            [LOSS_TITLES[r["loss"]] for r in rows if "tsne_file" in r],
+            out / "tsne_test.png",
+            args.dataset,
+        )
     print(table)
     print(f"\nReproduce with: {command}")
     print(f"Wall time of this invocation: {wall / 60:.1f} min; results in {out}")

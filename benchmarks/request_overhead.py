@@ -38,24 +38,45 @@ from service.app import create_app  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 # (name, path, items per request, input form)
-CASES = [("/embed, 1 data", "/embed", 1, "data"),
-         ("/embed, 1 tensor", "/embed", 1, "tensor"),
-         ("/classify, 1 data", "/classify", 1, "data"),
-         ("/embed, 128 data", "/embed", 128, "data"),
-         ("/embed, 128 image", "/embed", 128, "image"),
-         ("/embed, 128 tensor", "/embed", 128, "tensor")]
-COLUMNS = ["request", "items", "requests", "wall us/request", "CPU us/request",
-           "model us/run", "CPU around the model us/request"]
+CASES = [
+    ("/embed, 1 data", "/embed", 1, "data"),
+    ("/embed, 1 tensor", "/embed", 1, "tensor"),
+    ("/classify, 1 data", "/classify", 1, "data"),
+    ("/embed, 128 data", "/embed", 128, "data"),
+    ("/embed, 128 image", "/embed", 128, "image"),
+    ("/embed, 128 tensor", "/embed", 128, "tensor"),
+]
+COLUMNS = [
+    "request",
+    "items",
+    "requests",
+    "wall us/request",
+    "CPU us/request",
+    "model us/run",
+    "CPU around the model us/request",
+]
 
 
 async def post(app: Any, path: str, payload: bytes) -> int:
     """One HTTP request as a single ASGI call; returns the status."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 8000), "state": {},
-             "headers": [(b"content-type", b"application/json"),
-                         (b"content-length", str(len(payload)).encode())]}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ],
+    }
     sent, finished, status = False, asyncio.Event(), []
 
     async def receive() -> dict:
@@ -78,9 +99,10 @@ async def post(app: Any, path: str, payload: bytes) -> int:
 
 def model_seconds(app: Any, images: np.ndarray, items: int, repeats: int) -> float:
     """Median time of the app's own onnxruntime session on `items` model-ready images."""
-    spec, run = app.state.bundle.manifest.input, app.state.runtime.run
-    batch = (np.resize(images, (items, *images.shape[1:])) * spec.scale + spec.offset) \
-        .astype(np.float32)
+    spec, run = app.state.corel.bundle.manifest.input, app.state.corel.runtime.run
+    batch = (np.resize(images, (items, *images.shape[1:])) * spec.scale + spec.offset).astype(
+        np.float32
+    )
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -92,13 +114,16 @@ def model_seconds(app: Any, images: np.ndarray, items: int, repeats: int) -> flo
 async def measure(requests: int, profile: str | None) -> list[list[str]]:
     images = test_images(128)
     with tempfile.TemporaryDirectory(prefix="request-overhead-") as data_dir:
-        app = create_app(settings=Settings(bundle_path=DEFAULT_BUNDLE, data_dir=Path(data_dir),
-                                           provider="cpu"))
+        app = create_app(
+            settings=Settings(bundle_path=DEFAULT_BUNDLE, data_dir=Path(data_dir), provider="cpu")
+        )
         rows = []
         async with app.router.lifespan_context(app):
             for name, path, items, form in CASES:
-                payloads = [body(images[n : n + items], form=form)
-                            for n in range(0, 64 if items == 1 else 1)]
+                payloads = [
+                    body(images[n : n + items], form=form)
+                    for n in range(0, 64 if items == 1 else 1)
+                ]
                 count = requests if items == 1 else max(1, requests // 16)
                 for payload in payloads[:5]:  # warm-up
                     assert await post(app, path, payload) == 200, name
@@ -110,35 +135,57 @@ async def measure(requests: int, profile: str | None) -> list[list[str]]:
                     await post(app, path, payloads[n % len(payloads)])
                 if profiler:
                     profiler.disable()
-                    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime") \
-                        .print_stats(25)
+                    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 model = model_seconds(app, images, items, repeats=max(5, count // 4))
                 per_request = cpu / count
-                rows.append([name, str(items), str(count), f"{wall / count * 1e6:,.0f}",
-                             f"{per_request * 1e6:,.0f}", f"{model * 1e6:,.0f}",
-                             f"{(per_request - model) * 1e6:,.0f}"])
+                rows.append(
+                    [
+                        name,
+                        str(items),
+                        str(count),
+                        f"{wall / count * 1e6:,.0f}",
+                        f"{per_request * 1e6:,.0f}",
+                        f"{model * 1e6:,.0f}",
+                        f"{(per_request - model) * 1e6:,.0f}",
+                    ]
+                )
                 print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000,
-                        help="one-item requests per kind (128-item kinds: a 16th of it)")
-    parser.add_argument("--profile", choices=[case[0] for case in CASES],
-                        help="print cProfile's top functions for this kind to stderr")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=2000,
+        help="one-item requests per kind (128-item kinds: a 16th of it)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=[case[0] for case in CASES],
+        help="print cProfile's top functions for this kind to stderr",
+    )
     args = parser.parse_args(argv)
     rows = asyncio.run(measure(args.requests, args.profile))
-    command = shlex.join(["python", "benchmarks/request_overhead.py",
-                          *(sys.argv[1:] if argv is None else argv)])
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
-             *("| " + " | ".join(row) + " |" for row in rows), "",
-             "Sequential ASGI calls in one process (no sockets): CPU is this process's, all "
-             "threads; the model column is the same onnxruntime session called directly at "
-             "that batch size (median), so the last column is what the service spends around "
-             "the model.", "", f"Reproduce: `{command}`"]
+    command = shlex.join(
+        ["python", "benchmarks/request_overhead.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+        "Sequential ASGI calls in one process (no sockets): CPU is this process's, all "
+        "threads; the model column is the same onnxruntime session called directly at "
+        "that batch size (median), so the last column is what the service spends around "
+        "the model.",
+        "",
+        f"Reproduce: `{command}`",
+    ]
     print("\n".join(lines))
 
 

@@ -59,9 +59,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
-from service.bundle import load_bundle  # noqa: E402
-from service.launch import LocalServer, launch  # noqa: E402
-from service.runtime import session_options  # noqa: E402
+from corel.bundle import load_bundle  # noqa: E402
+from service.inference.runtime import session_options  # noqa: E402
+from tests.support.server import LocalServer, launch  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
 
 DEFAULT_BUNDLE = ROOT / "models" / "fashion-mnist-cosine"
@@ -75,8 +75,19 @@ BULK_CONCURRENCY, QUICK_BULK_CONCURRENCY = (1, 4), (1,)
 DISTINCT_BODIES = 64  # one-item requests cycle through this many different test images
 REQUEST_TIMEOUT_S = 30.0
 SPEEDUP_TARGET, BULK_SHARE_TARGET = 3.0, 0.5
-COLUMNS = ["measurement", "batching", "concurrency", "items/request", "requests/s", "items/s",
-           "p50 ms", "p99 ms", "errors", "server CPU %", "client CPU %"]
+COLUMNS = [
+    "measurement",
+    "batching",
+    "concurrency",
+    "items/request",
+    "requests/s",
+    "items/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "server CPU %",
+    "client CPU %",
+]
 
 
 @dataclass
@@ -107,10 +118,19 @@ class Cell:
         def pct(value: float | None) -> str:
             return "-" if value is None else f"{value:.0f}"
 
-        return [self.what, self.batching, str(self.concurrency or "-"),
-                str(self.items_per_request), f"{self.per_s:,.0f}" if http else "-",
-                f"{self.items_per_s:,.0f}", p50, p99, str(self.errors) if http else "-",
-                pct(self.server_cpu), pct(self.client_cpu)]
+        return [
+            self.what,
+            self.batching,
+            str(self.concurrency or "-"),
+            str(self.items_per_request),
+            f"{self.per_s:,.0f}" if http else "-",
+            f"{self.items_per_s:,.0f}",
+            p50,
+            p99,
+            str(self.errors) if http else "-",
+            pct(self.server_cpu),
+            pct(self.client_cpu),
+        ]
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -151,24 +171,35 @@ def _png(pixels: np.ndarray) -> str:
 RAW, RAW_SERVED = "onnxruntime (CPU)", "onnxruntime (CPU, as served)"
 
 
-def raw_onnxruntime(bundle: Path, images: np.ndarray, batch: int, seconds: float,
-                    *, served: bool = False, again: bool = False) -> Cell:
+def raw_onnxruntime(
+    bundle: Path,
+    images: np.ndarray,
+    batch: int,
+    seconds: float,
+    *,
+    served: bool = False,
+    again: bool = False,
+) -> Cell:
     """Back-to-back runs of one CPU InferenceSession: onnxruntime's default session options,
-    or (`served`) the service's own (service.runtime.session_options: COREL_THREADS, no
+    or (`served`) the service's own (service.inference.runtime.session_options: COREL_THREADS, no
     spinning), so the bulk ratio is taken against whichever is fastest here."""
     spec = load_bundle(bundle).manifest.input
     options = session_options(0) if served else ort.SessionOptions()
-    session = ort.InferenceSession(str(bundle / "encoder.onnx"), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(bundle / "encoder.onnx"), options, providers=["CPUExecutionProvider"]
+    )
     name = session.get_inputs()[0].name
     model_ready = (images * spec.scale + spec.offset).astype(np.float32)
-    batches = [np.ascontiguousarray(np.resize(model_ready, (batch, *model_ready.shape[1:])))] \
-        if batch > len(model_ready) else \
-        [model_ready[i : i + batch] for i in range(0, len(model_ready) - batch + 1, batch)]
+    batches = (
+        [np.ascontiguousarray(np.resize(model_ready, (batch, *model_ready.shape[1:])))]
+        if batch > len(model_ready)
+        else [model_ready[i : i + batch] for i in range(0, len(model_ready) - batch + 1, batch)]
+    )
     for x in batches[:3]:  # warm-up
         session.run(None, {name: x})
-    cell = Cell((RAW_SERVED if served else RAW) + (" again" if again else ""), "-", None,
-                batch, seconds)
+    cell = Cell(
+        (RAW_SERVED if served else RAW) + (" again" if again else ""), "-", None, batch, seconds
+    )
     cpu0, started = _own_cpu(), time.perf_counter()
     for x in itertools.cycle(batches):
         t = time.perf_counter()
@@ -209,11 +240,16 @@ def start_server(bundle: Path, data_dir: Path, batching: bool) -> tuple[LocalSer
     `warning`: no access-log line per request); every other COREL_* setting is the default
     or whatever this process's environment says, and the report prints the batcher's.
     """
-    env = {"COREL_BATCHING": "true" if batching else "false", "COREL_PROVIDER": "cpu",
-           "COREL_LOG_LEVEL": "warning", "COREL_API_KEY": ""}
+    env = {
+        "COREL_BATCHING": "true" if batching else "false",
+        "COREL_PROVIDER": "cpu",
+        "COREL_LOG_LEVEL": "warning",
+        "COREL_API_KEY": "",
+    }
     try:
-        server = launch(bundle=bundle, data_dir=data_dir, log=data_dir / "server.log", env=env,
-                        timeout=120)
+        server = launch(
+            bundle=bundle, data_dir=data_dir, log=data_dir / "server.log", env=env, timeout=120
+        )
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from exc
     return server, httpx.get(f"{server.url}/model", timeout=10).json()["batching"]
@@ -232,9 +268,10 @@ class RawClient:
         self._writers: list[asyncio.StreamWriter] = []
 
     def request(self, body: bytes) -> bytes:
-        return (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                ).encode() + body
+        return (
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
 
     async def caller(self) -> Callable[[bytes], Awaitable[bool]]:
         reader, writer = await asyncio.open_connection(self.host, self.port)
@@ -242,8 +279,14 @@ class RawClient:
         async def post(request: bytes) -> bool:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             await reader.readexactly(length)
             return head.startswith(b"HTTP/1.1 200 ")
 
@@ -258,9 +301,17 @@ class RawClient:
             writer.close()
 
 
-async def load(url: str, path: str, bodies: list[bytes], *, client: str, concurrency: int,
-               seconds: float, warm_up: float,
-               pid: int) -> tuple[list[float], int, float, float | None, float]:
+async def load(
+    url: str,
+    path: str,
+    bodies: list[bytes],
+    *,
+    client: str,
+    concurrency: int,
+    seconds: float,
+    warm_up: float,
+    pid: int,
+) -> tuple[list[float], int, float, float | None, float]:
     """`concurrency` callers post `bodies` (in turn) back to back for warm_up + seconds.
 
     Returns the latencies of the 200 answers that arrived inside the measured window, the
@@ -271,8 +322,9 @@ async def load(url: str, path: str, bodies: list[bytes], *, client: str, concurr
     start = time.perf_counter()
     window_start, stop_at = start + warm_up, start + warm_up + seconds
 
-    async def run_caller(post: Callable[[bytes], Awaitable[bool]],
-                         requests: Iterator[bytes]) -> None:
+    async def run_caller(
+        post: Callable[[bytes], Awaitable[bool]], requests: Iterator[bytes]
+    ) -> None:
         nonlocal errors
         while (sent := time.perf_counter()) < stop_at:
             try:
@@ -291,59 +343,88 @@ async def load(url: str, path: str, bodies: list[bytes], *, client: str, concurr
         server0, client0 = _process_cpu(pid), _own_cpu()
         await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
         server1, client1 = _process_cpu(pid), _own_cpu()
-        server_pct = None if server0 is None or server1 is None else \
-            100 * (server1 - server0) / seconds
+        server_pct = (
+            None if server0 is None or server1 is None else 100 * (server1 - server0) / seconds
+        )
         return server_pct, 100 * (client1 - client0) / seconds
 
     budget = warm_up + seconds + REQUEST_TIMEOUT_S + 5
     if client == "httpx":  # one client, its pool sized to the concurrency
-        limits = httpx.Limits(max_connections=concurrency,
-                              max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=REQUEST_TIMEOUT_S,
-                                     headers={"content-type": "application/json"}) as http:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(
+            base_url=url,
+            limits=limits,
+            timeout=REQUEST_TIMEOUT_S,
+            headers={"content-type": "application/json"},
+        ) as http:
 
             async def post(content: bytes) -> bool:
                 return (await http.post(path, content=content)).status_code == 200
 
             sampler = asyncio.create_task(sample_cpu())
-            await asyncio.wait_for(asyncio.gather(
-                *(run_caller(post, itertools.cycle(bodies)) for _ in range(concurrency))),
-                timeout=budget)
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(run_caller(post, itertools.cycle(bodies)) for _ in range(concurrency))
+                ),
+                timeout=budget,
+            )
     else:
         async with RawClient(url, path) as raw:
             posts = [await raw.caller() for _ in range(concurrency)]
             requests = itertools.cycle([raw.request(b) for b in bodies])
             sampler = asyncio.create_task(sample_cpu())
-            await asyncio.wait_for(asyncio.gather(
-                *(run_caller(post, requests) for post in posts)), timeout=budget)
+            await asyncio.wait_for(
+                asyncio.gather(*(run_caller(post, requests) for post in posts)), timeout=budget
+            )
     server_cpu, client_cpu = await sampler
     return latencies, errors, seconds, server_cpu, client_cpu
 
 
-def against_server(bundle: Path, images: np.ndarray, *, batching: bool, client: str,
-                   concurrencies: tuple[int, ...], bulk_concurrencies: tuple[int, ...],
-                   seconds: float, warm_up: float) -> tuple[list[Cell], dict[str, object]]:
+def against_server(
+    bundle: Path,
+    images: np.ndarray,
+    *,
+    batching: bool,
+    client: str,
+    concurrencies: tuple[int, ...],
+    bulk_concurrencies: tuple[int, ...],
+    seconds: float,
+    warm_up: float,
+) -> tuple[list[Cell], dict[str, object]]:
     label = "on" if batching else "off"
     singles = [body(images[n : n + 1]) for n in range(DISTINCT_BODIES)]
     classify = [b[:-1] + b',"k":3}' for b in singles]
     bulk, bulk_png = [body(images[:BULK])], [body(images[:BULK], form="image")]
     bulk_tensor = [body(images[:BULK], form="tensor")]
-    plan = [("POST /embed", "/embed", singles, c, 1) for c in concurrencies] + \
-        [("POST /classify", "/classify", classify, c, 1) for c in concurrencies] + \
-        [("POST /embed", "/embed", bulk, c, BULK) for c in bulk_concurrencies] + \
-        [(BULK_PNG, "/embed", bulk_png, c, BULK) for c in bulk_concurrencies] + \
-        [(BULK_TENSOR, "/embed", bulk_tensor, c, BULK) for c in bulk_concurrencies]
+    plan = (
+        [("POST /embed", "/embed", singles, c, 1) for c in concurrencies]
+        + [("POST /classify", "/classify", classify, c, 1) for c in concurrencies]
+        + [("POST /embed", "/embed", bulk, c, BULK) for c in bulk_concurrencies]
+        + [(BULK_PNG, "/embed", bulk_png, c, BULK) for c in bulk_concurrencies]
+        + [(BULK_TENSOR, "/embed", bulk_tensor, c, BULK) for c in bulk_concurrencies]
+    )
     cells = []
     with tempfile.TemporaryDirectory(prefix="serve-throughput-") as data_dir:
         server, config = start_server(bundle, Path(data_dir), batching)
         try:
             for what, path, bodies, concurrency, items in plan:
-                lat, errors, window, server_cpu, client_cpu = asyncio.run(load(
-                    server.url, path, bodies, client=client, concurrency=concurrency,
-                    seconds=seconds,
-                    warm_up=warm_up, pid=server.process.pid))
-                cells.append(Cell(what, label, concurrency, items, window, lat,
-                                  errors, server_cpu, client_cpu))
+                lat, errors, window, server_cpu, client_cpu = asyncio.run(
+                    load(
+                        server.url,
+                        path,
+                        bodies,
+                        client=client,
+                        concurrency=concurrency,
+                        seconds=seconds,
+                        warm_up=warm_up,
+                        pid=server.process.pid,
+                    )
+                )
+                cells.append(
+                    Cell(
+                        what, label, concurrency, items, window, lat, errors, server_cpu, client_cpu
+                    )
+                )
                 _progress(cells[-1])
         finally:
             server.stop()
@@ -358,8 +439,12 @@ def _progress(cell: Cell) -> None:
 
 
 def _find(cells: list[Cell], what: str, batching: str, concurrency: int, items: int) -> Cell:
-    return next(c for c in cells if (c.what, c.batching, c.concurrency, c.items_per_request)
-                == (what, batching, concurrency, items))
+    return next(
+        c
+        for c in cells
+        if (c.what, c.batching, c.concurrency, c.items_per_request)
+        == (what, batching, concurrency, items)
+    )
 
 
 def _verdict(ok: bool) -> str:
@@ -367,8 +452,11 @@ def _verdict(ok: bool) -> str:
 
 
 def table(cells: list[Cell]) -> list[str]:
-    return ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
-            *("| " + " | ".join(c.cells()) + " |" for c in cells)]
+    return [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+        *("| " + " | ".join(c.cells()) + " |" for c in cells),
+    ]
 
 
 def ratios(cells: list[Cell], concurrency: int) -> list[str]:
@@ -377,49 +465,80 @@ def ratios(cells: list[Cell], concurrency: int) -> list[str]:
         on = _find(cells, f"POST {path}", "on", concurrency, 1)
         off = _find(cells, f"POST {path}", "off", concurrency, 1)
         speedup = on.per_s / off.per_s if off.per_s else float("inf")
-        lines.append(f"| {path} requests/s, batching on / off, concurrency {concurrency}, "
-                     f"1 item per request | {speedup:.2f}x | >= {SPEEDUP_TARGET:g}x | "
-                     f"{_verdict(speedup >= SPEEDUP_TARGET)} |")
-    raw = max((c for c in cells if c.what.startswith("onnxruntime")
-               and c.items_per_request == BULK), key=lambda c: c.items_per_s)
-    for what, form in (("POST /embed", "items"), (BULK_PNG, "PNG images"),
-                       (BULK_TENSOR, "tensor inputs")):
-        best = max((c for c in cells if c.what == what and c.items_per_request == BULK),
-                   key=lambda c: c.items_per_s)
+        lines.append(
+            f"| {path} requests/s, batching on / off, concurrency {concurrency}, "
+            f"1 item per request | {speedup:.2f}x | >= {SPEEDUP_TARGET:g}x | "
+            f"{_verdict(speedup >= SPEEDUP_TARGET)} |"
+        )
+    raw = max(
+        (c for c in cells if c.what.startswith("onnxruntime") and c.items_per_request == BULK),
+        key=lambda c: c.items_per_s,
+    )
+    for what, form in (
+        ("POST /embed", "items"),
+        (BULK_PNG, "PNG images"),
+        (BULK_TENSOR, "tensor inputs"),
+    ):
+        best = max(
+            (c for c in cells if c.what == what and c.items_per_request == BULK),
+            key=lambda c: c.items_per_s,
+        )
         share = best.items_per_s / raw.items_per_s if raw.items_per_s else 0.0
-        lines.append(f"| /embed with {BULK} {form} per request (best: batching "
-                     f"{best.batching}, concurrency {best.concurrency}) items/s / raw "
-                     f"onnxruntime batch {BULK} items/s (the fastest raw row) | {share:.2f} | "
-                     f">= {BULK_SHARE_TARGET:g} | {_verdict(share >= BULK_SHARE_TARGET)} |")
-    raw1 = max((c for c in cells if c.what.startswith("onnxruntime")
-                and c.items_per_request == 1), key=lambda c: c.items_per_s)
+        lines.append(
+            f"| /embed with {BULK} {form} per request (best: batching "
+            f"{best.batching}, concurrency {best.concurrency}) items/s / raw "
+            f"onnxruntime batch {BULK} items/s (the fastest raw row) | {share:.2f} | "
+            f">= {BULK_SHARE_TARGET:g} | {_verdict(share >= BULK_SHARE_TARGET)} |"
+        )
+    raw1 = max(
+        (c for c in cells if c.what.startswith("onnxruntime") and c.items_per_request == 1),
+        key=lambda c: c.items_per_s,
+    )
     gain = raw.items_per_s / raw1.items_per_s if raw1.items_per_s else 0.0
-    lines += ["", f"For scale: raw onnxruntime itself does {gain:.2f}x "
-              f"the items/s at batch {BULK} that it does at batch 1 on this machine, which bounds "
-              "what any batching can gain over one-item runs when the model's compute, not the "
-              "per-request overhead, is what costs."]
+    lines += [
+        "",
+        f"For scale: raw onnxruntime itself does {gain:.2f}x "
+        f"the items/s at batch {BULK} that it does at batch 1 on this machine, which bounds "
+        "what any batching can gain over one-item runs when the model's compute, not the "
+        "per-request overhead, is what costs.",
+    ]
     if gain < SPEEDUP_TARGET:
-        lines.append(f"That ceiling is below the {SPEEDUP_TARGET:g}x target: with this model on "
-                     "this CPU no server, however cheap its HTTP handling, can meet it.")
+        lines.append(
+            f"That ceiling is below the {SPEEDUP_TARGET:g}x target: with this model on "
+            "this CPU no server, however cheap its HTTP handling, can meet it."
+        )
     return lines
 
 
 def machine(load_before: str, load_after: str, note: str | None) -> list[str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
     nproc = os.cpu_count() or 1
-    busy = float(load_before.split("load average:")[-1].split(",")[0]) \
-        if "load average:" in load_before else os.getloadavg()[0]
-    lines = [f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-             f"- Machine: {nproc} CPUs (`nproc`), {cpu}; Python {platform.python_version()}, "
-             f"onnxruntime {ort.__version__}, httpx {httpx.__version__}",
-             f"- `uptime` before: `{load_before}`",
-             f"- `uptime` after: `{load_after}`"]
+    busy = (
+        float(load_before.split("load average:")[-1].split(",")[0])
+        if "load average:" in load_before
+        else os.getloadavg()[0]
+    )
+    lines = [
+        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {nproc} CPUs (`nproc`), {cpu}; Python {platform.python_version()}, "
+        f"onnxruntime {ort.__version__}, httpx {httpx.__version__}",
+        f"- `uptime` before: `{load_before}`",
+        f"- `uptime` after: `{load_after}`",
+    ]
     if busy >= 0.5:
-        lines.append(f"- **Shared machine**: the load average was {busy:.2f} on {nproc} CPUs "
-                     "before the run, so other work competed for the cores with the server and "
-                     "this load generator. Absolute numbers are low; the ratios, measured side "
-                     "by side in one run, are the figures to read.")
+        lines.append(
+            f"- **Shared machine**: the load average was {busy:.2f} on {nproc} CPUs "
+            "before the run, so other work competed for the cores with the server and "
+            "this load generator. Absolute numbers are low; the ratios, measured side "
+            "by side in one run, are the figures to read."
+        )
     if note:
         lines.append(f"- Note: {note}")
     return lines
@@ -434,27 +553,40 @@ def _read(path: str) -> str:
 
 def _uptime() -> str:
     try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(
+            ["uptime"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         one, five, fifteen = os.getloadavg()
         return f"load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 1 s cells, concurrency 1 and 8 only, not saved")
-    parser.add_argument("--duration", type=float,
-                        help="measured seconds per cell (default 5, quick 1)")
-    parser.add_argument("--out", type=Path,
-                        help=f"markdown file to write (default {DEFAULT_OUT.relative_to(ROOT)}; "
-                        "quick mode writes none unless given)")
-    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
-                        help="load generator: a minimal asyncio HTTP/1.1 client (default) or "
-                        "one httpx.AsyncClient (costs the client ~30x more CPU per request)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 1 s cells, concurrency 1 and 8 only, not saved",
+    )
+    parser.add_argument(
+        "--duration", type=float, help="measured seconds per cell (default 5, quick 1)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"markdown file to write (default {DEFAULT_OUT.relative_to(ROOT)}; "
+        "quick mode writes none unless given)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="load generator: a minimal asyncio HTTP/1.1 client (default) or "
+        "one httpx.AsyncClient (costs the client ~30x more CPU per request)",
+    )
     parser.add_argument("--note", help="a line for the results file, e.g. what else ran")
     args = parser.parse_args(argv)
     seconds = args.duration or (1.0 if args.quick else 5.0)
@@ -462,15 +594,19 @@ def main(argv: list[str] | None = None) -> None:
     concurrencies = QUICK_CONCURRENCY if args.quick else CONCURRENCY
     bulk_concurrencies = QUICK_BULK_CONCURRENCY if args.quick else BULK_CONCURRENCY
     out = args.out or (None if args.quick else DEFAULT_OUT)
-    command = shlex.join(["python", "benchmarks/serve_throughput.py",
-                          *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(
+        ["python", "benchmarks/serve_throughput.py", *(sys.argv[1:] if argv is None else argv)]
+    )
 
     load_before = _uptime()
     images = test_images(max(BULK, DISTINCT_BODIES))
+
     def raw_cells(again: bool) -> list[Cell]:
-        measured = [raw_onnxruntime(args.bundle, images, batch, seconds, served=served,
-                                    again=again)
-                    for served in (False, True) for batch in (1, BULK)]
+        measured = [
+            raw_onnxruntime(args.bundle, images, batch, seconds, served=served, again=again)
+            for served in (False, True)
+            for batch in (1, BULK)
+        ]
         for cell in measured:
             _progress(cell)
         return measured
@@ -479,9 +615,15 @@ def main(argv: list[str] | None = None) -> None:
     configs = {}
     for batching in (True, False):
         server_cells, configs[batching] = against_server(
-            args.bundle, images, batching=batching, client=args.client,
+            args.bundle,
+            images,
+            batching=batching,
+            client=args.client,
             concurrencies=concurrencies,
-            bulk_concurrencies=bulk_concurrencies, seconds=seconds, warm_up=warm_up)
+            bulk_concurrencies=bulk_concurrencies,
+            seconds=seconds,
+            warm_up=warm_up,
+        )
         cells += server_cells
     # The speed of these shared machines drifts over minutes: measuring the reference at both
     # ends and comparing against the fastest brackets the server cells fairly.
@@ -489,24 +631,33 @@ def main(argv: list[str] | None = None) -> None:
     load_after = _uptime()
 
     on = configs[True]
-    client = ("one httpx.AsyncClient with as many pooled connections as callers"
-              if args.client == "httpx" else "a minimal asyncio HTTP/1.1 client, one keep-alive "
-              "connection per caller")
+    client = (
+        "one httpx.AsyncClient with as many pooled connections as callers"
+        if args.client == "httpx"
+        else "a minimal asyncio HTTP/1.1 client, one keep-alive connection per caller"
+    )
     ratio_at = 32 if 32 in concurrencies else max(concurrencies)
-    lines = [*table(cells), "", *ratios(cells, ratio_at), "",
-             f"Each cell: {seconds:g} s measured after a {warm_up:g} s warm-up; callers send "
-             f"back to back through {client}; bodies serialised "
-             f"before the clock starts (one-item requests cycle through {DISTINCT_BODIES} "
-             "Fashion-MNIST test images). Server: `python -m service` on 127.0.0.1, one "
-             f"uvicorn process, COREL_PROVIDER=cpu, COREL_LOG_LEVEL=warning; batcher "
-             f"max_batch_size={on.get('max_batch_size')}, max_wait_ms={on.get('max_wait_ms')}. "
-             "Raw onnxruntime: one CPU InferenceSession in this process, with onnxruntime's "
-             "default session options (every core, spinning threads) and, 'as served', with "
-             "the server's (COREL_THREADS, default all cores but one, no spinning), measured "
-             "before the servers and 'again' after them. CPU % is "
-             "of one core (100 = one core busy) over the measured window.",
-             "", *machine(load_before, load_after, args.note), "",
-             f"Reproduce: `{command}`"]
+    lines = [
+        *table(cells),
+        "",
+        *ratios(cells, ratio_at),
+        "",
+        f"Each cell: {seconds:g} s measured after a {warm_up:g} s warm-up; callers send "
+        f"back to back through {client}; bodies serialised "
+        f"before the clock starts (one-item requests cycle through {DISTINCT_BODIES} "
+        "Fashion-MNIST test images). Server: `python -m service` on 127.0.0.1, one "
+        f"uvicorn process, COREL_PROVIDER=cpu, COREL_LOG_LEVEL=warning; batcher "
+        f"max_batch_size={on.get('max_batch_size')}, max_wait_ms={on.get('max_wait_ms')}. "
+        "Raw onnxruntime: one CPU InferenceSession in this process, with onnxruntime's "
+        "default session options (every core, spinning threads) and, 'as served', with "
+        "the server's (COREL_THREADS, default all cores but one, no spinning), measured "
+        "before the servers and 'again' after them. CPU % is "
+        "of one core (100 = one core busy) over the measured window.",
+        "",
+        *machine(load_before, load_after, args.note),
+        "",
+        f"Reproduce: `{command}`",
+    ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if out is not None:

@@ -14,7 +14,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from service.bundle import BundleError, load_bundle
+from corel.bundle import BundleError, load_bundle
 from service.settings import Settings
 
 
@@ -24,8 +24,11 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", help="interface to bind (default: COREL_HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: COREL_PORT, 8000)")
     args = parser.parse_args(argv)
@@ -36,18 +39,25 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         problems = "; ".join(
             (f"COREL_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
-            for e in exc.errors())
+            for e in exc.errors()
+        )
         return _fail(f"bad setting: {problems}")
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:  # fail before binding the port, with the reason in one line
         load_bundle(settings.bundle_path)
     except BundleError as exc:
         return _fail(f"cannot serve bundle: {exc}")
     from service.app import create_app
 
-    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings=settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 

@@ -11,17 +11,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from corel.bundle import load_bundle
 from service import metrics
+from service.api.auth import require_api_key
+from service.api.deps import AppState
+from service.api.errors import install_error_handlers
+from service.api.middleware import BodySizeLimit, RequestMetrics
 from service.api.routes import classes, clustering, embed, items, neighbors, system
-from service.auth import require_api_key
-from service.batcher import MicroBatcher
-from service.bundle import load_bundle
-from service.class_index import ClassIndex
-from service.embedder import Embedder
-from service.errors import install_error_handlers
-from service.items import ItemService
-from service.middleware import BodySizeLimit, InFlight, RequestMetrics
-from service.runtime import EncoderRuntime
+from service.classes.index import ClassIndex
+from service.inference.batcher import MicroBatcher
+from service.inference.embedder import Embedder
+from service.inference.runtime import EncoderRuntime
+from service.items.service import ItemService
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,28 +30,34 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    state = app.state
+    state: AppState = app.state.corel
+    settings = state.settings
     state.ready = False
     state.bundle = bundle = load_bundle(settings.bundle_path)  # BundleError names the problem
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    state.runtime = runtime = EncoderRuntime(bundle.encoder_path, provider=settings.provider,
-                                            threads=settings.threads)
-    batcher = MicroBatcher(runtime.run, batching=settings.batching,
-                           max_batch_size=settings.max_batch_size,
-                           max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,
-                           queue_timeout_ms=settings.queue_timeout_ms,
-                           in_flight=app.state.in_flight)
+    state.runtime = runtime = EncoderRuntime(
+        bundle.encoder_path, provider=settings.provider, threads=settings.threads
+    )
+    batcher = MicroBatcher(
+        runtime.run,
+        batching=settings.batching,
+        max_batch_size=settings.max_batch_size,
+        max_wait_ms=settings.max_wait_ms,
+        queue_size=settings.queue_size,
+        queue_timeout_ms=settings.queue_timeout_ms,
+        in_flight=state.in_flight,
+    )
     await batcher.start()
-    state.items = None
     try:
-        state.embedder = Embedder(bundle.manifest.input, batcher,
-                                  max_image_pixels=settings.max_image_pixels)
+        state.embedder = Embedder(
+            bundle.manifest.input, batcher, max_image_pixels=settings.max_image_pixels
+        )
         state.class_index = ClassIndex(bundle, settings.data_dir)
         metrics.INDEX_SIZE.labels(index="classes").set(len(state.class_index))
         state.items = ItemService.open(settings=settings, bundle=bundle)
-        await asyncio.to_thread(runtime.warm_up, bundle.manifest.input.shape,
-                                settings.max_batch_size)
+        await asyncio.to_thread(
+            runtime.warm_up, bundle.manifest.input.shape, settings.max_batch_size
+        )
         # Everything loaded so far (modules, the model, pydantic/FastAPI internals) lives as
         # long as the process: take it out of the garbage collector's view. Otherwise every
         # full collection walks it all: measured here, ~100 ms pauses of the whole server
@@ -58,8 +65,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()  # garbage first: what is frozen is never freed
         gc.freeze()
         state.ready = True  # /readyz also waits for the item index (items.is_ready)
-        log.info("ready: %s on %s (batching %s)", bundle.manifest.name, runtime.provider,
-                 "on" if settings.batching else "off")
+        log.info(
+            "ready: %s on %s (batching %s)",
+            bundle.manifest.name,
+            runtime.provider,
+            "on" if settings.batching else "off",
+        )
         yield
     finally:
         state.ready = False
@@ -76,15 +87,21 @@ def create_app(*, settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.settings = settings or Settings()
+    state = AppState(settings=settings or Settings())
+    app.state.corel = state  # typed access for routes: service.api.deps
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
-    app.state.in_flight = InFlight()
-    app.add_middleware(RequestMetrics, in_flight=app.state.in_flight)
+    app.add_middleware(BodySizeLimit, max_bytes=state.settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, in_flight=state.in_flight)
     app.include_router(system.router)
     # Without a key there is nothing to check: no dependency, no per-request cost
-    protected = [Depends(require_api_key)] if app.state.settings.api_key else []
-    for router in (system.model_router, embed.router, classes.router, items.router,
-                   neighbors.router, clustering.router):
+    protected = [Depends(require_api_key)] if state.settings.api_key else []
+    for router in (
+        system.model_router,
+        embed.router,
+        classes.router,
+        items.router,
+        neighbors.router,
+        clustering.router,
+    ):
         app.include_router(router, dependencies=protected)
     return app

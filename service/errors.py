@@ -14,33 +14,22 @@ Body of every error response:
 
     {"error": {"code": "not_found", "message": "no item with id 'x'", "details": null}}
 
-FastAPI's request validation errors become 422 `validation_failed` with pydantic's error
-list as details; Starlette's own HTTP errors (unknown route 404, wrong method 405
-`method_not_allowed`, a streamed body over the limit 413) keep their status and take the
-code of that status above; anything unexpected is a 500 `internal_error` that leaks
-nothing (the traceback goes to the log only).
+The handlers that send them, and FastAPI's and Starlette's own errors, in that shape are
+in `service.api.errors`.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, details: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message, self.details, self.headers = message, details, headers
 
@@ -79,46 +68,3 @@ class TooManyRequestsError(ServiceError):
 
 class ServiceUnavailableError(ServiceError):
     status, code = 503, "service_unavailable"
-
-
-# Codes for errors raised by FastAPI/Starlette themselves (unknown route, wrong method, the
-# body limit while streaming): the same code as our own class for that status.
-_HTTP_CODES = {cls.status: cls.code for cls in ServiceError.__subclasses__()} | {
-    405: "method_not_allowed"}
-
-
-def error_response(status: int, code: str, message: str, details: Any = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-                   for e in exc.errors()]
-        first = details[0] if details else {"loc": [], "msg": "invalid request"}
-        if first.get("type") == "json_invalid":  # loc is ("body", character offset)
-            reason = (exc.errors()[0].get("ctx") or {}).get("error", "")
-            offset = first["loc"][-1] if first["loc"] else "?"
-            return error_response(422, "validation_failed",
-                                  f"the body is not valid JSON at character {offset}: {reason}",
-                                  details)
-        where = ".".join(str(part) for part in first["loc"])
-        return error_response(422, "validation_failed", f"{where}: {first['msg']}", details)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), None,
-                              getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "internal server error")

@@ -13,21 +13,35 @@ from prometheus_client import Counter, Gauge, Histogram
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 REQUESTS = Counter("corel_requests_total", "HTTP requests", ["method", "route", "status"])
-REQUEST_SECONDS = Histogram("corel_request_seconds", "HTTP request latency",
-                            ["method", "route", "status"], buckets=LATENCY_BUCKETS)
+REQUEST_SECONDS = Histogram(
+    "corel_request_seconds",
+    "HTTP request latency",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
 IN_FLIGHT = Gauge("corel_requests_in_flight", "HTTP requests being handled")
-BATCH_SIZE = Histogram("corel_batch_size", "Items per onnxruntime run",
-                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+BATCH_SIZE = Histogram(
+    "corel_batch_size", "Items per onnxruntime run", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+)
 QUEUE_SIZE = Gauge("corel_queue_items", "Items waiting in the inference queue")
-QUEUE_WAIT_SECONDS = Histogram("corel_queue_wait_seconds", "Time a job waited in the queue",
-                               buckets=LATENCY_BUCKETS)
+QUEUE_WAIT_SECONDS = Histogram(
+    "corel_queue_wait_seconds", "Time a job waited in the queue", buckets=LATENCY_BUCKETS
+)
 DROPPED = Counter("corel_queue_dropped_total", "Jobs dropped before inference", ["reason"])
-INFERENCE_SECONDS = Histogram("corel_inference_seconds", "onnxruntime run time",
-                              buckets=LATENCY_BUCKETS)
+INFERENCE_SECONDS = Histogram(
+    "corel_inference_seconds", "onnxruntime run time", buckets=LATENCY_BUCKETS
+)
 INDEX_SIZE = Gauge("corel_index_size", "Vectors in an index", ["index"])
-BEST_SCORE = Histogram("corel_classify_best_score", "Best class score per classified input",
-                       buckets=(-1, 0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1))
-MARGIN = Histogram("corel_classify_margin", "Best minus second-best class score",
-                   buckets=(0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2))
-CLASSIFIED = Counter("corel_classified_total", "Classified inputs by predicted class",
-                     ["label", "unknown"])
+BEST_SCORE = Histogram(
+    "corel_classify_best_score",
+    "Best class score per classified input",
+    buckets=(-1, 0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1),
+)
+MARGIN = Histogram(
+    "corel_classify_margin",
+    "Best minus second-best class score",
+    buckets=(0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2),
+)
+CLASSIFIED = Counter(
+    "corel_classified_total", "Classified inputs by predicted class", ["label", "unknown"]
+)

@@ -25,30 +25,35 @@ class Settings(BaseSettings):
     bundle_path: Path = Field(DEFAULT_BUNDLE, description="Model bundle folder to serve")
     data_dir: Path = Field(Path("data"), description="SQLite store, index snapshots, classes")
     provider: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="onnxruntime execution provider; auto: CUDA when offered, else CPU")
+        "auto", description="onnxruntime execution provider; auto: CUDA when offered, else CPU"
+    )
     threads: int = Field(
-        0, ge=0, le=1024, description="onnxruntime CPU threads; 0: all cores but one")
+        0, ge=0, le=1024, description="onnxruntime CPU threads; 0: all cores but one"
+    )
     index_kind: Literal["flat", "hnsw"] = Field("flat", description="Item index: exact or HNSW")
     # server
     host: str = Field("127.0.0.1", description="Interface to bind (0.0.0.0 in the container)")
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     api_key: SecretStr | None = Field(
-        None, description="Bearer key for all routes but /healthz, /readyz, /metrics")
+        None, description="Bearer key for all routes but /healthz, /readyz, /metrics"
+    )
     # micro-batching
     batching: bool = Field(True, description="Coalesce concurrent requests into one run")
     max_batch_size: int = Field(128, ge=1, le=4096, description="Items per onnxruntime run")
     max_wait_ms: float = Field(2.0, ge=0, le=1000, description="Wait for company this long")
     queue_size: int = Field(2048, ge=1, description="Items waiting beyond this answer 429")
     queue_timeout_ms: float = Field(
-        5000, gt=0, description="Items queued longer than this are dropped (503)")
+        5000, gt=0, description="Items queued longer than this are dropped (503)"
+    )
     # request limits
     max_inputs_per_request: int = Field(1024, ge=1, description="More inputs: 413")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Larger body: 413")
     max_image_pixels: int = Field(4096 * 4096, ge=1, description="Larger decoded image: 413")
     max_k: int = Field(100, ge=1, description="Largest k a request may ask for")
     unknown_threshold: float | None = Field(
-        None, description="Global unknown threshold; default: per-class calibrated thresholds")
+        None, description="Global unknown threshold; default: per-class calibrated thresholds"
+    )
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -76,6 +81,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _queue_holds_a_batch(self) -> Settings:
         if self.queue_size < self.max_batch_size:
-            raise ValueError(f"COREL_QUEUE_SIZE ({self.queue_size}) must be at least "
-                             f"COREL_MAX_BATCH_SIZE ({self.max_batch_size})")
+            raise ValueError(
+                f"COREL_QUEUE_SIZE ({self.queue_size}) must be at least "
+                f"COREL_MAX_BATCH_SIZE ({self.max_batch_size})"
+            )
         return self

@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 
 FASHION_MNIST_LABELS = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -78,8 +86,14 @@ def load_fashion_mnist_split(data_dir: Path | str, split: str) -> tuple[np.ndarr
     return x, y
 
 
-def load_dataset(name: str, *, data_dir: str, val_size: int | None = None, seed: int = 0,
-                 test_fraction: float = 0.2) -> Dataset:
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str,
+    val_size: int | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+) -> Dataset:
     """Load by name (`fashion-mnist`, `digits`) or path (folder, .npz, .csv) and split.
 
     The validation split is drawn from the training data with `seed`, so it is the same
@@ -88,18 +102,33 @@ def load_dataset(name: str, *, data_dir: str, val_size: int | None = None, seed:
     if name == "fashion-mnist":
         x, y = load_fashion_mnist_split(data_dir, "train")
         x_test, y_test = load_fashion_mnist_split(data_dir, "test")
-        spec = dict(name=name, labels=FASHION_MNIST_LABELS, kind="image", shape=(1, 28, 28),
-                    scale=1 / 255, offset=0.0, source={"dataset": name, "path": str(data_dir)})
+        spec = dict(
+            name=name,
+            labels=FASHION_MNIST_LABELS,
+            kind="image",
+            shape=(1, 28, 28),
+            scale=1 / 255,
+            offset=0.0,
+            source={"dataset": name, "path": str(data_dir)},
+        )
         return _split(x, y, x_test, y_test, spec, 5000 if val_size is None else val_size, seed)
     if name == "digits":
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         x = digits.images.astype(np.float32)[:, None]  # (1797, 1, 8, 8), values 0..16
-        spec = dict(name=name, labels=[str(d) for d in range(10)], kind="image", shape=(1, 8, 8),
-                    scale=1 / 16, offset=0.0, source={"dataset": "sklearn digits"})
-        return _split_with_test(x, digits.target.astype(np.int64), spec, val_size, seed,
-                                test_fraction)
+        spec = dict(
+            name=name,
+            labels=[str(d) for d in range(10)],
+            kind="image",
+            shape=(1, 8, 8),
+            scale=1 / 16,
+            offset=0.0,
+            source={"dataset": "sklearn digits"},
+        )
+        return _split_with_test(
+            x, digits.target.astype(np.int64), spec, val_size, seed, test_fraction
+        )
     path = Path(name)
     if not path.exists():
         raise DatasetError(
@@ -119,23 +148,45 @@ def load_dataset(name: str, *, data_dir: str, val_size: int | None = None, seed:
     else:  # standardise features with one global scale and offset, kept in the manifest
         std = float(x.std()) or 1.0
         scale, offset = 1.0 / std, -float(x.mean()) / std
-    spec = dict(name=path.stem, labels=labels, kind=kind, shape=tuple(x.shape[1:]), scale=scale,
-                offset=offset, source={"dataset": str(path)})
+    spec = dict(
+        name=path.stem,
+        labels=labels,
+        kind=kind,
+        shape=tuple(x.shape[1:]),
+        scale=scale,
+        offset=offset,
+        source={"dataset": str(path)},
+    )
     return _split_with_test(x, y, spec, val_size, seed, test_fraction)
 
 
-def _split(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-           spec: dict, val_size: int, seed: int) -> Dataset:
+def _split(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    spec: dict,
+    val_size: int,
+    seed: int,
+) -> Dataset:
     if not 0 < val_size < len(x):
         raise DatasetError(f"val_size must be between 1 and {len(x) - 1}, got {val_size}")
     order = np.random.default_rng(seed).permutation(len(x))
     val, train = order[:val_size], order[val_size:]
-    return Dataset(**spec, x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
-                   x_test=x_test, y_test=y_test)
+    return Dataset(
+        **spec,
+        x_train=x[train],
+        y_train=y[train],
+        x_val=x[val],
+        y_val=y[val],
+        x_test=x_test,
+        y_test=y_test,
+    )
 
 
-def _split_with_test(x: np.ndarray, y: np.ndarray, spec: dict, val_size: int | None, seed: int,
-                     test_fraction: float) -> Dataset:
+def _split_with_test(
+    x: np.ndarray, y: np.ndarray, spec: dict, val_size: int | None, seed: int, test_fraction: float
+) -> Dataset:
     # A fixed test split (seed 0), so every training seed is scored on the same items.
     order = np.random.default_rng(0).permutation(len(x))
     n_test = max(1, round(test_fraction * len(x)))
@@ -190,8 +241,9 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     header, body = rows[0], [r for r in rows[1:] if r]
     label_col = header.index("label") if "label" in header else len(header) - 1
     try:
-        x = np.array([[float(v) for i, v in enumerate(r) if i != label_col] for r in body],
-                     dtype=np.float32)
+        x = np.array(
+            [[float(v) for i, v in enumerate(r) if i != label_col] for r in body], dtype=np.float32
+        )
     except ValueError as exc:
         raise DatasetError(f"{path}: every column but the label must be numeric ({exc})") from exc
     y, labels = _encode_labels(np.array([r[label_col] for r in body]))

@@ -13,14 +13,22 @@ class PaperCNN(nn.Module):
     filters, each followed by LeakyReLU and 2x2 max-pooling, then two fully connected
     layers of `embedding_dim` (128) units with LeakyReLU. h is the second one's output."""
 
-    def __init__(self, input_shape: tuple[int, ...], embedding_dim: int = 128,
-                 leaky_slope: float = 0.1, final_activation: bool = True) -> None:
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        embedding_dim: int = 128,
+        leaky_slope: float = 0.1,
+        final_activation: bool = True,
+    ) -> None:
         super().__init__()
         channels, height, width = input_shape
         layers: list[nn.Module] = []
         for c_in, c_out in ((channels, 15), (15, 30), (30, 60)):
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(leaky_slope),
-                       nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.LeakyReLU(leaky_slope),
+                nn.MaxPool2d(2),
+            ]
         self.features = nn.Sequential(*layers)
         h, w = height, width
         for _ in range(3):
@@ -29,7 +37,8 @@ class PaperCNN(nn.Module):
             raise ValueError(f"PaperCNN needs images of at least 8x8, got {height}x{width}")
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(60 * h * w, embedding_dim), nn.LeakyReLU(leaky_slope),
+            nn.Linear(60 * h * w, embedding_dim),
+            nn.LeakyReLU(leaky_slope),
             nn.Linear(embedding_dim, embedding_dim),
             nn.LeakyReLU(leaky_slope) if final_activation else nn.Identity(),
         )
@@ -41,12 +50,18 @@ class PaperCNN(nn.Module):
 class PaperFFNN(nn.Module):
     """The paper's feed-forward network: two hidden layers of `embedding_dim` units."""
 
-    def __init__(self, input_shape: tuple[int, ...], embedding_dim: int = 128,
-                 leaky_slope: float = 0.1, final_activation: bool = True) -> None:
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        embedding_dim: int = 128,
+        leaky_slope: float = 0.1,
+        final_activation: bool = True,
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(math.prod(input_shape), embedding_dim), nn.LeakyReLU(leaky_slope),
+            nn.Linear(math.prod(input_shape), embedding_dim),
+            nn.LeakyReLU(leaky_slope),
             nn.Linear(embedding_dim, embedding_dim),
             nn.LeakyReLU(leaky_slope) if final_activation else nn.Identity(),
         )
@@ -55,9 +70,14 @@ class PaperFFNN(nn.Module):
         return self.net(x)
 
 
-def build_encoder(name: str, input_kind: str, input_shape: tuple[int, ...],
-                  embedding_dim: int, leaky_slope: float, final_activation: bool = True
-                  ) -> nn.Module:
+def build_encoder(
+    name: str,
+    input_kind: str,
+    input_shape: tuple[int, ...],
+    embedding_dim: int,
+    leaky_slope: float,
+    final_activation: bool = True,
+) -> nn.Module:
     if name == "auto":
         name = "cnn" if input_kind == "image" else "ffnn"
     if name == "cnn":

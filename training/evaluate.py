@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from service.bundle import Bundle
-from service.class_rule import class_scores, l2_normalise
-from service.clustering import evaluate_latent_space
+from corel.bundle import Bundle
+from corel.class_rule import l2_normalise, rule_for
+from corel.clustering import evaluate_latent_space
 
 log = logging.getLogger(__name__)
 
@@ -26,23 +27,36 @@ def onnx_embed(onnx_path: Path, model_input: np.ndarray, batch_size: int = 512) 
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    out = [session.run(["embedding"], {"input": model_input[i : i + batch_size]})[0]
-           for i in range(0, len(model_input), batch_size)]
+    out = [
+        session.run(["embedding"], {"input": model_input[i : i + batch_size]})[0]
+        for i in range(0, len(model_input), batch_size)
+    ]
     return np.concatenate(out).astype(np.float32)
 
 
-def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray, class_vectors: np.ndarray,
-                        rule: str, class_bias: np.ndarray | None = None, *, seed: int = 0,
-                        with_raw: bool = True) -> dict[str, Any]:
+def evaluate_embeddings(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    class_vectors: np.ndarray,
+    rule: str,
+    class_bias: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+    with_raw: bool = True,
+) -> dict[str, Any]:
     """Accuracy by the class rule, then clustering quality on normalised and raw embeddings."""
-    predicted = class_scores(embeddings, class_vectors, rule, class_bias).argmax(1)
+    predicted = rule_for(rule).scores(embeddings, class_vectors, class_bias).argmax(1)
     metrics: dict[str, Any] = {
         "n": len(labels),
         "accuracy": float((predicted == labels).mean()),
-        "l2_normalised": evaluate_latent_space(embeddings, labels, normalise=True, seed=seed),
+        "l2_normalised": asdict(
+            evaluate_latent_space(embeddings, labels, normalise=True, seed=seed)
+        ),
     }
     if with_raw:
-        metrics["raw"] = evaluate_latent_space(embeddings, labels, normalise=False, seed=seed)
+        metrics["raw"] = asdict(
+            evaluate_latent_space(embeddings, labels, normalise=False, seed=seed)
+        )
     return metrics
 
 
@@ -63,35 +77,55 @@ def headline(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def calibrate_unknown_thresholds(embeddings: np.ndarray, labels: np.ndarray,
-                                 class_vectors: np.ndarray, rule: str, names: list[str],
-                                 class_bias: np.ndarray | None = None,
-                                 quantile: float = 0.05) -> dict[str, Any]:
+def calibrate_unknown_thresholds(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    class_vectors: np.ndarray,
+    rule: str,
+    names: list[str],
+    class_bias: np.ndarray | None = None,
+    quantile: float = 0.05,
+) -> dict[str, Any]:
     """Per class, the `quantile` of held-out items' score to their own class vector.
 
     A new item whose best score falls below its class's threshold is less typical than
     95% of that class's held-out items: the service flags it `unknown`.
     """
-    own = class_scores(embeddings, class_vectors, rule, class_bias)[np.arange(len(labels)), labels]
+    own = rule_for(rule).scores(embeddings, class_vectors, class_bias)[
+        np.arange(len(labels)), labels
+    ]
     thresholds = {}
     for k, name in enumerate(names):
         scores = own[labels == k]
         thresholds[name] = float(np.quantile(scores, quantile)) if len(scores) else None
-    return {"method": "held-out quantile of own-class score", "quantile": quantile,
-            "split": "validation", "rule": rule, "thresholds": thresholds}
+    return {
+        "method": "held-out quantile of own-class score",
+        "quantile": quantile,
+        "split": "validation",
+        "rule": rule,
+        "thresholds": thresholds,
+    }
 
 
-def evaluate_bundle(bundle: Bundle, x_raw: np.ndarray, labels: np.ndarray, *,
-                    seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
+def evaluate_bundle(
+    bundle: Bundle, x_raw: np.ndarray, labels: np.ndarray, *, seed: int = 0
+) -> tuple[dict[str, Any], np.ndarray]:
     spec = bundle.manifest.input
     model_input = (x_raw * spec.scale + spec.offset).astype(np.float32)
     embeddings = onnx_embed(bundle.encoder_path, model_input)
-    metrics = evaluate_embeddings(embeddings, labels, bundle.class_vectors,
-                                  bundle.manifest.class_rule, bundle.class_bias, seed=seed)
+    metrics = evaluate_embeddings(
+        embeddings,
+        labels,
+        bundle.class_vectors,
+        bundle.manifest.class_rule,
+        bundle.class_bias,
+        seed=seed,
+    )
     return metrics, embeddings
 
 
 # -- report ---------------------------------------------------------------------------------
+
 
 def plot_training_curves(history: list[dict[str, float]], path: Path) -> None:
     import matplotlib
@@ -120,13 +154,24 @@ def project_2d(embeddings: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     x = l2_normalise(embeddings)
     return {
         "PCA": PCA(n_components=2, random_state=seed).fit_transform(x),
-        "t-SNE": TSNE(n_components=2, metric="cosine", init="pca", random_state=seed,
-                      perplexity=min(30.0, (len(x) - 1) / 3)).fit_transform(x),
+        "t-SNE": TSNE(
+            n_components=2,
+            metric="cosine",
+            init="pca",
+            random_state=seed,
+            perplexity=min(30.0, (len(x) - 1) / 3),
+        ).fit_transform(x),
     }
 
 
-def plot_projections(embeddings: np.ndarray, labels: np.ndarray, names: list[str], path: Path,
-                     title: str = "", seed: int = 0) -> None:
+def plot_projections(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    path: Path,
+    title: str = "",
+    seed: int = 0,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,9 +194,17 @@ def plot_projections(embeddings: np.ndarray, labels: np.ndarray, names: list[str
     plt.close(fig)
 
 
-def write_report(out_dir: Path, *, title: str, metrics: dict[str, Any],
-                 history: list[dict[str, float]] | None, embeddings: np.ndarray,
-                 labels: np.ndarray, names: list[str], notes: str = "") -> list[str]:
+def write_report(
+    out_dir: Path,
+    *,
+    title: str,
+    metrics: dict[str, Any],
+    history: list[dict[str, float]] | None,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    notes: str = "",
+) -> list[str]:
     """Write metrics.json, report.md and its plots into out_dir; returns the file names."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -163,18 +216,23 @@ def write_report(out_dir: Path, *, title: str, metrics: dict[str, Any],
 
     def row(geometry: str) -> str:
         m = metrics[geometry]
-        return (f"| {m['geometry']} | {m['kmeans']['accuracy']:.4f} | {m['kmeans']['ari']:.4f} | "
-                f"{m['kmeans']['v_measure']:.4f} | {m['gmm']['accuracy']:.4f} | "
-                f"{m['gmm']['ari']:.4f} | {m['gmm']['v_measure']:.4f} | "
-                f"{m['silhouette_kmeans']:.4f} | {m['silhouette_labels']:.4f} |")
+        return (
+            f"| {m['geometry']} | {m['kmeans']['accuracy']:.4f} | {m['kmeans']['ari']:.4f} | "
+            f"{m['kmeans']['v_measure']:.4f} | {m['gmm']['accuracy']:.4f} | "
+            f"{m['gmm']['ari']:.4f} | {m['gmm']['v_measure']:.4f} | "
+            f"{m['silhouette_kmeans']:.4f} | {m['silhouette_labels']:.4f} |"
+        )
 
     lines = [
-        f"# {title}", "",
+        f"# {title}",
+        "",
         f"Test items: {metrics['n']}. Accuracy by nearest class vector (the bundle's class "
-        f"rule): **{metrics['accuracy']:.4f}**.", "",
+        f"rule): **{metrics['accuracy']:.4f}**.",
+        "",
         "Clustering with K = number of classes; accuracy after Hungarian matching; silhouette "
-        "with cosine distance against the K-Means clusters (the paper's \"K-Means density\") "
-        "and against the true labels.", "",
+        'with cosine distance against the K-Means clusters (the paper\'s "K-Means density") '
+        "and against the true labels.",
+        "",
         "| embeddings | K-Means acc | K-Means ARI | K-Means V | GMM acc | GMM ARI | GMM V | "
         "silhouette (K-Means) | silhouette (labels) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -184,10 +242,19 @@ def write_report(out_dir: Path, *, title: str, metrics: dict[str, Any],
         lines.append(row("raw"))
     lines += ["", "![projections](projections.png)", ""]
     if history:
-        lines += ["## Training", "", "![training curves](training_curves.png)", "",
-                  "| epoch | loss | train acc | val acc | seconds |", "|---|---|---|---|---|"]
-        lines += [f"| {r['epoch']} | {r['train_loss']:.4f} | {r['train_accuracy']:.4f} | "
-                  f"{r['val_accuracy']:.4f} | {r['seconds']:.1f} |" for r in history]
+        lines += [
+            "## Training",
+            "",
+            "![training curves](training_curves.png)",
+            "",
+            "| epoch | loss | train acc | val acc | seconds |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['epoch']} | {r['train_loss']:.4f} | {r['train_accuracy']:.4f} | "
+            f"{r['val_accuracy']:.4f} | {r['seconds']:.1f} |"
+            for r in history
+        ]
         lines.append("")
     if notes:
         lines += [notes, ""]

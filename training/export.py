@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from service.bundle import Bundle, write_bundle
+from corel.bundle import Bundle, write_bundle
 from training.data import Dataset
 from training.encoders import describe_encoder
 from training.evaluate import (
@@ -46,8 +46,14 @@ def export_onnx(encoder: nn.Module, input_shape: tuple[int, ...], path: Path) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         program = torch.onnx.export(
-            encoder, (example,), input_names=["input"], output_names=["embedding"],
-            dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False,
+            encoder,
+            (example,),
+            input_names=["input"],
+            output_names=["embedding"],
+            dynamic_shapes={"x": {0: batch}},
+            dynamo=True,
+            external_data=False,
+            verbose=False,
         )
     program.save(str(path), external_data=False)
 
@@ -65,63 +71,103 @@ def check_parity(encoder: nn.Module, onnx_path: Path, model_input: np.ndarray) -
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
 
-def export_bundle(result: TrainResult, data: Dataset, out_dir: Path, *, name: str,
-                  command: str | None = None, progress: bool = True) -> Bundle:
+def export_bundle(
+    result: TrainResult,
+    data: Dataset,
+    out_dir: Path,
+    *,
+    name: str,
+    command: str | None = None,
+    progress: bool = True,
+) -> Bundle:
     """Export, verify parity, evaluate on the test split with onnxruntime and write the bundle."""
     config, loss = result.config, result.loss
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "encoder.onnx"
         export_onnx(result.encoder, data.shape, onnx_path)
         parity = check_parity(result.encoder, onnx_path, data.model_input(data.x_test[:256]))
-        log.info("ONNX parity on %d test items: max |diff| = %.2e", min(256, len(data.x_test)),
-                 parity)
+        log.info(
+            "ONNX parity on %d test items: max |diff| = %.2e", min(256, len(data.x_test)), parity
+        )
 
         class_vectors = loss.weight.detach().numpy().astype(np.float32)
         bias = None if loss.bias is None else loss.bias.detach().numpy().astype(np.float32)
         log.info("evaluating the exported encoder on %d test items", len(data.y_test))
         test_emb = onnx_embed(onnx_path, data.model_input(data.x_test))
-        metrics = evaluate_embeddings(test_emb, data.y_test, class_vectors, loss.class_rule, bias,
-                                      seed=config.seed)
+        metrics = evaluate_embeddings(
+            test_emb, data.y_test, class_vectors, loss.class_rule, bias, seed=config.seed
+        )
         metrics["dataset"], metrics["split"] = data.name, "test"
         val_emb = onnx_embed(onnx_path, data.model_input(data.x_val))
-        calibration = calibrate_unknown_thresholds(val_emb, data.y_val, class_vectors,
-                                                   loss.class_rule, data.labels, bias)
+        calibration = calibrate_unknown_thresholds(
+            val_emb, data.y_val, class_vectors, loss.class_rule, data.labels, bias
+        )
 
         report_dir = Path(tmp) / "report"
         title = f"{name}: {LOSS_MANIFEST_NAMES[config.loss]} on {data.name}"
-        files = write_report(report_dir, title=title, metrics=metrics, history=result.history,
-                             embeddings=test_emb, labels=data.y_test, names=data.labels)
+        files = write_report(
+            report_dir,
+            title=title,
+            metrics=metrics,
+            history=result.history,
+            embeddings=test_emb,
+            labels=data.y_test,
+            names=data.labels,
+        )
         manifest: dict[str, Any] = {
             "name": name,
             "loss": {"name": LOSS_MANIFEST_NAMES[config.loss], **loss.hyperparameters()},
-            "architecture": {"encoder": describe_encoder(result.encoder)["name"],
-                             "parameters": describe_encoder(result.encoder)["parameters"],
-                             "embedding_dim": config.embedding_dim,
-                             "leaky_slope": config.leaky_slope,
-                             "final_activation": config.final_activation},
-            "input": {"kind": data.kind, "shape": list(data.shape), "dtype": "float32",
-                      "scale": data.scale, "offset": data.offset},
+            "architecture": {
+                "encoder": describe_encoder(result.encoder)["name"],
+                "parameters": describe_encoder(result.encoder)["parameters"],
+                "embedding_dim": config.embedding_dim,
+                "leaky_slope": config.leaky_slope,
+                "final_activation": config.final_activation,
+            },
+            "input": {
+                "kind": data.kind,
+                "shape": list(data.shape),
+                "dtype": "float32",
+                "scale": data.scale,
+                "offset": data.offset,
+            },
             "embedding_dim": config.embedding_dim,
             "class_rule": loss.class_rule,
             "labels": data.labels,
             "training": {
-                **data.source, "command": command, "config": config.to_dict(),
-                "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+                **data.source,
+                "command": command,
+                "config": config.to_dict(),
+                "epochs_run": len(result.history),
+                "best_epoch": result.best_epoch,
                 "best_val_accuracy": result.best_val_accuracy,
-                "seconds": round(result.seconds, 1), "interrupted": result.interrupted,
-                "seed": config.seed, "commit": git_commit(), "torch": torch.__version__,
+                "seconds": round(result.seconds, 1),
+                "interrupted": result.interrupted,
+                "seed": config.seed,
+                "commit": git_commit(),
+                "torch": torch.__version__,
                 "onnx_parity_max_abs_diff": parity,
             },
             "metrics": headline(metrics),
             "calibration": calibration,
         }
-        return write_bundle(out_dir, manifest=manifest, encoder_onnx=onnx_path,
-                            class_vectors=class_vectors, class_bias=bias,
-                            extra_files={f: report_dir / f for f in files})
+        return write_bundle(
+            out_dir,
+            manifest=manifest,
+            encoder_onnx=onnx_path,
+            class_vectors=class_vectors,
+            class_bias=bias,
+            extra_files={f: report_dir / f for f in files},
+        )

@@ -52,8 +52,10 @@ def seed_everything(seed: int) -> None:
 @torch.no_grad()
 def embed(encoder: nn.Module, x: np.ndarray, data: Dataset) -> torch.Tensor:  # (N, D)
     encoder.eval()
-    chunks = [encoder(torch.from_numpy(data.model_input(x[i : i + EVAL_BATCH])))
-              for i in range(0, len(x), EVAL_BATCH)]
+    chunks = [
+        encoder(torch.from_numpy(data.model_input(x[i : i + EVAL_BATCH])))
+        for i in range(0, len(x), EVAL_BATCH)
+    ]
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 
@@ -72,8 +74,9 @@ def fit_class_vectors(encoder: nn.Module, loss: ClassVectorLoss, data: Dataset) 
     if loss.learns_class_vectors:
         return
     subset = slice(0, 10_000)
-    loss.fit_class_vectors(embed(encoder, data.x_train[subset], data),
-                           torch.from_numpy(data.y_train[subset]))
+    loss.fit_class_vectors(
+        embed(encoder, data.x_train[subset], data), torch.from_numpy(data.y_train[subset])
+    )
 
 
 def validation_accuracy(encoder: nn.Module, loss: ClassVectorLoss, data: Dataset) -> float:
@@ -84,19 +87,41 @@ def validation_accuracy(encoder: nn.Module, loss: ClassVectorLoss, data: Dataset
     return float((predicted == data.y_val).mean())
 
 
-def train(config: TrainConfig, data: Dataset, *, checkpoint: Path | None = None,
-          resume: bool = False, progress: bool = True) -> TrainResult:
+def train(
+    config: TrainConfig,
+    data: Dataset,
+    *,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
     # -- set-up ---------------------------------------------------------------------------
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    encoder = build_encoder(config.encoder, data.kind, data.shape, config.embedding_dim,
-                            config.leaky_slope, config.final_activation)
-    loss = build_loss(config.loss, len(data.labels), config.embedding_dim, lam=config.lam,
-                      gamma=config.gamma, center_alpha=config.center_alpha, margin=config.margin)
+    encoder = build_encoder(
+        config.encoder,
+        data.kind,
+        data.shape,
+        config.embedding_dim,
+        config.leaky_slope,
+        config.final_activation,
+    )
+    loss = build_loss(
+        config.loss,
+        len(data.labels),
+        config.embedding_dim,
+        lam=config.lam,
+        gamma=config.gamma,
+        center_alpha=config.center_alpha,
+        margin=config.margin,
+    )
     optimizer = torch.optim.Adam([*encoder.parameters(), *loss.parameters()], lr=config.lr)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-                 if config.lr_schedule == "cosine" else None)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+        if config.lr_schedule == "cosine"
+        else None
+    )
     x_train, y_train = data.x_train, data.y_train
     if config.max_train is not None:
         x_train, y_train = x_train[: config.max_train], y_train[: config.max_train]
@@ -123,8 +148,14 @@ def train(config: TrainConfig, data: Dataset, *, checkpoint: Path | None = None,
     # -- the loop -------------------------------------------------------------------------
     interrupted = False
     started = time.perf_counter() - elapsed
-    epochs = tqdm(range(start_epoch, config.epochs + 1), desc=f"{config.loss}", unit="epoch",
-                  disable=not progress, initial=start_epoch - 1, total=config.epochs)
+    epochs = tqdm(
+        range(start_epoch, config.epochs + 1),
+        desc=f"{config.loss}",
+        unit="epoch",
+        disable=not progress,
+        initial=start_epoch - 1,
+        total=config.epochs,
+    )
     try:
         for epoch in epochs:
             epoch_start = time.perf_counter()
@@ -132,8 +163,13 @@ def train(config: TrainConfig, data: Dataset, *, checkpoint: Path | None = None,
             loss.train()
             order = torch.randperm(len(x_train), generator=generator).numpy()
             total, correct, seen = 0.0, 0, 0
-            batches = tqdm(range(0, len(order), config.batch_size), leave=False,
-                           disable=not progress, desc=f"epoch {epoch}", unit="batch")
+            batches = tqdm(
+                range(0, len(order), config.batch_size),
+                leave=False,
+                disable=not progress,
+                desc=f"epoch {epoch}",
+                unit="batch",
+            )
             for start in batches:
                 index = order[start : start + config.batch_size]
                 xb = torch.from_numpy(data.model_input(x_train[index]))
@@ -155,21 +191,48 @@ def train(config: TrainConfig, data: Dataset, *, checkpoint: Path | None = None,
 
             fit_class_vectors(encoder, loss, data)
             val_accuracy = validation_accuracy(encoder, loss, data)
-            row = {"epoch": epoch, "train_loss": total / seen, "train_accuracy": correct / seen,
-                   "val_accuracy": val_accuracy, "lr": optimizer.param_groups[0]["lr"],
-                   "seconds": time.perf_counter() - epoch_start}
+            row = {
+                "epoch": epoch,
+                "train_loss": total / seen,
+                "train_accuracy": correct / seen,
+                "val_accuracy": val_accuracy,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - epoch_start,
+            }
             history.append(row)
             if val_accuracy > best["val_accuracy"]:
-                best = {"epoch": epoch, "val_accuracy": val_accuracy,
-                        "encoder": copy.deepcopy(encoder.state_dict()),
-                        "loss": copy.deepcopy(loss.state_dict())}
-            epochs.set_postfix(loss=f"{row['train_loss']:.4f}", val_acc=f"{val_accuracy:.4f}",
-                               best=f"{best['val_accuracy']:.4f}@{best['epoch']}")
-            log.info("epoch %d: loss %.4f train_acc %.4f val_acc %.4f (%.1fs)", epoch,
-                     row["train_loss"], row["train_accuracy"], val_accuracy, row["seconds"])
+                best = {
+                    "epoch": epoch,
+                    "val_accuracy": val_accuracy,
+                    "encoder": copy.deepcopy(encoder.state_dict()),
+                    "loss": copy.deepcopy(loss.state_dict()),
+                }
+            epochs.set_postfix(
+                loss=f"{row['train_loss']:.4f}",
+                val_acc=f"{val_accuracy:.4f}",
+                best=f"{best['val_accuracy']:.4f}@{best['epoch']}",
+            )
+            log.info(
+                "epoch %d: loss %.4f train_acc %.4f val_acc %.4f (%.1fs)",
+                epoch,
+                row["train_loss"],
+                row["train_accuracy"],
+                val_accuracy,
+                row["seconds"],
+            )
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, config, encoder, loss, optimizer, scheduler,
-                                 generator, history, best, time.perf_counter() - started)
+                _save_checkpoint(
+                    checkpoint,
+                    config,
+                    encoder,
+                    loss,
+                    optimizer,
+                    scheduler,
+                    generator,
+                    history,
+                    best,
+                    time.perf_counter() - started,
+                )
             if config.patience is not None and epoch - best["epoch"] >= config.patience:
                 log.info("no better validation accuracy for %d epochs; stopping", config.patience)
                 break
@@ -183,19 +246,42 @@ def train(config: TrainConfig, data: Dataset, *, checkpoint: Path | None = None,
     loss.load_state_dict(best["loss"])
     encoder.eval()
     loss.eval()
-    return TrainResult(config, encoder, loss, history, int(best["epoch"]),
-                       float(best["val_accuracy"]), time.perf_counter() - started, interrupted)
+    return TrainResult(
+        config,
+        encoder,
+        loss,
+        history,
+        int(best["epoch"]),
+        float(best["val_accuracy"]),
+        time.perf_counter() - started,
+        interrupted,
+    )
 
 
-def _save_checkpoint(path: Path, config: TrainConfig, encoder: nn.Module, loss: nn.Module,
-                     optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
-                     history: list[dict[str, float]], best: dict[str, Any], seconds: float) -> None:
+def _save_checkpoint(
+    path: Path,
+    config: TrainConfig,
+    encoder: nn.Module,
+    loss: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    generator: torch.Generator,
+    history: list[dict[str, float]],
+    best: dict[str, Any],
+    seconds: float,
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"config": config.to_dict(), "encoder": encoder.state_dict(),
-             "loss": loss.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": None if scheduler is None else scheduler.state_dict(),
-             "generator": generator.get_state(), "history": history, "best": best,
-             "seconds": seconds}
+    state = {
+        "config": config.to_dict(),
+        "encoder": encoder.state_dict(),
+        "loss": loss.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "generator": generator.get_state(),
+        "history": history,
+        "best": best,
+        "seconds": seconds,
+    }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # atomic: an interrupted save never leaves a broken checkpoint

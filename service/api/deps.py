@@ -1,47 +1,102 @@
-"""Dependencies as `Annotated` aliases: what a route needs, taken from the app's state.
+"""Every dependency a route takes, as an `Annotated` alias, and the typed state behind them.
 
-They are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool,
-a thread hop per dependency per request that costs more than the lookup itself.
+The lifespan (service/app.py) fills one `AppState`; routes never read `app.state` themselves.
+The getters are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread
+pool, a thread hop per dependency per request that costs more than the lookup itself.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
-from service.bundle import Bundle
-from service.class_index import ClassIndex
-from service.embedder import RequestEmbedder
-from service.errors import PayloadTooLargeError
+from corel.bundle import Bundle
+from service.api.middleware import InFlight
+from service.classes.index import ClassIndex
+from service.errors import PayloadTooLargeError, ServiceUnavailableError
+from service.inference.embedder import Embedder, RequestEmbedder
+from service.inference.runtime import EncoderRuntime
+from service.items.service import ItemService
 from service.settings import Settings
+
+__all__ = [
+    "AppState",
+    "BundleDep",
+    "ClassIndexDep",
+    "EmbedderDep",
+    "ItemsDep",
+    "SettingsDep",
+    "StateDep",
+    "check_input_count",
+]
+
+
+@dataclass
+class AppState:
+    """What the lifespan loads; `None` until it is loaded (the routes answer 503 meanwhile)."""
+
+    settings: Settings
+    ready: bool = False
+    bundle: Bundle | None = None
+    runtime: EncoderRuntime | None = None
+    embedder: Embedder | None = None
+    class_index: ClassIndex | None = None
+    items: ItemService | None = None
+    in_flight: InFlight = field(default_factory=InFlight)
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.corel
+    return state
+
+
+T = TypeVar("T")
+
+
+def _loaded(value: T | None) -> T:
+    if value is None:
+        raise ServiceUnavailableError("the model is loading")
+    return value
+
+
+async def get_state(request: Request) -> AppState:
+    return app_state(request)
 
 
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return app_state(request).settings
 
 
 async def get_bundle(request: Request) -> Bundle:
-    return request.app.state.bundle
+    return _loaded(app_state(request).bundle)
 
 
 async def get_embedder(request: Request) -> RequestEmbedder:
     """`embed_inputs(inputs) -> (N, D)` raw embeddings: preprocessing, then the batcher."""
-    return RequestEmbedder(request.app.state.embedder, request)
+    return RequestEmbedder(_loaded(app_state(request).embedder), request)
 
 
 async def get_class_index(request: Request) -> ClassIndex:
-    return request.app.state.class_index
+    return _loaded(app_state(request).class_index)
 
 
+async def get_items(request: Request) -> ItemService:
+    return _loaded(app_state(request).items)
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 BundleDep = Annotated[Bundle, Depends(get_bundle)]
 EmbedderDep = Annotated[RequestEmbedder, Depends(get_embedder)]
 ClassIndexDep = Annotated[ClassIndex, Depends(get_class_index)]
+ItemsDep = Annotated[ItemService, Depends(get_items)]
 
 
 def check_input_count(count: int, settings: Settings) -> None:
     if count > settings.max_inputs_per_request:
         raise PayloadTooLargeError(
             f"{count} inputs in one request; the limit is {settings.max_inputs_per_request}",
-            details={"max_inputs_per_request": settings.max_inputs_per_request})
+            details={"max_inputs_per_request": settings.max_inputs_per_request},
+        )

@@ -16,13 +16,18 @@ TITLES = ["CCE", "Center loss", "Gaussian-COREL", "Cosine-COREL", "Siamese (cont
 def run_quick(out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--seeds", "0", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 # ~35 s of CPU in all (about 20 s wall on 2 idle cores); slower while the machine is shared
 @pytest.mark.slow
 def test_quick_mode_writes_a_table_with_every_loss_and_resumes_from_its_cache(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     first = run_quick(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     table_lines = [line for line in first.stdout.splitlines() if line.startswith("| ")]
@@ -38,8 +43,14 @@ def test_quick_mode_writes_a_table_with_every_loss_and_resumes_from_its_cache(
     assert len(saved["runs"]) == 10
     for run in saved["runs"]:
         assert 0.0 <= run["headline"]["accuracy"] <= 1.0
-        assert {"kmeans_accuracy", "gmm_accuracy", "ari", "v_measure", "silhouette",
-                "kmeans_accuracy_raw"} <= set(run["headline"])
+        assert {
+            "kmeans_accuracy",
+            "gmm_accuracy",
+            "ari",
+            "v_measure",
+            "silhouette",
+            "kmeans_accuracy_raw",
+        } <= set(run["headline"])
     assert "| Cosine-COREL | 0.15 |" in (tmp_path / "reproduce_paper.md").read_text()
     assert (tmp_path / "tsne_test.png").stat().st_size > 0
     assert len(list((tmp_path / "tsne").glob("*-seed0.npz"))) == 5

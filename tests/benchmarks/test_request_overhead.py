@@ -8,16 +8,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_prints_a_row_per_kind_of_request_with_the_cost_around_the_model() -> None:
-    run = subprocess.run([sys.executable, "benchmarks/request_overhead.py", "--requests", "32"],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, "benchmarks/request_overhead.py", "--requests", "32"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
 
-    rows = [[cell.strip() for cell in line.strip("|").split("|")]
-            for line in run.stdout.splitlines() if line.startswith("| /")]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in run.stdout.splitlines()
+        if line.startswith("| /")
+    ]
     assert [(row[0], row[1], row[2]) for row in rows] == [
-        ("/embed, 1 data", "1", "32"), ("/embed, 1 tensor", "1", "32"),
-        ("/classify, 1 data", "1", "32"), ("/embed, 128 data", "128", "2"),
-        ("/embed, 128 image", "128", "2"), ("/embed, 128 tensor", "128", "2")]
+        ("/embed, 1 data", "1", "32"),
+        ("/embed, 1 tensor", "1", "32"),
+        ("/classify, 1 data", "1", "32"),
+        ("/embed, 128 data", "128", "2"),
+        ("/embed, 128 image", "128", "2"),
+        ("/embed, 128 tensor", "128", "2"),
+    ]
     for row in rows:
         wall, cpu, model, around = (float(cell.replace(",", "")) for cell in row[3:])
         assert wall > 0 and cpu > 0 and model > 0

@@ -12,8 +12,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "serve_throughput.py"
-COLUMNS = ["measurement", "batching", "concurrency", "items/request", "requests/s", "items/s",
-           "p50 ms", "p99 ms", "errors", "server CPU %", "client CPU %"]
+COLUMNS = [
+    "measurement",
+    "batching",
+    "concurrency",
+    "items/request",
+    "requests/s",
+    "items/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "server CPU %",
+    "client CPU %",
+]
 
 
 def cells(line: str) -> list[str]:
@@ -24,24 +35,34 @@ def cells(line: str) -> list[str]:
 @pytest.mark.slow
 def test_quick_mode_prints_the_full_table_and_the_ratios(tmp_path: Path) -> None:
     out = tmp_path / "serve_throughput.md"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
 
     lines = run.stdout.splitlines()
     header = lines.index("| " + " | ".join(COLUMNS) + " |")
-    rows = [cells(line) for line in lines[header + 2:] if line.startswith("| ")]
+    rows = [cells(line) for line in lines[header + 2 :] if line.startswith("| ")]
     rows = rows[: next(n for n, row in enumerate(rows) if row[0] == "ratio")]
     assert all(len(row) == len(COLUMNS) for row in rows)
     keys = {(row[0], row[1], row[2], row[3]) for row in rows}
-    expected = {(raw + again, "-", "-", n)
-                for raw in ("onnxruntime (CPU)", "onnxruntime (CPU, as served)")
-                for again in ("", " again") for n in ("1", "128")}
+    expected = {
+        (raw + again, "-", "-", n)
+        for raw in ("onnxruntime (CPU)", "onnxruntime (CPU, as served)")
+        for again in ("", " again")
+        for n in ("1", "128")
+    }
     for batching in ("on", "off"):
         for path in ("/embed", "/classify"):
             expected |= {(f"POST {path}", batching, c, "1") for c in ("1", "8")}
-        expected |= {(what, batching, "1", "128") for what in (
-            "POST /embed", "POST /embed (PNG)", "POST /embed (tensor)")}
+        expected |= {
+            (what, batching, "1", "128")
+            for what in ("POST /embed", "POST /embed (PNG)", "POST /embed (tensor)")
+        }
     assert keys == expected
     for row in rows:
         items_per_s = float(row[5].replace(",", ""))
@@ -50,13 +71,15 @@ def test_quick_mode_prints_the_full_table_and_the_ratios(tmp_path: Path) -> None
             assert row[8] == "0", row  # and no errors
             assert float(row[6]) <= float(row[7]), row  # p50 <= p99
 
-    for ratio in ("/embed requests/s, batching on / off, concurrency 8",
-                  "/classify requests/s, batching on / off, concurrency 8",
-                  "/embed with 128 items per request", "/embed with 128 PNG images",
-                  "/embed with 128 tensor inputs"):
+    for ratio in (
+        "/embed requests/s, batching on / off, concurrency 8",
+        "/classify requests/s, batching on / off, concurrency 8",
+        "/embed with 128 items per request",
+        "/embed with 128 PNG images",
+        "/embed with 128 tensor inputs",
+    ):
         line = next(line for line in lines if line.startswith(f"| {ratio}"))
         assert line.rstrip().endswith(("| **PASS** |", "| **FAIL** |")), line
     assert "- Machine: " in run.stdout and "`uptime` before:" in run.stdout
-    assert f"Reproduce: `python benchmarks/serve_throughput.py --quick --out {out}`" \
-        in run.stdout
+    assert f"Reproduce: `python benchmarks/serve_throughput.py --quick --out {out}`" in run.stdout
     assert out.read_text() == "# Serving throughput\n\n" + run.stdout

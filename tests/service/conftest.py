@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.app import create_app
-from service.launch import LocalServer as Server
-from service.launch import launch
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE
+from tests.support.server import LocalServer as Server
+from tests.support.server import launch
 
 
 def png_base64(pixels: np.ndarray) -> str:
@@ -68,11 +68,21 @@ StartServer = Callable[..., Server]
 
 
 def _server_factory(base: Path, servers: list[Server]) -> StartServer:
-    def start(*, data_dir: Path | None = None, bundle: Path = DEFAULT_BUNDLE,
-              env: dict[str, str] | None = None, timeout: float = 60) -> Server:
+    def start(
+        *,
+        data_dir: Path | None = None,
+        bundle: Path = DEFAULT_BUNDLE,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> Server:
         log = base / f"server-{len(servers)}.log"
-        server = launch(bundle=bundle, data_dir=data_dir or base / "server-data", log=log,
-                        env=env, timeout=timeout)
+        server = launch(
+            bundle=bundle,
+            data_dir=data_dir or base / "server-data",
+            log=log,
+            env=env,
+            timeout=timeout,
+        )
         servers.append(server)
         return server
 

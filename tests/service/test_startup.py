@@ -15,17 +15,23 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.launch import launch
-from service.runtime import choose_providers
+from service.inference.runtime import choose_providers
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE, REPO
 from tests.service.conftest import as_input
 from tests.service.test_metrics import sample
+from tests.support.server import launch
 
 
 def run_service(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "service"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, env={"PATH": os.environ["PATH"], **env})
+    return subprocess.run(
+        [sys.executable, "-m", "service"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"], **env},
+    )
 
 
 def test_start_with_broken_bundle_exits_naming_the_problem(tmp_path) -> None:
@@ -38,8 +44,7 @@ def test_start_with_broken_bundle_exits_naming_the_problem(tmp_path) -> None:
 
 def test_launch_raises_with_the_log_of_a_server_that_cannot_start(tmp_path) -> None:
     with pytest.raises(RuntimeError, match="exited with 2") as raised:
-        launch(bundle=tmp_path / "nowhere", data_dir=tmp_path / "data",
-               log=tmp_path / "server.log")
+        launch(bundle=tmp_path / "nowhere", data_dir=tmp_path / "data", log=tmp_path / "server.log")
     assert "nowhere: no manifest.json" in str(raised.value)  # the server's log
 
 
@@ -49,12 +54,15 @@ def test_start_with_missing_bundle_exits_naming_the_folder(tmp_path) -> None:
     assert "nowhere: no manifest.json" in done.stderr
 
 
-@pytest.mark.parametrize("env, fragment", [
-    ({"COREL_PORT": "70000"}, "COREL_PORT"),
-    ({"COREL_PROVIDER": "tpu"}, "COREL_PROVIDER"),
-    ({"COREL_QUEUE_SIZE": "8", "COREL_MAX_BATCH_SIZE": "64"}, "COREL_QUEUE_SIZE (8)"),
-    ({"COREL_API_KEY": "short"}, "COREL_API_KEY"),
-])
+@pytest.mark.parametrize(
+    "env, fragment",
+    [
+        ({"COREL_PORT": "70000"}, "COREL_PORT"),
+        ({"COREL_PROVIDER": "tpu"}, "COREL_PROVIDER"),
+        ({"COREL_QUEUE_SIZE": "8", "COREL_MAX_BATCH_SIZE": "64"}, "COREL_QUEUE_SIZE (8)"),
+        ({"COREL_API_KEY": "short"}, "COREL_API_KEY"),
+    ],
+)
 def test_start_with_bad_setting_exits_naming_it(env, fragment) -> None:
     done = run_service(env)
     assert done.returncode == 2
@@ -107,8 +115,11 @@ def server(start_module_server):
 def test_server_reports_ready_with_its_provider(server) -> None:
     with server.client() as http:
         assert http.get("/healthz").json() == {"status": "ok"}
-        assert http.get("/readyz").json() == {"status": "ready", "model": "fashion-mnist-cosine",
-                                              "provider": "CPUExecutionProvider"}
+        assert http.get("/readyz").json() == {
+            "status": "ready",
+            "model": "fashion-mnist-cosine",
+            "provider": "CPUExecutionProvider",
+        }
 
 
 def test_server_classifies_concurrent_requests(server, fashion_sample) -> None:
@@ -117,8 +128,9 @@ def test_server_classifies_concurrent_requests(server, fashion_sample) -> None:
 
     async def classify_all() -> list[str]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            responses = await asyncio.gather(*(
-                http.post("/classify", json={"inputs": [as_input(im)]}) for im in images[::3]))
+            responses = await asyncio.gather(
+                *(http.post("/classify", json={"inputs": [as_input(im)]}) for im in images[::3])
+            )
         assert {r.status_code for r in responses} == {200}
         return [r.json()["results"][0]["label"] for r in responses]
 
@@ -156,8 +168,10 @@ def test_server_drops_the_job_of_a_client_that_went_away(start_server) -> None:
     port = int(server.url.rsplit(":", 1)[1])
     with server.client() as http, socket.create_connection(("127.0.0.1", port)) as slow:
         runs_before = sample(http.get("/metrics").text, "corel_batch_size_count")
-        slow.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 1000\r\n\r\n{")
+        slow.sendall(
+            b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
         time.sleep(0.2)  # the slow request is in flight
         with pytest.raises(httpx.ReadTimeout):
             http.post("/embed", json=blank, timeout=0.3)

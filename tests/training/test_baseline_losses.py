@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from service.class_rule import class_scores
+from corel.class_rule import rule_for
 from training.losses import (
     CenterLoss,
     ClassVectorLoss,
@@ -20,8 +20,9 @@ from training.losses import (
 )
 
 
-def with_weight(loss: ClassVectorLoss, weight: list[list[float]],
-                bias: list[float] | None = None) -> ClassVectorLoss:
+def with_weight(
+    loss: ClassVectorLoss, weight: list[list[float]], bias: list[float] | None = None
+) -> ClassVectorLoss:
     with torch.no_grad():
         loss.weight.copy_(torch.tensor(weight))
         if bias is not None:
@@ -30,6 +31,7 @@ def with_weight(loss: ClassVectorLoss, weight: list[list[float]],
 
 
 # -- cross-entropy --------------------------------------------------------------------------
+
 
 def test_cce_matches_hand_computation() -> None:
     loss = with_weight(CrossEntropyLoss(2, 2), [[1.0, 0.0], [0.0, 1.0]], bias=[0.5, -0.5])
@@ -53,8 +55,8 @@ def test_cce_matches_plain_torch_on_random_tensors() -> None:
 
 # -- center loss ----------------------------------------------------------------------------
 
-def center_loss_with_zero_head(lam: float, alpha: float, centers: list[list[float]]
-                               ) -> CenterLoss:
+
+def center_loss_with_zero_head(lam: float, alpha: float, centers: list[list[float]]) -> CenterLoss:
     loss = CenterLoss(3, 2, lam=lam, alpha=alpha)
     with torch.no_grad():
         loss.weight.zero_()  # every logit 0: the CCE part is log K for any h
@@ -92,10 +94,9 @@ def test_center_update_only_while_training_and_not_by_gradient() -> None:
 
 # -- Gaussian-COREL -------------------------------------------------------------------------
 
-def gaussian(weight: list[list[float]], lam: float = 0.85, gamma: float = 0.5
-             ) -> GaussianCorelLoss:
-    return with_weight(GaussianCorelLoss(len(weight), len(weight[0]), lam=lam, gamma=gamma),
-                       weight)
+
+def gaussian(weight: list[list[float]], lam: float = 0.85, gamma: float = 0.5) -> GaussianCorelLoss:
+    return with_weight(GaussianCorelLoss(len(weight), len(weight[0]), lam=lam, gamma=gamma), weight)
 
 
 def test_gaussian_corel_matches_hand_computation() -> None:
@@ -104,8 +105,7 @@ def test_gaussian_corel_matches_hand_computation() -> None:
     # squared distances (0, 25), similarities -gamma * d^2 = (0, -12.5)
     repel = math.log(1.0 + math.exp(-12.5))
     assert loss(h, torch.tensor([0])).item() == pytest.approx(0.15 * repel, abs=1e-6)
-    assert loss(h, torch.tensor([1])).item() == pytest.approx(0.85 * 12.5 + 0.15 * repel,
-                                                              rel=1e-6)
+    assert loss(h, torch.tensor([1])).item() == pytest.approx(0.85 * 12.5 + 0.15 * repel, rel=1e-6)
 
 
 def test_gaussian_corel_matches_plain_torch_on_random_tensors() -> None:
@@ -113,8 +113,10 @@ def test_gaussian_corel_matches_plain_torch_on_random_tensors() -> None:
     loss = GaussianCorelLoss(4, 6, lam=0.3, gamma=0.7)
     h, y = torch.randn(8, 6), torch.randint(0, 4, (8,))
     sq = ((h[:, None, :] - loss.weight[None, :, :]) ** 2).sum(-1)  # (N, K)
-    expected = (0.3 * 0.7 * sq.gather(1, y[:, None]).squeeze(1)
-                + 0.7 * torch.log(torch.exp(-0.7 * sq).sum(1))).mean()
+    expected = (
+        0.3 * 0.7 * sq.gather(1, y[:, None]).squeeze(1)
+        + 0.7 * torch.log(torch.exp(-0.7 * sq).sum(1))
+    ).mean()
     assert loss(h, y).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -140,6 +142,7 @@ def test_gaussian_corel_gradient_is_finite_when_h_sits_on_its_class_vector() -> 
 
 # -- Siamese contrastive ----------------------------------------------------------------------
 
+
 def test_contrastive_matches_hand_computation() -> None:
     # normalised: e_x, e_y, e_x (the norm of the third must not matter)
     h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]])
@@ -158,8 +161,9 @@ def test_contrastive_matches_hand_computation() -> None:
 def test_contrastive_class_vectors_are_normalised_class_means() -> None:
     loss = ContrastiveLoss(3, 2)
     s = 1 / math.sqrt(2)
-    loss.fit_class_vectors(torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 3.0]]),
-                           torch.tensor([0, 1, 1]))
+    loss.fit_class_vectors(
+        torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 3.0]]), torch.tensor([0, 1, 1])
+    )
     assert torch.allclose(loss.weight[0], torch.tensor([1.0, 0.0]))
     assert torch.allclose(loss.weight[1], F.normalize(torch.tensor([s / 2, (1 + s) / 2]), dim=0))
     assert not list(loss.parameters())  # nothing for the optimiser: W is fitted, not learned
@@ -184,15 +188,19 @@ RULE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("loss", "bias", "expected"), RULE_CASES,
-                         ids=["cosine", "contrastive", "euclidean", "dot", "dot-bias"])
-def test_class_rule_predicts_the_right_class(loss: ClassVectorLoss, bias: list[float] | None,
-                                            expected: int) -> None:
+@pytest.mark.parametrize(
+    ("loss", "bias", "expected"),
+    RULE_CASES,
+    ids=["cosine", "contrastive", "euclidean", "dot", "dot-bias"],
+)
+def test_class_rule_predicts_the_right_class(
+    loss: ClassVectorLoss, bias: list[float] | None, expected: int
+) -> None:
     with_weight(loss, W, bias)
     h = torch.tensor(H)
     torch_scores = loss.scores(h).detach()
     numpy_bias = None if loss.bias is None else loss.bias.detach().numpy()
-    numpy_scores = class_scores(np.array(H), np.array(W), loss.class_rule, numpy_bias)
+    numpy_scores = rule_for(loss.class_rule).scores(np.array(H), np.array(W), numpy_bias)
     np.testing.assert_allclose(torch_scores.numpy(), numpy_scores, rtol=1e-5, atol=1e-5)
     assert int(torch_scores.argmax(1)[0]) == expected == int(numpy_scores.argmax(1)[0])
 
@@ -204,15 +212,17 @@ def test_class_rules_on_a_constructed_cloud() -> None:
     y = np.repeat(np.arange(3), 20)
     h = (3.0 * w[y] + 0.3 * rng.standard_normal((60, 3))).astype(np.float32)
     for name in ("cosine", "gaussian", "cce"):
-        loss = with_weight(build_loss(name, 3, 3), w.tolist(),
-                           [0.0, 0.0, 0.0] if name == "cce" else None)
+        loss = with_weight(
+            build_loss(name, 3, 3), w.tolist(), [0.0, 0.0, 0.0] if name == "cce" else None
+        )
         predicted = loss.scores(torch.from_numpy(h)).argmax(1).numpy()
         assert (predicted == y).all(), name
         bias = None if loss.bias is None else loss.bias.detach().numpy()
-        assert (class_scores(h, w, loss.class_rule, bias).argmax(1) == y).all(), name
+        assert (rule_for(loss.class_rule).scores(h, w, bias).argmax(1) == y).all(), name
 
 
 # -- degenerate batches ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["cce", "center", "gaussian", "contrastive", "cosine"])
 def test_empty_batch_gives_zero_loss_not_nan(name: str) -> None:

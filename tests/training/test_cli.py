@@ -7,20 +7,33 @@ from pathlib import Path
 
 import pytest
 
-from service.bundle import load_bundle
+from corel.bundle import load_bundle
 
 
 def run_cli(module_app: str, *args: str) -> subprocess.CompletedProcess[str]:
     code = f"from training.cli import {module_app}; {module_app}()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("cli") / "digits-gaussian"
-    done = run_cli("train_app", "--dataset", "digits", "--loss", "gaussian", "--epochs", "3",
-                   "--seed", "1", "--out", str(out), "--quiet")
+    done = run_cli(
+        "train_app",
+        "--dataset",
+        "digits",
+        "--loss",
+        "gaussian",
+        "--epochs",
+        "3",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     return out, json.loads(done.stdout)
 

@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from service.bundle import load_bundle
+from corel.bundle import load_bundle
 from training.config import TrainConfig
 from training.data import load_dataset
 from training.evaluate import onnx_embed
@@ -61,14 +61,25 @@ def test_training_is_reproducible_with_a_seed() -> None:
 def test_checkpoint_resume_continues_where_it_stopped(tmp_path: Path) -> None:
     data = load_dataset("digits", data_dir="", seed=0)
     checkpoint = tmp_path / "checkpoint.pt"
-    train(TrainConfig(dataset="digits", epochs=2, seed=0), data, checkpoint=checkpoint,
-          progress=False)
-    resumed = train(TrainConfig(dataset="digits", epochs=2, seed=0), data,
-                    checkpoint=checkpoint, resume=True, progress=False)
+    train(
+        TrainConfig(dataset="digits", epochs=2, seed=0), data, checkpoint=checkpoint, progress=False
+    )
+    resumed = train(
+        TrainConfig(dataset="digits", epochs=2, seed=0),
+        data,
+        checkpoint=checkpoint,
+        resume=True,
+        progress=False,
+    )
     assert len(resumed.history) == 2  # nothing left to run, best weights restored
     with pytest.raises(ValueError, match="different config"):
-        train(TrainConfig(dataset="digits", epochs=3, seed=1), data, checkpoint=checkpoint,
-              resume=True, progress=False)
+        train(
+            TrainConfig(dataset="digits", epochs=3, seed=1),
+            data,
+            checkpoint=checkpoint,
+            resume=True,
+            progress=False,
+        )
 
 
 def test_exported_bundle_scores_like_the_trained_model(digits_bundle: Path) -> None:

@@ -13,8 +13,9 @@ class CenterLoss(CrossEntropyLoss):
 
     default_lam = 0.35
 
-    def __init__(self, num_classes: int, embedding_dim: int, lam: float | None = None,
-                 alpha: float = 0.5) -> None:
+    def __init__(
+        self, num_classes: int, embedding_dim: int, lam: float | None = None, alpha: float = 0.5
+    ) -> None:
         super().__init__(num_classes, embedding_dim, lam)
         self.alpha = alpha
         self.register_buffer("centers", torch.zeros(num_classes, embedding_dim))

@@ -18,8 +18,9 @@ class ContrastiveLoss(ClassVectorLoss):
     class_rule = "cosine"
     learns_class_vectors = False
 
-    def __init__(self, num_classes: int, embedding_dim: int, lam: float | None = None,
-                 margin: float = 1.0) -> None:
+    def __init__(
+        self, num_classes: int, embedding_dim: int, lam: float | None = None, margin: float = 1.0
+    ) -> None:
         super().__init__(num_classes, embedding_dim, lam)
         self.margin = margin
 

@@ -14,8 +14,9 @@ class GaussianCorelLoss(ClassVectorLoss):
     class_rule = "euclidean"
     default_lam = 0.85
 
-    def __init__(self, num_classes: int, embedding_dim: int, lam: float | None = None,
-                 gamma: float = 0.5) -> None:
+    def __init__(
+        self, num_classes: int, embedding_dim: int, lam: float | None = None, gamma: float = 0.5
+    ) -> None:
         super().__init__(num_classes, embedding_dim, lam)
         self.gamma = gamma
 

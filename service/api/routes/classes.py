@@ -9,18 +9,19 @@ from fastapi import APIRouter, status
 from service import metrics
 from service.api.deps import ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
-from service.api.schemas import ClassCreate, ClassInfo, ClassList
+from service.api.schemas.classes import ClassCreate, ClassInfo, ClassList
 
 router = APIRouter(prefix="/classes", tags=["classes"], route_class=ORJSONRoute)
 
 
 def _listing(classes: ClassIndexDep) -> ClassList:
-    current = classes.classes
-    return ClassList(rule=classes.rule, classes=[
-        ClassInfo(name=name, source=source, examples=examples, threshold=threshold)  # type: ignore[arg-type]
-        for name, source, examples, threshold in zip(
-            current.names, current.sources, current.examples, current.thresholds, strict=True)
-    ])
+    return ClassList(
+        rule=classes.rule.name,
+        classes=[
+            ClassInfo.model_validate(record, from_attributes=True)
+            for record in classes.classes.records
+        ],
+    )
 
 
 @router.get("")
@@ -29,8 +30,9 @@ async def list_classes(classes: ClassIndexDep) -> ClassList:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def add_class(body: ClassCreate, classes: ClassIndexDep, embedder: EmbedderDep,
-                    settings: SettingsDep) -> ClassInfo:
+async def add_class(
+    body: ClassCreate, classes: ClassIndexDep, embedder: EmbedderDep, settings: SettingsDep
+) -> ClassInfo:
     """Add a class from a few examples: its vector is their normalised mean embedding."""
     check_input_count(len(body.inputs), settings)
     h = await embedder.embed_inputs(body.inputs)

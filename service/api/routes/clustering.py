@@ -1,6 +1,6 @@
 """Clustering quality: score a labelled batch, cluster a batch, report on the stored items.
 
-The metrics are the training package's (service.clustering): K-Means and a Gaussian
+The metrics are the training package's (corel.clustering): K-Means and a Gaussian
 mixture scored by accuracy after Hungarian matching, ARI and V-measure, and the cosine
 silhouette. Batches are clustered L2-normalised by default (cosine geometry, what
 Cosine-COREL optimises); `normalise: false` clusters the raw embeddings. The work runs in
@@ -10,90 +10,42 @@ a thread so the event loop keeps serving.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api.deps import BundleDep, ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
+from corel import clustering as corel_clustering
+from corel.class_rule import l2_normalise
+from corel.clustering import choose_k, class_report, evaluate_latent_space, kmeans, silhouette
+from service.api.deps import (
+    BundleDep,
+    ClassIndexDep,
+    EmbedderDep,
+    ItemsDep,
+    SettingsDep,
+    check_input_count,
+)
 from service.api.json_route import ORJSONRoute
-from service.api.routes.items import ItemsDep
-from service.api.schemas import EXAMPLE_INPUT, Input, exactly_one
-from service.class_rule import l2_normalise
-from service.clustering import choose_k, class_report, evaluate_latent_space, kmeans, silhouette
+from service.api.schemas.clustering import (
+    MAX_K_CANDIDATES,
+    Batch,
+    ClassQuality,
+    ClusterRequest,
+    ClusterResponse,
+    Misplaced,
+    Report,
+    ScoreRequest,
+    ScoreResponse,
+)
 from service.errors import ValidationFailedError
-from service.item_search import check_vector
+from service.items.search import check_vector
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/clustering", tags=["clustering"],
-                   route_class=ORJSONRoute)
-MAX_CLUSTERS = 50
-MAX_K_CANDIDATES = 20  # K values tried in one /cluster call, each a full K-Means
+router = APIRouter(prefix="/clustering", tags=["clustering"], route_class=ORJSONRoute)
 REPORT_LIMIT = 50_000
-
-
-class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    inputs: list[Input] | None = Field(None, description="Inputs to embed (or give vectors)")
-    vectors: list[list[float]] | None = Field(None, description="Raw embeddings of this model")
-    normalise: bool = Field(True, description="Cluster L2-normalised embeddings (cosine)")
-    seed: int = Field(0, description="Seed for K-Means, the mixture and silhouette sampling")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Batch:
-        exactly_one(inputs=self.inputs, vectors=self.vectors)
-        return self
-
-    @property
-    def size(self) -> int:
-        return len(self.inputs or self.vectors or [])
-
-
-class ScoreRequest(Batch):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT] * 3, "labels": [0, 1, 1]}]}
-    )
-
-    labels: list[str | int] = Field(description="The true class of each input, in order")
-    gmm: bool = Field(True, description="Also fit a Gaussian mixture (slower)")
-
-
-class ClusterRequest(Batch):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT] * 3, "k_min": 2, "k_max": 2}]}
-    )
-
-    k: int | None = Field(None, ge=2, le=MAX_CLUSTERS, description="Clusters; absent: chosen")
-    k_min: int = Field(2, ge=2, le=MAX_CLUSTERS)
-    k_max: int = Field(10, ge=2, le=MAX_CLUSTERS)
-
-
-class Agreement(BaseModel):
-    accuracy: float = Field(description="Accuracy after Hungarian matching of clusters to labels")
-    ari: float
-    v_measure: float
-
-
-class ScoreResponse(BaseModel):
-    n: int
-    k: int = Field(description="Number of classes in the labels, used as K")
-    geometry: str
-    kmeans: Agreement
-    gmm: Agreement | None = None
-    silhouette_kmeans: float = Field(description="Cosine silhouette of the K-Means clusters")
-    silhouette_labels: float = Field(description="Cosine silhouette of the true classes")
-
-
-class ClusterResponse(BaseModel):
-    k: int
-    geometry: str
-    assignments: list[int]
-    sizes: list[int]
-    silhouette: float = Field(description="Cosine silhouette of the assignments")
-    silhouette_by_k: dict[int, float] | None = Field(None, description="When K was chosen")
 
 
 async def _embeddings(batch: Batch, embedder: Any, settings: Any, dim: int) -> np.ndarray:
@@ -127,7 +79,7 @@ async def score(
         seed=body.seed,
         with_gmm=body.gmm,
     )
-    return ScoreResponse(**result)
+    return ScoreResponse.model_validate(result, from_attributes=True)
 
 
 @router.post("/cluster", response_model=ClusterResponse, response_model_exclude_none=True)
@@ -164,33 +116,6 @@ async def cluster(
     )
 
 
-class Misplaced(BaseModel):
-    id: str
-    closest_class: str = Field(description="The class whose vector scores highest")
-    closest_score: float
-    own_score: float = Field(description="Score against its own class vector")
-
-
-class ClassQuality(BaseModel):
-    label: str
-    n: int
-    cohesion: float = Field(description="Mean cosine of its items to their centroid")
-    nearest_class: str | None = Field(description="By cosine between class centroids")
-    nearest_class_similarity: float | None
-    has_class_vector: bool = Field(description="False: a label the class index does not know")
-    misplaced: int | None = Field(None, description="Items nearer another class vector")
-    misplaced_examples: list[Misplaced] = Field(default_factory=list)
-
-
-class Report(BaseModel):
-    n_items: int
-    n_labelled: int = Field(description="Items with a label: only these are reported on")
-    truncated: bool = Field(description="More items are stored than `limit`")
-    rule: str = Field(description="Class rule the misplaced items are judged by")
-    misplaced: int
-    classes: list[ClassQuality]
-
-
 @router.get("/report", response_model=Report)
 async def report(
     items: ItemsDep,
@@ -204,7 +129,7 @@ async def report(
     rows = await items.corpus(limit + 1)
     labelled = [n for n, label in enumerate(rows.labels[:limit]) if label is not None]
     classes, rule = class_index.classes, class_index.rule  # the current set, imprints included
-    result: dict[str, Any] = {"classes": []}
+    qualities: list[ClassQuality] = []
     if labelled:
         result = await asyncio.to_thread(
             class_report,
@@ -216,14 +141,26 @@ async def report(
             classes.bias,
             max_examples,
         )
-    for entry in result["classes"]:
-        for example in entry.get("misplaced_examples", []):
-            example["id"] = rows.ids[labelled[example.pop("index")]]
+        qualities = [_quality(entry, [rows.ids[n] for n in labelled]) for entry in result.classes]
     return Report(
         n_items=min(len(rows.ids), limit),
         n_labelled=len(labelled),
         truncated=len(rows.ids) > limit,
-        rule=rule,
-        misplaced=sum(entry.get("misplaced", 0) for entry in result["classes"]),
-        classes=result["classes"],
+        rule=rule.name,
+        misplaced=sum(q.misplaced or 0 for q in qualities),
+        classes=qualities,
     )
+
+
+def _quality(entry: corel_clustering.ClassQuality, ids: list[str]) -> ClassQuality:
+    """The report's entry for one class, with item ids in place of positions."""
+    examples = [
+        Misplaced(
+            id=ids[m.index],
+            closest_class=m.closest_class,
+            closest_score=m.closest_score,
+            own_score=m.own_score,
+        )
+        for m in entry.misplaced_examples
+    ]
+    return ClassQuality.model_validate({**asdict(entry), "misplaced_examples": examples})

@@ -7,6 +7,7 @@ import base64
 import numpy as np
 from fastapi import APIRouter
 
+from corel.class_rule import l2_normalise
 from service import metrics
 from service.api.deps import (
     BundleDep,
@@ -16,21 +17,22 @@ from service.api.deps import (
     check_input_count,
 )
 from service.api.json_route import ORJSONRoute
-from service.api.schemas import (
+from service.api.schemas.inference import (
+    Classification,
     ClassifyRequest,
     ClassifyResponse,
     EmbedRequest,
     EmbedResponse,
 )
-from service.class_rule import l2_normalise
 from service.errors import ValidationFailedError
 
 router = APIRouter(tags=["inference"], route_class=ORJSONRoute)
 
 
 @router.post("/embed")
-async def embed(body: EmbedRequest, embedder: EmbedderDep, bundle: BundleDep,
-                settings: SettingsDep) -> EmbedResponse:
+async def embed(
+    body: EmbedRequest, embedder: EmbedderDep, bundle: BundleDep, settings: SettingsDep
+) -> EmbedResponse:
     """Embeddings of the inputs: L2-normalised by default, the raw last layer on request."""
     check_input_count(len(body.inputs), settings)
     h = await embedder.embed_inputs(body.inputs)
@@ -42,25 +44,38 @@ async def embed(body: EmbedRequest, embedder: EmbedderDep, bundle: BundleDep,
     else:
         # six decimals in float64: rounding float32 then widening would print 0.17157100141...
         embeddings = np.round(out.astype(np.float64), 6).tolist()
-    return EmbedResponse(model=bundle.manifest.name, dim=out.shape[1],
-                         normalized=body.normalize, encoding_format=body.encoding_format,
-                         embeddings=embeddings)
+    return EmbedResponse(
+        model=bundle.manifest.name,
+        dim=out.shape[1],
+        normalized=body.normalize,
+        encoding_format=body.encoding_format,
+        embeddings=embeddings,
+    )
 
 
 @router.post("/classify")
-async def classify(body: ClassifyRequest, embedder: EmbedderDep, classes: ClassIndexDep,
-                   bundle: BundleDep, settings: SettingsDep) -> ClassifyResponse:
+async def classify(
+    body: ClassifyRequest,
+    embedder: EmbedderDep,
+    classes: ClassIndexDep,
+    bundle: BundleDep,
+    settings: SettingsDep,
+) -> ClassifyResponse:
     """Top-k classes by nearest class vector, with the margin and an `unknown` flag."""
     check_input_count(len(body.inputs), settings)
     if body.k > settings.max_k:
-        raise ValidationFailedError(f"k={body.k} is above the limit of {settings.max_k}",
-                                    details={"max_k": settings.max_k})
+        raise ValidationFailedError(
+            f"k={body.k} is above the limit of {settings.max_k}", details={"max_k": settings.max_k}
+        )
     h = await embedder.embed_inputs(body.inputs)
     threshold = body.threshold if body.threshold is not None else settings.unknown_threshold
-    results = classes.classify(h, body.k, threshold)
-    for result in results:
-        metrics.BEST_SCORE.observe(result["score"])
-        metrics.MARGIN.observe(result["margin"])
-        metrics.CLASSIFIED.labels(label=result["label"],
-                                  unknown=str(result["unknown"]).lower()).inc()
-    return ClassifyResponse(model=bundle.manifest.name, rule=classes.rule, results=results)
+    predictions = classes.classify(h, body.k, threshold)
+    for p in predictions:
+        metrics.BEST_SCORE.observe(p.score)
+        metrics.MARGIN.observe(p.margin)
+        metrics.CLASSIFIED.labels(label=p.label, unknown=str(p.unknown).lower()).inc()
+    return ClassifyResponse(
+        model=bundle.manifest.name,
+        rule=classes.rule.name,
+        results=[Classification.model_validate(p, from_attributes=True) for p in predictions],
+    )

@@ -8,85 +8,26 @@ matching items.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api.deps import EmbedderDep, SettingsDep, check_input_count
+from service.api.deps import EmbedderDep, ItemsDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
-from service.api.routes.items import ItemId, ItemsDep, Label
-from service.api.schemas import EXAMPLE_INPUT, Input, exactly_one
+from service.api.schemas.neighbors import (
+    MAX_OFFSET,
+    NeighbourOut,
+    NeighboursRequest,
+    NeighboursResponse,
+    NeighboursResult,
+)
 from service.errors import ValidationFailedError
-from service.item_search import Neighbour, SearchOptions
-from service.store import MetadataValue
+from service.items.search import Neighbour, SearchOptions
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["neighbours"], route_class=ORJSONRoute)
-MAX_OFFSET = 10_000
-
-
-class NeighbourQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: ItemId | None = Field(None, description="A stored item's id")
-    input: Input | None = Field(None, description="A new input, embedded for this query")
-    vector: list[float] | None = Field(None, description="A raw embedding of the current model")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> NeighbourQuery:
-        exactly_one(id=self.id, input=self.input, vector=self.vector)
-        return self
-
-
-class NeighbourFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    label: Label | None = None
-    metadata: dict[str, MetadataValue] = Field(
-        default_factory=dict, description="Top-level metadata fields that must equal these"
-    )
-
-
-class NeighboursRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "queries": [{"id": "shoe-1"}, {"input": EXAMPLE_INPUT}],
-                    "k": 5,
-                    "min_score": 0.5,
-                    "filter": {"label": "Sneaker", "metadata": {"colour": "white"}},
-                }
-            ]
-        },
-    )
-
-    queries: list[NeighbourQuery] = Field(min_length=1)
-    k: int = Field(10, ge=1)
-    offset: int = Field(0, ge=0, le=MAX_OFFSET)
-    min_score: float | None = Field(None, ge=-1.0, le=1.0)
-    filter: NeighbourFilter = Field(default_factory=NeighbourFilter)
-    include_vectors: bool = False
-
-
-class NeighbourOut(BaseModel):
-    id: str
-    score: float = Field(description="Cosine similarity to the query")
-    label: str | None
-    metadata: dict[str, Any]
-    vector: list[float] | None = Field(None, exclude_if=lambda v: v is None)
-
-
-class NeighboursResult(BaseModel):
-    neighbors: list[NeighbourOut]
-
-
-class NeighboursResponse(BaseModel):
-    results: list[NeighboursResult] = Field(description="One per query, in order")
 
 
 def _check_k(k: int, max_k: int) -> None:

@@ -1,0 +1,224 @@
+"""The model bundle: the contract between `training` (writes it) and `service` (reads it).
+
+A bundle is a folder (README, "Model bundle format"):
+
+    manifest.json        format_version, name, created, loss, architecture, input,
+                         embedding_dim, class_rule, labels, files {name: sha256},
+                         training, metrics, calibration
+    encoder.onnx         input `input` [N, *input.shape] float32 -> output `embedding` [N, D]
+    class_vectors.npy    float32 [K, D], unnormalised
+    class_bias.npy       float32 [K], only for the `dot` rule
+
+This module is torch-free so the service can import it. `load_bundle` checks every
+promise the manifest makes and raises `BundleError` naming the first one broken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from corel.class_rule import ClassRuleName
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Bundle",
+    "BundleError",
+    "InputSpec",
+    "Manifest",
+    "load_bundle",
+    "sha256_file",
+    "write_bundle",
+]
+
+FORMAT_VERSION = 1
+ENCODER_FILE = "encoder.onnx"
+CLASS_VECTORS_FILE = "class_vectors.npy"
+CLASS_BIAS_FILE = "class_bias.npy"
+
+
+class BundleError(Exception):
+    """A bundle is missing, malformed, or does not match its manifest."""
+
+
+class InputSpec(BaseModel):
+    """How raw user values (pixels 0..255, feature units) become model input."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["image", "vector"]
+    shape: list[int] = Field(min_length=1)  # no batch axis, e.g. [1, 28, 28]
+    dtype: Literal["float32"] = "float32"
+    scale: float = 1.0  # model input = raw * scale + offset
+    offset: float = 0.0
+
+
+class Manifest(BaseModel):
+    """The manifest keys any client may rely on; other keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format_version: int
+    name: str
+    created: str
+    loss: dict[str, Any]
+    architecture: dict[str, Any]
+    input: InputSpec
+    embedding_dim: int = Field(gt=0)
+    class_rule: ClassRuleName
+    labels: list[str] = Field(min_length=1)
+    files: dict[str, str]
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    # Per-class similarity below which a prediction is flagged unknown, in the rule's
+    # score units; calibrated on held-out data by the trainer.
+    calibration: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: Manifest
+    class_vectors: np.ndarray  # (K, D) float32
+    class_bias: np.ndarray | None  # (K,) float32, `dot` rule only
+
+    @property
+    def encoder_path(self) -> Path:
+        return self.path / ENCODER_FILE
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_bundle(
+    out_dir: Path,
+    *,
+    manifest: dict[str, Any],
+    encoder_onnx: Path,
+    class_vectors: np.ndarray,
+    class_bias: np.ndarray | None = None,
+    extra_files: dict[str, Path] | None = None,
+) -> Bundle:
+    """Write a complete bundle; `files` and `created` in the manifest are filled in here.
+
+    `extra_files` (report, plots, metrics.json) are copied in and hashed too.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if encoder_onnx.resolve() != (out_dir / ENCODER_FILE).resolve():
+        shutil.copyfile(encoder_onnx, out_dir / ENCODER_FILE)
+    np.save(out_dir / CLASS_VECTORS_FILE, np.asarray(class_vectors, dtype=np.float32))
+    names = [ENCODER_FILE, CLASS_VECTORS_FILE]
+    if class_bias is not None:
+        np.save(out_dir / CLASS_BIAS_FILE, np.asarray(class_bias, dtype=np.float32))
+        names.append(CLASS_BIAS_FILE)
+    for name, src in (extra_files or {}).items():
+        dest = out_dir / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.resolve() != dest.resolve():
+            shutil.copyfile(src, dest)
+        names.append(name)
+    full = {
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **manifest,
+        "files": {name: sha256_file(out_dir / name) for name in sorted(names)},
+    }
+    Manifest.model_validate(full)  # refuse to write a bundle we could not read back
+    (out_dir / "manifest.json").write_text(json.dumps(full, indent=2) + "\n")
+    return load_bundle(out_dir)
+
+
+def load_bundle(path: Path | str, *, check_onnx: bool = True) -> Bundle:
+    """Read and verify a bundle: hashes, array shapes, and the ONNX graph's signature."""
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: no manifest.json (is this a model bundle folder?)")
+    try:
+        manifest = Manifest.model_validate(json.loads(manifest_path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    except ValidationError as exc:
+        raise BundleError(f"{manifest_path}: invalid manifest: {exc}") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise BundleError(
+            f"{manifest_path}: format_version {manifest.format_version} is not supported "
+            f"(this reader knows {FORMAT_VERSION})"
+        )
+
+    required = [ENCODER_FILE, CLASS_VECTORS_FILE]
+    if manifest.class_rule == "dot":
+        required.append(CLASS_BIAS_FILE)
+    for name in required:
+        if name not in manifest.files:
+            raise BundleError(f"{manifest_path}: 'files' does not list {name}")
+    for name, expected in manifest.files.items():
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{path}: file {name} is listed in the manifest but missing")
+        actual = sha256_file(file)
+        if actual != expected:
+            raise BundleError(
+                f"{path}: {name} has sha256 {actual[:12]}..., manifest says {expected[:12]}... "
+                "(file changed or corrupted after export)"
+            )
+
+    k, d = len(manifest.labels), manifest.embedding_dim
+    class_vectors = np.load(path / CLASS_VECTORS_FILE)
+    if class_vectors.shape != (k, d):
+        raise BundleError(
+            f"{path}: class_vectors.npy has shape {list(class_vectors.shape)}, expected "
+            f"[{k}, {d}] from {k} labels and embedding_dim {d}"
+        )
+    class_bias = None
+    if manifest.class_rule == "dot":
+        class_bias = np.load(path / CLASS_BIAS_FILE).astype(np.float32)
+        if class_bias.shape != (k,):
+            raise BundleError(
+                f"{path}: class_bias.npy has shape {list(class_bias.shape)}, expected [{k}]"
+            )
+    if check_onnx:
+        _check_onnx_signature(path / ENCODER_FILE, manifest)
+    return Bundle(path, manifest, class_vectors.astype(np.float32), class_bias)
+
+
+def _check_onnx_signature(onnx_path: Path, manifest: Manifest) -> None:
+    import onnxruntime as ort  # local: keeps `import corel.bundle` cheap
+
+    try:
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise BundleError(f"{onnx_path}: onnxruntime cannot load it: {exc}") from exc
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if [i.name for i in inputs] != ["input"] or [o.name for o in outputs] != ["embedding"]:
+        raise BundleError(
+            f"{onnx_path}: expected input 'input' and output 'embedding', found inputs "
+            f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}"
+        )
+    in_shape, out_shape = inputs[0].shape, outputs[0].shape
+    if len(in_shape) != 1 + len(manifest.input.shape) or any(
+        isinstance(got, int) and got != want
+        for got, want in zip(in_shape[1:], manifest.input.shape, strict=True)
+    ):
+        raise BundleError(
+            f"{onnx_path}: input shape {in_shape} does not match manifest input.shape "
+            f"[N, {', '.join(map(str, manifest.input.shape))}]"
+        )
+    if isinstance(in_shape[0], int) and in_shape[0] != -1:
+        raise BundleError(f"{onnx_path}: batch axis is fixed at {in_shape[0]}, must be dynamic")
+    dim = out_shape[1] if len(out_shape) == 2 else None
+    if len(out_shape) != 2 or (isinstance(dim, int) and dim != manifest.embedding_dim):
+        raise BundleError(
+            f"{onnx_path}: output shape {out_shape} does not match embedding_dim "
+            f"{manifest.embedding_dim}"
+        )

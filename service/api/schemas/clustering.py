@@ -1,0 +1,102 @@
+"""Bodies of the /clustering routes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.api.schemas.common import EXAMPLE_INPUT
+from service.inference.inputs import Input, exactly_one
+
+MAX_CLUSTERS = 50
+
+
+MAX_K_CANDIDATES = 20  # K values tried in one /cluster call, each a full K-Means
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[Input] | None = Field(None, description="Inputs to embed (or give vectors)")
+    vectors: list[list[float]] | None = Field(None, description="Raw embeddings of this model")
+    normalise: bool = Field(True, description="Cluster L2-normalised embeddings (cosine)")
+    seed: int = Field(0, description="Seed for K-Means, the mixture and silhouette sampling")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Batch:
+        exactly_one(inputs=self.inputs, vectors=self.vectors)
+        return self
+
+    @property
+    def size(self) -> int:
+        return len(self.inputs or self.vectors or [])
+
+
+class ScoreRequest(Batch):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT] * 3, "labels": [0, 1, 1]}]}
+    )
+
+    labels: list[str | int] = Field(description="The true class of each input, in order")
+    gmm: bool = Field(True, description="Also fit a Gaussian mixture (slower)")
+
+
+class ClusterRequest(Batch):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT] * 3, "k_min": 2, "k_max": 2}]}
+    )
+
+    k: int | None = Field(None, ge=2, le=MAX_CLUSTERS, description="Clusters; absent: chosen")
+    k_min: int = Field(2, ge=2, le=MAX_CLUSTERS)
+    k_max: int = Field(10, ge=2, le=MAX_CLUSTERS)
+
+
+class Agreement(BaseModel):
+    accuracy: float = Field(description="Accuracy after Hungarian matching of clusters to labels")
+    ari: float
+    v_measure: float
+
+
+class ScoreResponse(BaseModel):
+    n: int
+    k: int = Field(description="Number of classes in the labels, used as K")
+    geometry: str
+    kmeans: Agreement
+    gmm: Agreement | None = None
+    silhouette_kmeans: float = Field(description="Cosine silhouette of the K-Means clusters")
+    silhouette_labels: float = Field(description="Cosine silhouette of the true classes")
+
+
+class ClusterResponse(BaseModel):
+    k: int
+    geometry: str
+    assignments: list[int]
+    sizes: list[int]
+    silhouette: float = Field(description="Cosine silhouette of the assignments")
+    silhouette_by_k: dict[int, float] | None = Field(None, description="When K was chosen")
+
+
+class Misplaced(BaseModel):
+    id: str
+    closest_class: str = Field(description="The class whose vector scores highest")
+    closest_score: float
+    own_score: float = Field(description="Score against its own class vector")
+
+
+class ClassQuality(BaseModel):
+    label: str
+    n: int
+    cohesion: float = Field(description="Mean cosine of its items to their centroid")
+    nearest_class: str | None = Field(description="By cosine between class centroids")
+    nearest_class_similarity: float | None
+    has_class_vector: bool = Field(description="False: a label the class index does not know")
+    misplaced: int | None = Field(None, description="Items nearer another class vector")
+    misplaced_examples: list[Misplaced] = Field(default_factory=list)
+
+
+class Report(BaseModel):
+    n_items: int
+    n_labelled: int = Field(description="Items with a label: only these are reported on")
+    truncated: bool = Field(description="More items are stored than `limit`")
+    rule: str = Field(description="Class rule the misplaced items are judged by")
+    misplaced: int
+    classes: list[ClassQuality]

@@ -1,0 +1,18 @@
+"""Field types and examples that several resources' schemas share."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import StringConstraints
+
+__all__ = ["EXAMPLE_INPUT", "ItemId", "Label"]
+
+# A blank 28x28 image: the shipped model's input, for the OpenAPI examples.
+EXAMPLE_INPUT: dict[str, Any] = {"data": [[0] * 28 for _ in range(28)]}
+
+# No "/" (it would leave the /items/{id} path) and no control characters.
+ItemId = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^/\x00-\x1f]+$")
+]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]

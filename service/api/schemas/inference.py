@@ -1,0 +1,64 @@
+"""Bodies of POST /embed and POST /classify."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.schemas.common import EXAMPLE_INPUT
+from service.inference.inputs import Input
+
+
+class EmbedRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT]}]}
+    )
+
+    inputs: list[Input] = Field(min_length=1)
+    normalize: bool = Field(True, description="L2-normalise (cosine geometry); false: raw h")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float",
+        description="`float`: lists of numbers; `base64`: each embedding's float32 "
+        "bytes (little-endian), base64-encoded: exact, and about half the size as text",
+    )
+
+
+class EmbedResponse(BaseModel):
+    model: str
+    dim: int
+    normalized: bool
+    encoding_format: Literal["float", "base64"]
+    embeddings: list[list[float]] | list[str]
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT], "k": 3}]}
+    )
+
+    inputs: list[Input] = Field(min_length=1)
+    k: int = Field(3, ge=1, description="How many top classes to return")
+    threshold: float | None = Field(
+        None, description="Unknown below this score; default: per-class calibrated thresholds"
+    )
+
+
+class ClassScore(BaseModel):
+    label: str
+    score: float
+
+
+class Classification(BaseModel):
+    label: str = Field(description="The best class (even when unknown is true)")
+    score: float = Field(description="Its score under the class rule (cosine for cosine)")
+    margin: float = Field(description="Best score minus second best")
+    unknown: bool = Field(description="Best score below the threshold")
+    threshold: float | None
+    top: list[ClassScore]
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    rule: Literal["cosine", "euclidean", "dot"]
+    results: list[Classification]

@@ -1,0 +1,114 @@
+"""Bodies of the /items routes.
+
+An item is an id (client-given, or a generated uuid), an embedding made from an input
+(or given as a raw vector), an optional label and JSON metadata, and optionally the input
+itself so it can be re-embedded when the model changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label
+from service.inference.inputs import Input, exactly_one
+from service.items.store import StoredItem
+
+PAGE_LIMIT = 1_000
+
+
+class ItemCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: ItemId | None = Field(None, description="Unique id; a uuid is generated when absent.")
+    input: Input | None = Field(None, description="What to embed (exactly one of input, vector).")
+    vector: list[float] | None = Field(None, description="A raw embedding of the current model.")
+    label: Label | None = None
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    store_input: bool = Field(True, description="Keep the input so the item can be re-embedded.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ItemCreate:
+        exactly_one(input=self.input, vector=self.vector)
+        return self
+
+
+class ItemsCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"id": "shoe-1", "input": EXAMPLE_INPUT, "label": "Sneaker",
+                         "metadata": {"colour": "white"}},
+                    ]
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    items: list[ItemCreate] = Field(min_length=1)
+
+
+class ItemPublic(BaseModel):
+    id: str
+    label: str | None
+    metadata: dict[str, Any]
+    model_id: str = Field(description="sha256 of the encoder that made the embedding")
+    current_model: bool = Field(description="False: embedded by another model, not searchable")
+    has_input: bool = Field(description="The input is stored, so the item can be re-embedded")
+    created: str
+    updated: str
+    vector: list[float] | None = Field(
+        None, exclude_if=lambda v: v is None, description="The raw embedding, when asked for"
+    )
+
+
+class ItemsCreated(BaseModel):
+    items: list[ItemPublic] = Field(description="In request order, with their ids")
+
+
+class IndexStatus(BaseModel):
+    model_id: str = Field(description="sha256 of the encoder whose vectors are searchable")
+    ready: bool
+    index_kind: Literal["flat", "hnsw"]
+    index_device: str = Field(description="cpu or gpu")
+    index_size: int = Field(description="Vectors in the item index")
+    items_current_model: int
+    items_other_models: int = Field(description="Not searchable until re-embedded")
+    items_other_models_reembeddable: int = Field(description="... of those, with a stored input")
+    load_error: str | None = Field(description="Why the index is not ready, if it failed")
+
+
+class ItemList(BaseModel):
+    items: list[ItemPublic]
+    total: int = Field(description="Items matching the filter, over all pages")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+    index: IndexStatus = Field(description="Model identity, index size, items of other models")
+
+
+class ReembedFailure(BaseModel):
+    id: str
+    error: str = Field(description="Why its stored input could not be embedded")
+
+
+class Reembedded(BaseModel):
+    reembedded: int
+    failed: list[ReembedFailure]
+    items_other_models: int = Field(description="Still of another model (no stored input)")
+
+
+def item_public(item: StoredItem, model_id: str, with_vector: bool = False) -> ItemPublic:
+    return ItemPublic(
+        id=item.id,
+        label=item.label,
+        metadata=item.metadata,
+        model_id=item.model_id,
+        current_model=item.model_id == model_id,
+        has_input=item.source is not None,
+        created=item.created,
+        updated=item.updated,
+        vector=item.embedding.tolist() if with_vector else None,
+    )

@@ -1,0 +1,157 @@
+"""The class index: FAISS over the class vectors, answering "which class is this nearest to".
+
+The index holds the class rule's `index_vectors` and is searched with its `query_vectors`,
+so its scores are exactly `rule.scores` (corel/class_rule.py). Classes can be added by
+imprinting (`rule.imprint` of a few example embeddings) and removed; every change is
+saved (class_set.py) before it is served.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from corel.bundle import ENCODER_FILE, Bundle
+from corel.class_rule import ClassRule, rule_for
+from service.classes.class_set import ClassRecord, ClassSet, load_class_set, save_class_set
+from service.errors import ConflictError, NotFoundError
+
+__all__ = ["ClassIndex", "ClassScore", "Prediction"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str  # the best class, even when `unknown`
+    score: float  # its score under the class rule
+    margin: float  # best score minus the second best (0.0 with one class)
+    unknown: bool  # best score below the threshold
+    threshold: float | None
+    top: list[ClassScore]
+
+
+def build_faiss_index(classes: ClassSet, rule: ClassRule) -> faiss.Index:
+    vectors = rule.index_vectors(classes.vectors, classes.bias)
+    dim = vectors.shape[1]
+    index = faiss.IndexFlatL2(dim) if rule.metric == "l2" else faiss.IndexFlatIP(dim)
+    index.add(vectors)
+    if faiss.get_num_gpus() > 0 and hasattr(faiss, "StandardGpuResources"):
+        index = faiss.index_cpu_to_gpu(_gpu_resources(), 0, index)
+    return index
+
+
+_GPU_RESOURCES: list[Any] = []
+
+
+def _gpu_resources() -> Any:
+    # One set of GPU scratch memory for the process, kept alive as long as any index using it
+    if not _GPU_RESOURCES:
+        _GPU_RESOURCES.append(faiss.StandardGpuResources())
+    return _GPU_RESOURCES[0]
+
+
+class ClassIndex:
+    def __init__(self, bundle: Bundle, data_dir: Path) -> None:
+        self.rule = rule_for(bundle.manifest.class_rule)
+        self.model_id = bundle.manifest.files[ENCODER_FILE]
+        self._path = data_dir / f"classes-{self.model_id[:16]}.json"
+        self._lock = threading.Lock()
+        saved = load_class_set(self._path, model_id=self.model_id)
+        self._set(saved or ClassSet.from_bundle(bundle))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def classes(self) -> ClassSet:
+        return self._current[0]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, ClassSet]:
+        """Top-k (scores (N, k), class indices (N, k)) under the rule; higher is better."""
+        classes, index = self._current  # one read: never a new index with old names
+        k = min(k, len(classes))
+        raw, ids = index.search(self.rule.query_vectors(embeddings), k)
+        return self.rule.from_index(raw), ids, classes
+
+    def classify(
+        self, embeddings: np.ndarray, k: int, threshold: float | None = None
+    ) -> list[Prediction]:
+        """The top-k classes of each embedding; `threshold` overrides the classes' own."""
+        scores, ids, classes = self.search(embeddings, max(k, 2))
+        predictions = []
+        for row_scores, row_ids in zip(scores, ids, strict=True):
+            best = classes.records[int(row_ids[0])]
+            limit = threshold if threshold is not None else best.threshold
+            score = float(row_scores[0])
+            predictions.append(
+                Prediction(
+                    label=best.name,
+                    score=score,
+                    margin=score - float(row_scores[1]) if len(row_scores) > 1 else 0.0,
+                    unknown=limit is not None and score < limit,
+                    threshold=limit,
+                    top=[
+                        ClassScore(classes.records[int(i)].name, float(s))
+                        for s, i in zip(row_scores[:k], row_ids[:k], strict=True)
+                    ],
+                )
+            )
+        return predictions
+
+    # -- changing --------------------------------------------------------------------------
+
+    def add(self, name: str, embeddings: np.ndarray, threshold: float | None = None) -> None:
+        """Imprint a class from example embeddings (N, D) under the class rule."""
+        with self._lock:
+            old = self.classes
+            if name in old.names:
+                raise ConflictError(f"class {name!r} exists; delete it first to re-imprint")
+            vector, bias = self.rule.imprint(embeddings, old.vectors, old.bias)
+            if threshold is None:  # the typical calibrated threshold of the bundle's classes
+                known = [r.threshold for r in old.records if r.threshold is not None]
+                threshold = float(np.median(known)) if known else None
+            self._change(
+                old.with_record(
+                    ClassRecord(
+                        name,
+                        vector.astype(np.float32),
+                        bias,
+                        "imprinted",
+                        len(embeddings),
+                        threshold,
+                    )
+                )
+            )
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            old = self.classes
+            if name not in old.names:
+                raise NotFoundError(f"no class named {name!r}")
+            if len(old) == 1:
+                raise ConflictError("cannot remove the last class")
+            self._change(old.without(name))
+
+    def _change(self, classes: ClassSet) -> None:
+        save_class_set(self._path, classes, model_id=self.model_id)  # saved before served
+        self._set(classes)
+
+    def _set(self, classes: ClassSet) -> None:
+        # add/remove run in a worker thread while the event loop searches: one assignment
+        # swaps the set and its index together, so a reader sees the old pair or the new one
+        self._current = (classes, build_faiss_index(classes, self.rule))

@@ -1,0 +1,124 @@
+"""From a request `Input` to one model-ready float32 array, following the manifest."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from corel.bundle import InputSpec
+from service.errors import PayloadTooLargeError, ValidationFailedError
+from service.inference.inputs import Input, Tensor
+
+Image.MAX_IMAGE_PIXELS = None  # we enforce our own, configurable limit below
+
+
+def to_model_input(
+    item: Input, spec: InputSpec, *, max_pixels: int, position: int = 0
+) -> np.ndarray:
+    """One item (no batch axis) as the encoder takes it: raw * scale + offset."""
+    where = f"inputs[{position}]"
+    if item.image is not None:
+        raw = _decode_image(item.image, spec, max_pixels, where)
+    elif item.tensor is not None:
+        raw = _checked(_from_tensor(item.tensor, spec, where), spec, max_pixels, f"{where}.tensor")
+    else:
+        raw = _checked(_from_numbers(item.data, where), spec, max_pixels, f"{where}.data")
+    return (raw * spec.scale + spec.offset).astype(np.float32)
+
+
+def _from_numbers(data: object, where: str) -> np.ndarray:
+    try:
+        parsed = np.asarray(data)  # no dtype yet: numpy would quietly parse "1" as 1.0
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailedError(
+            f"{where}.data must be a rectangular array of numbers ({exc})"
+        ) from exc
+    if parsed.dtype.kind not in "iuf":  # bool, str, object (ragged or huge ints), ...
+        raise ValidationFailedError(
+            f"{where}.data must be a rectangular array of numbers, got {_kind(parsed)}"
+        )
+    return parsed.astype(np.float32)
+
+
+def _from_tensor(tensor: Tensor, spec: InputSpec, where: str) -> np.ndarray:
+    try:
+        payload = base64.b64decode(tensor.b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailedError(f"{where}.tensor.b64 is not valid base64 ({exc})") from exc
+    dtype = np.dtype(tensor.dtype).newbyteorder("<")
+    shape = tensor.shape if tensor.shape is not None else list(spec.shape)
+    if any(size < 1 for size in shape):
+        raise ValidationFailedError(f"{where}.tensor.shape {shape} has a size below 1")
+    expected_bytes = math.prod(shape) * dtype.itemsize
+    if len(payload) != expected_bytes:
+        raise ValidationFailedError(
+            f"{where}.tensor has {len(payload)} bytes; shape {shape} of {tensor.dtype} takes "
+            f"{expected_bytes}",
+            details={"bytes": len(payload), "expected": expected_bytes},
+        )
+    return np.frombuffer(payload, dtype).reshape(shape).astype(np.float32)
+
+
+def _checked(raw: np.ndarray, spec: InputSpec, max_pixels: int, where: str) -> np.ndarray:
+    """Size, finiteness and shape of a float32 array of numbers from `data` or `tensor`."""
+    if raw.size > max_pixels * max(spec.shape[0], 1):
+        raise PayloadTooLargeError(f"{where} has {raw.size} values; the limit is {max_pixels}")
+    if not np.isfinite(raw).all():
+        raise ValidationFailedError(f"{where} contains NaN or infinite values")
+    expected = tuple(spec.shape)
+    if spec.kind == "image" and raw.ndim == 2 and expected[0] == 1:
+        raw = raw[None]  # H x W for a one-channel model
+    if raw.shape != expected:
+        raise ValidationFailedError(
+            f"{where} has shape {list(raw.shape)}; this model takes {_accepted_shapes(spec)}",
+            details={"expected": list(expected)},
+        )
+    return raw
+
+
+def _decode_image(encoded: str | None, spec: InputSpec, max_pixels: int, where: str) -> np.ndarray:
+    if spec.kind != "image":
+        raise ValidationFailedError(f"{where}.image: this model takes vectors, send `data`")
+    try:
+        payload = base64.b64decode(encoded or "", validate=True)
+        image: Image.Image = Image.open(io.BytesIO(payload))
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailedError(f"{where}.image is not valid base64 ({exc})") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValidationFailedError(f"{where}.image is not an image file Pillow can read") from exc
+    if image.width * image.height > max_pixels:
+        raise PayloadTooLargeError(
+            f"{where}.image has {image.width}x{image.height} pixels; the limit is {max_pixels}"
+        )
+    channels, height, width = spec.shape
+    try:
+        image = image.convert("L" if channels == 1 else "RGB")
+        if image.size != (width, height):
+            if not getattr(spec, "resize", False):
+                raise ValidationFailedError(
+                    f"{where}.image is {image.width}x{image.height}; this model takes "
+                    f"{width}x{height} (its manifest does not allow resizing)"
+                )
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.float32)
+    except OSError as exc:  # truncated or corrupt image data
+        raise ValidationFailedError(f"{where}.image could not be decoded ({exc})") from exc
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def _kind(parsed: np.ndarray) -> str:
+    return {"b": "true/false values", "U": "strings", "S": "strings"}.get(
+        parsed.dtype.kind, "values that are not all numbers"
+    )
+
+
+def _accepted_shapes(spec: InputSpec) -> str:
+    shape = list(spec.shape)
+    if spec.kind == "image" and shape[0] == 1:
+        return f"{shape[1:]} (H x W) or {shape} (C x H x W)"
+    return str(shape)

@@ -1,0 +1,134 @@
+"""Neighbour search over the stored items: filters, exact scoring for narrow filters, ranking.
+
+A filter (label, metadata fields) is first resolved to the seqs it matches in SQLite. When
+it matches few items, their vectors are read from the store and scored exactly with numpy:
+exact whatever the index kind, and cheaper than a selector-restricted walk of HNSW, which
+can miss hits when most of the graph is filtered out. Otherwise FAISS searches with the
+allowed seqs. Scores are cosine similarities.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from corel.class_rule import l2_normalise
+from service.errors import ConflictError, NotFoundError, ValidationFailedError
+from service.items.index import ItemIndex
+from service.items.store import ItemStore, MetadataValue, StoredItem
+
+__all__ = [
+    "EXACT_FILTER_LIMIT",
+    "Neighbour",
+    "SearchOptions",
+    "check_vector",
+    "find_neighbours",
+    "resolve_queries",
+]
+
+EXACT_FILTER_LIMIT = 4_096  # filters matching at most this many items are scored exactly
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    k: int
+    offset: int = 0
+    min_score: float | None = None
+    label: str | None = None
+    metadata: dict[str, MetadataValue] | None = None
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    item: StoredItem
+    score: float  # cosine similarity
+
+
+def check_vector(vector: Sequence[float] | np.ndarray, dim: int, where: str) -> np.ndarray:
+    """A raw vector as float32 (dim,), or 422: wrong length, NaN/inf, or all zero."""
+    v = np.asarray(vector, dtype=np.float32)
+    if v.shape != (dim,):
+        raise ValidationFailedError(
+            f"{where}: vector has shape {list(v.shape)}, the model's embeddings have {dim}"
+        )
+    if not np.isfinite(v).all() or not np.any(v):  # a zero vector has no direction
+        raise ValidationFailedError(f"{where}: vector must be finite and not all zero")
+    return v
+
+
+def resolve_queries(
+    store: ItemStore, model_id: str, dim: int, queries: list[np.ndarray | str]
+) -> tuple[np.ndarray, list[int | None]]:
+    """(query vectors (Q, D), own seqs): a str is a stored item's id, anything else a vector."""
+    vectors: list[np.ndarray] = []
+    own: list[int | None] = []
+    for n, query in enumerate(queries):
+        if not isinstance(query, str):
+            vectors.append(check_vector(query, dim, f"queries[{n}]"))
+            own.append(None)
+            continue
+        item = store.get(query)
+        if item is None:
+            raise NotFoundError(f"queries[{n}]: no item with id {query!r}")
+        if item.model_id != model_id:  # its vector lives in another model's space
+            raise ConflictError(
+                f"queries[{n}]: item {query!r} was embedded by another model; "
+                "re-embed it first (POST /items/reembed)"
+            )
+        vectors.append(item.embedding)
+        own.append(item.seq)
+    return np.stack(vectors), own
+
+
+def find_neighbours(
+    store: ItemStore,
+    index: ItemIndex,
+    index_lock: threading.Lock,
+    model_id: str,
+    vectors: np.ndarray,  # (Q, D) raw query vectors
+    own: list[int | None],  # per query, the seq of the stored item it is (left out), or None
+    options: SearchOptions,
+) -> list[list[Neighbour]]:
+    fetch = options.k + options.offset + 1  # +1: a stored query finds itself first
+    allowed = None
+    if options.label is not None or options.metadata:
+        allowed = store.seqs(model_id, label=options.label, metadata=options.metadata)
+    if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+        scores, seqs = _exact(store, model_id, vectors, allowed, fetch)
+    else:
+        with index_lock:
+            scores, seqs = index.search(vectors, fetch, allowed)
+    items = store.get_by_seqs(np.unique(seqs[seqs >= 0]).tolist())
+    return [_rank(scores[q], seqs[q], own[q], items, options) for q in range(len(vectors))]
+
+
+def _exact(
+    store: ItemStore, model_id: str, queries: np.ndarray, allowed: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:  # (Q, <=k) scores and seqs
+    rows = store.vectors(model_id, seqs=allowed)
+    if len(rows.seqs) == 0:
+        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+    scores = l2_normalise(queries) @ l2_normalise(rows.vectors).T  # (Q, n)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, 1), rows.seqs[order]
+
+
+def _rank(
+    scores: np.ndarray,
+    seqs: np.ndarray,
+    own: int | None,
+    items: dict[int, StoredItem],
+    options: SearchOptions,
+) -> list[Neighbour]:
+    hits = [
+        Neighbour(items[int(s)], float(score))
+        for score, s in zip(scores, seqs, strict=True)
+        if s >= 0 and s != own and int(s) in items  # not in items: deleted meanwhile
+    ]
+    hits = hits[options.offset : options.offset + options.k]
+    if options.min_score is not None:
+        hits = [h for h in hits if h.score >= options.min_score]
+    return hits

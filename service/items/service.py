@@ -1,0 +1,345 @@
+"""Items and neighbours: the SQLite store (truth) and the FAISS index (cache), kept in step.
+
+Model identity: the sha256 of the bundle's `encoder.onnx`. Every stored vector records it;
+only vectors of the current model enter the index, so two models' spaces never mix. Items
+of another model are counted (`stats`) and can be re-embedded from their stored inputs.
+
+Start-up (`open`) returns at once; a thread loads the index snapshot, or builds the index
+when the snapshot is missing, corrupt, or of another model, and catches it up with the
+store by set difference of seqs. Until it is done `is_ready` is False and index-backed
+calls answer 503. Writes commit to SQLite, then update the index, under one lock, so the
+index never holds a vector the store has deleted; a crash between the two is repaired by
+the next start's catch-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from corel.bundle import ENCODER_FILE, Bundle
+from service.errors import (
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    ValidationFailedError,
+)
+from service.items.index import IndexKind, ItemIndex, SnapshotError
+from service.items.search import (
+    Neighbour,
+    SearchOptions,
+    check_vector,
+    find_neighbours,
+    resolve_queries,
+)
+from service.items.store import ItemStore, NewItem, StoredItem, VectorRows
+
+__all__ = ["ItemService", "Neighbour", "SearchOptions"]
+
+log = logging.getLogger(__name__)
+
+EmbedSources = Callable[[list[dict[str, Any]]], Awaitable[np.ndarray]]
+
+SNAPSHOT_EVERY = 1_000  # index changes between snapshots (and one at shutdown)
+COMPACT_AT = 0.25  # tombstone share above which the index is rebuilt from the store
+
+
+# A stored input the current model cannot take (other shape, too large): skip that item.
+_INPUT_ERRORS = (ValidationFailedError, PayloadTooLargeError, ValueError)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    model_id: str  # sha256 of the encoder whose vectors the index holds
+    ready: bool
+    index_kind: IndexKind
+    index_device: str  # "cpu" or "gpu"
+    index_size: int
+    items_current_model: int
+    items_other_models: int  # not searchable until re-embedded
+    items_other_models_reembeddable: int
+    load_error: str | None
+
+
+@dataclass(frozen=True)
+class ReembedFailure:
+    id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class ReembedResult:
+    reembedded: int
+    failed: list[ReembedFailure]
+    items_other_models: int  # still of another model (no stored input)
+
+
+class ItemService:
+    def __init__(
+        self,
+        store: ItemStore,
+        *,
+        index_path: Path,
+        model_id: str,
+        dim: int,
+        kind: IndexKind = "flat",
+    ) -> None:
+        self.store, self.model_id, self.dim, self.kind = store, model_id, dim, kind
+        self._index_path = index_path
+        self._index = ItemIndex(dim, kind=kind)
+        self._lock = threading.Lock()  # store writes + index changes, as one step
+        self._ready = threading.Event()
+        self._load_error: str | None = None
+        self._changes = 0
+        self._loader: threading.Thread | None = None
+
+    @classmethod
+    def open(cls, *, settings: Any, bundle: Bundle) -> ItemService:
+        data_dir = Path(settings.data_dir)
+        service = cls(
+            ItemStore(data_dir / "items.sqlite3"),
+            index_path=data_dir / f"items-{settings.index_kind}.index",
+            model_id=bundle.manifest.files[ENCODER_FILE],
+            dim=bundle.manifest.embedding_dim,
+            kind=settings.index_kind,
+        )
+        service.start()
+        return service
+
+    def start(self) -> None:
+        """Load the index in a thread; `is_ready` turns True when it is in step with the store."""
+        self._loader = threading.Thread(target=self._load, name="item-index", daemon=True)
+        self._loader.start()
+
+    def close(self) -> None:
+        if self._loader is not None:
+            self._loader.join()
+        with self._lock:
+            if self._ready.is_set() and self._changes:
+                self._snapshot()
+            self.store.close()
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def index_size(self) -> int:
+        return self._index.size if self.is_ready else 0
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def stats(self) -> IndexStats:
+        counts = self.store.count_by_model(self.model_id)
+        return IndexStats(
+            model_id=self.model_id,
+            ready=self.is_ready,
+            index_kind=self.kind,
+            index_device=self._index.device,
+            index_size=self.index_size,
+            items_current_model=counts.current,
+            items_other_models=counts.other,
+            items_other_models_reembeddable=counts.other_reembeddable,
+            load_error=self._load_error,
+        )
+
+    def _require_ready(self) -> None:
+        if not self.is_ready:
+            why = self._load_error or "the item index is still loading"
+            raise ServiceUnavailableError(why)
+
+    # -- loading -----------------------------------------------------------------------
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            with self._lock:
+                self._index = self._load_snapshot()
+                changed = self._catch_up()
+                if changed:
+                    self._snapshot()
+        except Exception as exc:  # the service stays up and says why it is not ready
+            self._load_error = f"item index failed to load: {exc}"
+            log.exception("item index: loading failed")
+            return
+        self._ready.set()
+        log.info(
+            "item index: ready, %d vectors (%.2fs)", self._index.size, time.perf_counter() - started
+        )
+        counts = self.store.count_by_model(self.model_id)
+        if counts.other:
+            log.warning(
+                "%d stored items were embedded by another model and are not searchable;"
+                " %d can be re-embedded (POST /items/reembed)",
+                counts.other,
+                counts.other_reembeddable,
+            )
+
+    def _load_snapshot(self) -> ItemIndex:
+        if not self._index_path.exists():
+            log.info("item index: no snapshot yet; building it from the store")
+            return ItemIndex(self.dim, kind=self.kind)
+        try:
+            index, last_seq = ItemIndex.load(
+                self._index_path, model_id=self.model_id, kind=self.kind, dim=self.dim
+            )
+        except SnapshotError as exc:  # corrupt, or made for another model: only a cache
+            log.warning("item index: %s; building it from the store", exc)
+            return ItemIndex(self.dim, kind=self.kind)
+        log.info("item index: snapshot loaded, %d vectors up to seq %d", index.ntotal, last_seq)
+        return index
+
+    def _catch_up(self) -> bool:
+        """Make the index hold exactly the store's current-model vectors; True if it changed."""
+        added, removed = self._index.catch_up(
+            self.store.seqs(self.model_id),
+            lambda seqs: self._fetch(seqs),
+        )
+        return bool(added or removed)
+
+    def _fetch(self, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.store.vectors(self.model_id, seqs=seqs)
+        return rows.seqs, rows.vectors
+
+    def _snapshot(self) -> None:
+        started = time.perf_counter()
+        self._index.save(self._index_path, model_id=self.model_id, last_seq=self.store.max_seq())
+        self._changes = 0
+        log.info(
+            "item index: snapshot of %d vectors written (%.2fs)",
+            self._index.ntotal,
+            time.perf_counter() - started,
+        )
+
+    def _after_change(self, n: int) -> None:
+        self._changes += n
+        if self._index.tombstone_ratio > COMPACT_AT:
+            self._index = ItemIndex(self.dim, kind=self.kind)
+            self._catch_up()
+            self._snapshot()
+        elif self._changes >= SNAPSHOT_EVERY:
+            self._snapshot()
+
+    # -- items -------------------------------------------------------------------------
+
+    async def add(self, items: list[NewItem]) -> list[StoredItem]:
+        """Store items (committed on return) and index them."""
+        self._require_ready()
+        for n, item in enumerate(items):
+            check_vector(item.embedding, self.dim, f"items[{n}]")
+        return await asyncio.to_thread(self._add_sync, items)
+
+    def _add_sync(self, items: list[NewItem]) -> list[StoredItem]:
+        with self._lock:
+            stored = self.store.insert(items, self.model_id)
+            self._index.add(
+                np.array([s.seq for s in stored]), np.stack([s.embedding for s in stored])
+            )
+            self._after_change(len(stored))
+        return stored
+
+    async def get(self, item_id: str) -> StoredItem:
+        item = await asyncio.to_thread(self.store.get, item_id)
+        if item is None:
+            raise NotFoundError(f"no item with id {item_id!r}")
+        return item
+
+    async def page(
+        self, *, limit: int, after_seq: int = 0, offset: int = 0, label: str | None = None
+    ) -> list[StoredItem]:
+        return await asyncio.to_thread(
+            self.store.page, limit=limit, after_seq=after_seq, offset=offset, label=label
+        )
+
+    async def count(self, *, label: str | None = None) -> int:
+        return await asyncio.to_thread(self.store.count, label=label)
+
+    async def delete(self, item_id: str) -> None:
+        self._require_ready()
+        await asyncio.to_thread(self._delete_sync, item_id)
+
+    def _delete_sync(self, item_id: str) -> None:
+        with self._lock:
+            seq = self.store.delete(item_id)
+            if seq is None:
+                raise NotFoundError(f"no item with id {item_id!r}")
+            self._index.remove([seq])
+            self._after_change(1)
+
+    async def reembed(self, embed_sources: EmbedSources, *, batch: int = 256) -> ReembedResult:
+        """Re-embed every item of another model that has a stored input, batch by batch."""
+        self._require_ready()
+        done, after = 0, 0
+        failed: list[ReembedFailure] = []
+        while True:
+            todo = await asyncio.to_thread(
+                self.store.reembed_candidates, self.model_id, after_seq=after, limit=batch
+            )
+            if not todo:
+                break
+            after = todo[-1].seq
+            ok, vectors, errors = await self._embed_each(todo, embed_sources)
+            failed += errors
+            if ok:
+                await asyncio.to_thread(self._replace_sync, ok, vectors)
+                done += len(ok)
+        counts = await asyncio.to_thread(self.store.count_by_model, self.model_id)
+        return ReembedResult(reembedded=done, failed=failed, items_other_models=counts.other)
+
+    async def _embed_each(
+        self, todo: list[StoredItem], embed_sources: EmbedSources
+    ) -> tuple[list[StoredItem], np.ndarray, list[ReembedFailure]]:
+        try:  # the whole batch at once; one by one only to find which inputs fail
+            return todo, await embed_sources([t.source or {} for t in todo]), []
+        except _INPUT_ERRORS:
+            pass
+        ok, vectors, failed = [], [], []
+        for item in todo:
+            try:
+                vectors.append((await embed_sources([item.source or {}]))[0])
+                ok.append(item)
+            except _INPUT_ERRORS as exc:
+                failed.append(ReembedFailure(item.id, str(exc)))
+        return ok, np.array(vectors, np.float32).reshape(len(ok), -1), failed
+
+    def _replace_sync(self, items: list[StoredItem], vectors: np.ndarray) -> None:
+        with self._lock:
+            stored = self.store.replace_embeddings(items, vectors, self.model_id)
+            self._index.add(np.array([s.seq for s in stored]), vectors)
+            self._after_change(len(stored))
+
+    # -- neighbours --------------------------------------------------------------------
+
+    async def neighbours(
+        self, queries: list[np.ndarray | str], options: SearchOptions
+    ) -> list[list[Neighbour]]:
+        """Nearest stored items by cosine for raw vectors or stored ids (excluded from their
+        own results), ranked, then `offset` skipped, `k` kept and `min_score` applied."""
+        self._require_ready()
+        return await asyncio.to_thread(self._neighbours_sync, queries, options)
+
+    def _neighbours_sync(
+        self, queries: list[np.ndarray | str], options: SearchOptions
+    ) -> list[list[Neighbour]]:
+        vectors, own = resolve_queries(self.store, self.model_id, self.dim, queries)
+        return find_neighbours(
+            self.store, self._index, self._lock, self.model_id, vectors, own, options
+        )
+
+    # -- corpus, for the clustering report ---------------------------------------------
+
+    async def corpus(self, limit: int) -> VectorRows:
+        """The current model's stored vectors (raw), labels and ids, at most `limit`."""
+        self._require_ready()
+        return await asyncio.to_thread(self.store.vectors, self.model_id, limit=limit)

@@ -1,0 +1,338 @@
+"""The item store: SQLite, the source of truth for items (the FAISS index is only a cache).
+
+Durability: WAL journal with `synchronous=FULL`, so a write that `insert` or `delete` has
+returned from is on disk and survives `kill -9` or a power cut as far as SQLite and the
+file system allow. One connection, guarded by a lock: every method is short and blocking,
+and async callers run it in a worker thread (`ItemService` does).
+
+Each row has a `seq`, an integer key that is never reused (AUTOINCREMENT). It is the id the
+vector has in FAISS, so the index can be checked against the store by set difference.
+An item whose vector changes (re-embedding) gets a new `seq`; rows are otherwise immutable.
+
+sqlite3 errors become service errors here: a duplicate id is a 409, anything else a 503.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.errors import ConflictError, ServiceUnavailableError
+
+__all__ = ["ItemStore", "MetadataValue", "NewItem", "StoredItem", "VectorRows"]
+
+MetadataValue = str | int | float | bool | None
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT    NOT NULL UNIQUE,
+    model_id   TEXT    NOT NULL,
+    dim        INTEGER NOT NULL,
+    embedding  BLOB    NOT NULL,  -- float32 little-endian, raw (not normalised)
+    label      TEXT,
+    metadata   TEXT    NOT NULL DEFAULT '{}',
+    source     TEXT,              -- the Input as JSON, so the item can be re-embedded
+    created    TEXT    NOT NULL,
+    updated    TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_model_seq ON items (model_id, seq);
+CREATE INDEX IF NOT EXISTS items_label_seq ON items (label, seq);
+"""
+_COLUMNS = "seq, id, model_id, dim, embedding, label, metadata, source, created, updated"
+
+
+@dataclass(frozen=True)
+class ModelCounts:
+    current: int  # items embedded by the model asked about
+    other: int  # items embedded by another model
+    other_reembeddable: int  # ... of those, with a stored input
+
+
+@dataclass(frozen=True)
+class NewItem:
+    id: str
+    embedding: np.ndarray  # (D,) float32, raw
+    label: str | None = None
+    metadata: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None  # the Input, for re-embedding
+
+
+@dataclass(frozen=True)
+class VectorRows:
+    seqs: np.ndarray  # (n,) int64
+    ids: list[str]
+    labels: list[str | None]
+    vectors: np.ndarray  # (n, D) float32, raw; (0, 0) when n == 0
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    seq: int
+    id: str
+    model_id: str
+    embedding: np.ndarray  # (D,) float32, raw
+    label: str | None
+    metadata: dict[str, Any]
+    source: dict[str, Any] | None
+    created: str
+    updated: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _row_to_item(row: sqlite3.Row) -> StoredItem:
+    return StoredItem(
+        seq=row["seq"],
+        id=row["id"],
+        model_id=row["model_id"],
+        embedding=np.frombuffer(row["embedding"], dtype="<f4").copy(),
+        label=row["label"],
+        metadata=json.loads(row["metadata"]),
+        source=json.loads(row["source"]) if row["source"] is not None else None,
+        created=row["created"],
+        updated=row["updated"],
+    )
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    item: NewItem | StoredItem,
+    model_id: str,
+    vector: np.ndarray,
+    created: str,
+    updated: str,
+) -> sqlite3.Row:
+    row: sqlite3.Row = conn.execute(
+        "INSERT INTO items (id, model_id, dim, embedding, label, metadata, source, created,"
+        f" updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+        (
+            item.id, model_id, int(vector.shape[0]), np.asarray(vector, dtype="<f4").tobytes(),
+            item.label, json.dumps(item.metadata or {}),
+            None if item.source is None else json.dumps(item.source), created, updated,
+        ),
+    ).fetchone()  # fmt: skip
+    return row
+
+
+def _chunks(values: Sequence[Any] | np.ndarray, size: int = 500) -> Iterator[tuple[list[Any], str]]:
+    """Values in chunks with their `?,?,...` marks: SQLite caps bound parameters."""
+    for start in range(0, len(values), size):
+        chunk = [v.item() if isinstance(v, np.generic) else v for v in values[start : start + size]]
+        yield chunk, ",".join("?" * len(chunk))
+
+
+def _metadata_clause(key: str, value: MetadataValue) -> tuple[str, list[Any]]:
+    """SQL for `metadata[key] == value` with JSON types kept apart (true is not 1)."""
+    path = '$."' + key.replace('"', "") + '"'
+    if value is None:
+        return "json_type(metadata, ?) = 'null'", [path]
+    if isinstance(value, bool):
+        return "json_type(metadata, ?) = ?", [path, "true" if value else "false"]
+    if isinstance(value, int | float):
+        sql = "json_type(metadata, ?) IN ('integer', 'real') AND json_extract(metadata, ?) = ?"
+        return sql, [path, path, value]
+    return "json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?", [path, path, value]
+
+
+class ItemStore:
+    """Items in one SQLite file. Thread-safe; every method blocks briefly."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._errors():
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is
+            # exactly what a method says it is.
+            self._conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(f"item store: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise ServiceUnavailableError(f"item store unavailable: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock, self._errors():
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- writes ------------------------------------------------------------------------
+
+    def insert(self, items: Sequence[NewItem], model_id: str) -> list[StoredItem]:
+        """Insert all items in one transaction, or none: a duplicate id is a 409."""
+        now = _now()
+        with self._transaction() as conn:
+            existing = self._existing_ids(conn, [item.id for item in items])
+            if existing:
+                raise ConflictError(
+                    f"{len(existing)} item id(s) already exist", details={"ids": existing[:20]}
+                )
+            rows = [_insert(conn, item, model_id, item.embedding, now, now) for item in items]
+        return [_row_to_item(row) for row in rows]
+
+    @staticmethod
+    def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> list[str]:
+        found: list[str] = []
+        for chunk, marks in _chunks(ids):
+            found += [
+                r[0] for r in conn.execute(f"SELECT id FROM items WHERE id IN ({marks})", chunk)
+            ]
+        return found
+
+    def delete(self, item_id: str) -> int | None:
+        """Delete one item; its seq, or None when there was no such item."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "DELETE FROM items WHERE id = ? RETURNING seq", (item_id,)
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def replace_embeddings(
+        self, items: Sequence[StoredItem], embeddings: np.ndarray, model_id: str
+    ) -> list[StoredItem]:
+        """Give items new vectors of `model_id`, each under a new seq, in one transaction.
+
+        Delete-and-insert rather than UPDATE so a seq always names one vector: an index
+        that holds the old seq sees it vanish and the new one appear.
+        """
+        now = _now()
+        out = []
+        with self._transaction() as conn:
+            for item, vector in zip(items, embeddings, strict=True):
+                conn.execute("DELETE FROM items WHERE seq = ?", (item.seq,))
+                out.append(_insert(conn, item, model_id, vector, item.created, now))
+        return [_row_to_item(row) for row in out]
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, item_id: str) -> StoredItem | None:
+        rows = self._query(f"SELECT {_COLUMNS} FROM items WHERE id = ?", (item_id,))
+        return _row_to_item(rows[0]) if rows else None
+
+    def get_by_seqs(self, seqs: Sequence[int] | np.ndarray) -> dict[int, StoredItem]:
+        out: dict[int, StoredItem] = {}
+        for chunk, marks in _chunks(seqs):
+            rows = self._query(f"SELECT {_COLUMNS} FROM items WHERE seq IN ({marks})", chunk)
+            out.update((row["seq"], _row_to_item(row)) for row in rows)
+        return out
+
+    def page(
+        self, *, limit: int, after_seq: int = 0, offset: int = 0, label: str | None = None
+    ) -> list[StoredItem]:
+        """Items in seq order: those after `after_seq` (cursor paging), skipping `offset`."""
+        where, params = "seq > ?", list[Any]([after_seq])
+        if label is not None:
+            where, params = where + " AND label = ?", [*params, label]
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM items WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_row_to_item(row) for row in rows]
+
+    def count(self, *, label: str | None = None) -> int:
+        if label is None:
+            return int(self._query("SELECT count(*) FROM items")[0][0])
+        return int(self._query("SELECT count(*) FROM items WHERE label = ?", (label,))[0][0])
+
+    def count_by_model(self, model_id: str) -> ModelCounts:
+        """Items of `model_id`, of other models, and of other models with a stored input."""
+        row = self._query(
+            "SELECT count(*) FILTER (WHERE model_id = ?), count(*) FILTER (WHERE model_id != ?),"
+            " count(*) FILTER (WHERE model_id != ? AND source IS NOT NULL) FROM items",
+            (model_id, model_id, model_id),
+        )[0]
+        return ModelCounts(current=int(row[0]), other=int(row[1]), other_reembeddable=int(row[2]))
+
+    def seqs(
+        self,
+        model_id: str,
+        *,
+        label: str | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> np.ndarray:  # (n,) int64
+        """Seqs of `model_id`'s items, optionally only those matching label and metadata."""
+        where: list[str] = ["model_id = ?"]
+        params: list[Any] = [model_id]
+        if label is not None:
+            where, params = [*where, "label = ?"], [*params, label]
+        for key, value in (metadata or {}).items():
+            clause, args = _metadata_clause(key, value)
+            where, params = [*where, clause], [*params, *args]
+        rows = self._query(f"SELECT seq FROM items WHERE {' AND '.join(where)}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors(
+        self,
+        model_id: str,
+        *,
+        seqs: Sequence[int] | np.ndarray | None = None,
+        limit: int | None = None,
+    ) -> VectorRows:
+        """`model_id`'s vectors in seq order: all of them (up to `limit`), or exactly `seqs`."""
+        sql = "SELECT seq, id, label, embedding FROM items WHERE model_id = ?"
+        if seqs is None:
+            rows = self._query(
+                sql + " ORDER BY seq LIMIT ?", (model_id, -1 if limit is None else limit)
+            )
+        else:
+            rows = []
+            for chunk, marks in _chunks(seqs):
+                rows += self._query(sql + f" AND seq IN ({marks})", [model_id, *chunk])
+            rows.sort(key=lambda r: r[0])
+        blobs = b"".join(r[3] for r in rows)
+        if not rows:
+            return VectorRows(np.zeros(0, np.int64), [], [], np.zeros((0, 0), np.float32))
+        return VectorRows(
+            seqs=np.array([r[0] for r in rows], dtype=np.int64),
+            ids=[r[1] for r in rows],
+            labels=[r[2] for r in rows],
+            vectors=np.frombuffer(blobs, dtype="<f4").astype(np.float32).reshape(len(rows), -1),
+        )
+
+    def reembed_candidates(self, model_id: str, *, after_seq: int, limit: int) -> list[StoredItem]:
+        """Items of other models that have a stored input, in seq order after `after_seq`."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM items WHERE model_id != ? AND source IS NOT NULL"
+            " AND seq > ? ORDER BY seq LIMIT ?",
+            (model_id, after_seq, limit),
+        )
+        return [_row_to_item(row) for row in rows]
+
+    def max_seq(self) -> int:
+        return int(self._query("SELECT coalesce(max(seq), 0) FROM items")[0][0])

@@ -1,0 +1,75 @@
+"""The bundle reader: a good bundle loads; each kind of damage is named in the error."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corel.bundle import BundleError, load_bundle, sha256_file
+
+
+@pytest.fixture
+def bundle_copy(digits_bundle: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(digits_bundle, tmp_path / "bundle"))
+
+
+def rewrite_manifest(path: Path, **changes: object) -> None:
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest.update(changes)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_load_reads_manifest_and_class_vectors(digits_bundle: Path) -> None:
+    bundle = load_bundle(digits_bundle)
+    manifest = bundle.manifest
+    assert manifest.format_version == 1
+    assert manifest.loss["name"] == "cosine_corel"
+    assert manifest.class_rule == "cosine"
+    assert manifest.input.kind == "image" and manifest.input.shape == [1, 8, 8]
+    assert bundle.class_vectors.shape == (10, manifest.embedding_dim)
+    assert bundle.class_bias is None
+    assert set(manifest.files) >= {"encoder.onnx", "class_vectors.npy", "report.md"}
+    assert set(manifest.calibration["thresholds"]) == set(manifest.labels)
+
+
+def test_load_rejects_a_tampered_file(bundle_copy: Path) -> None:
+    with (bundle_copy / "encoder.onnx").open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match=r"encoder\.onnx has sha256 .* manifest says"):
+        load_bundle(bundle_copy)
+
+
+def test_load_rejects_class_vectors_of_the_wrong_shape(bundle_copy: Path) -> None:
+    np.save(bundle_copy / "class_vectors.npy", np.zeros((9, 128), np.float32))
+    files = json.loads((bundle_copy / "manifest.json").read_text())["files"]
+    files["class_vectors.npy"] = sha256_file(bundle_copy / "class_vectors.npy")
+    rewrite_manifest(bundle_copy, files=files)
+    expected = r"class_vectors\.npy has shape \[9, 128\], expected \[10, 128\]"
+    with pytest.raises(BundleError, match=expected):
+        load_bundle(bundle_copy)
+
+
+def test_load_rejects_an_input_shape_the_encoder_does_not_take(bundle_copy: Path) -> None:
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    rewrite_manifest(bundle_copy, input={**manifest["input"], "shape": [1, 28, 28]})
+    with pytest.raises(BundleError, match=r"input shape .* does not match manifest input\.shape"):
+        load_bundle(bundle_copy)
+
+
+def test_load_rejects_a_missing_file(bundle_copy: Path) -> None:
+    (bundle_copy / "class_vectors.npy").unlink()
+    with pytest.raises(BundleError, match=r"class_vectors\.npy is listed in the manifest"):
+        load_bundle(bundle_copy)
+
+
+def test_load_rejects_a_folder_without_manifest(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match=r"no manifest\.json"):
+        load_bundle(tmp_path)
+
+
+def test_load_rejects_an_unknown_format_version(bundle_copy: Path) -> None:
+    rewrite_manifest(bundle_copy, format_version=2)
+    with pytest.raises(BundleError, match="format_version 2 is not supported"):
+        load_bundle(bundle_copy)

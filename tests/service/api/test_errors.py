@@ -1,0 +1,142 @@
+"""Bad input gets its status and the one error shape, never a 500."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.service.conftest import as_input, tensor_input
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    return error
+
+
+GOOD = {"data": [[0] * 28 for _ in range(28)]}
+
+
+@pytest.mark.parametrize(
+    "item, fragment",
+    [
+        ({"data": [[0] * 27 for _ in range(28)]}, "has shape [1, 28, 27]"),
+        ({"data": [[0] * 28, [0] * 27]}, "rectangular array of numbers"),
+        ({"data": [["a"] * 28 for _ in range(28)]}, "got strings"),
+        ({"data": [["1"] * 28 for _ in range(28)]}, "got strings"),
+        ({"data": [[True] * 28 for _ in range(28)]}, "got true/false values"),
+        ({"data": [[10**30] * 28 for _ in range(28)]}, "out of float32 range"),
+        ({"data": [[10**400] * 28 for _ in range(28)]}, "not valid JSON"),
+        ({"data": [[{"x": 1}] * 28 for _ in range(28)]}, "rectangular array of numbers"),
+        ({"image": "not base64!"}, "not valid base64"),
+        ({"image": "aGVsbG8="}, "not an image file"),
+        ({"data": [[0] * 28], "image": "aGVsbG8="}, "exactly one of"),
+        ({}, "exactly one of"),
+        ({"tensor": {"b64": "not base64!"}}, "not valid base64"),
+        ({"tensor": {"b64": "AAAA", "dtype": "int64"}}, "'uint8' or 'float32'"),
+        ({"tensor": {"b64": "AAAA", "shape": [0, 3]}}, "size below 1"),
+        ({"tensor": {"b64": "AAAA"}, "data": [[0] * 28]}, "exactly one of"),
+    ],
+)
+def test_embed_rejects_bad_inputs(client, item, fragment) -> None:
+    error = assert_error(client.post("/embed", json={"inputs": [item]}), 422, "validation_failed")
+    assert fragment in error["message"] or fragment in str(error["details"])
+
+
+def test_embed_rejects_nan(client) -> None:
+    # The literal NaN is not JSON (Python's json module writes and reads it anyway) ...
+    data = [[0.0] * 28 for _ in range(28)]
+    data[3][4] = math.nan
+    response = client.post(
+        "/embed",
+        content=json.dumps({"inputs": [{"data": data}]}),
+        headers={"content-type": "application/json"},
+    )
+    assert "not valid JSON" in assert_error(response, 422, "validation_failed")["message"]
+    # ... but float32 bytes can carry one
+    pixels = np.zeros((28, 28), "<f4")
+    pixels[3, 4] = np.nan
+    response = client.post("/embed", json={"inputs": [tensor_input(pixels, "float32")]})
+    assert "NaN" in assert_error(response, 422, "validation_failed")["message"]
+
+
+def test_embed_rejects_an_empty_list_and_malformed_json(client) -> None:
+    assert_error(client.post("/embed", json={"inputs": []}), 422, "validation_failed")
+    error = assert_error(
+        client.post("/embed", content=b"{nope", headers={"content-type": "application/json"}),
+        422,
+        "validation_failed",
+    )
+    assert error["message"].startswith("the body is not valid JSON at character 1: ")
+
+
+def test_too_many_inputs_is_413(make_client) -> None:
+    client = make_client(max_inputs_per_request=2)
+    error = assert_error(
+        client.post("/embed", json={"inputs": [GOOD] * 3}), 413, "payload_too_large"
+    )
+    assert error["details"] == {"max_inputs_per_request": 2}
+
+
+def test_body_over_the_limit_is_413(make_client) -> None:
+    client = make_client(max_body_bytes=2048)
+    assert_error(client.post("/embed", json={"inputs": [GOOD] * 3}), 413, "payload_too_large")
+
+
+def test_image_with_too_many_pixels_is_413(make_client, fashion_sample) -> None:
+    from tests.service.conftest import png_base64
+
+    client = make_client(max_image_pixels=100)
+    response = client.post("/embed", json={"inputs": [{"image": png_base64(fashion_sample[0][0])}]})
+    assert_error(response, 413, "payload_too_large")
+
+
+def test_k_above_the_limit_is_422(client, fashion_sample) -> None:
+    body = {"inputs": [as_input(fashion_sample[0][0])], "k": 10_000}
+    assert (
+        "above the limit"
+        in assert_error(client.post("/classify", json=body), 422, "validation_failed")["message"]
+    )
+
+
+def test_unknown_class_and_route_are_404(client) -> None:
+    assert_error(client.delete("/classes/no-such-class"), 404, "not_found")
+    assert_error(client.get("/no/such/route"), 404, "not_found")
+
+
+def test_wrong_method_is_405_in_the_error_shape(client) -> None:
+    assert_error(client.get("/embed"), 405, "method_not_allowed")
+
+
+def test_body_over_the_limit_without_content_length_is_413(make_client) -> None:
+    client = make_client(max_body_bytes=2048)
+    chunks = (b'{"inputs": [' + b'{"data": [[0, 0]]},' * 200 + b'{"data": [[0]]}]}',)
+    response = client.post(
+        "/embed",
+        content=iter(chunks),  # streamed: chunked encoding
+        headers={"content-type": "application/json"},
+    )
+    assert_error(response, 413, "payload_too_large")
+
+
+def test_unexpected_error_is_a_500_that_leaks_nothing(make_client) -> None:
+    client = make_client()
+
+    async def boom() -> None:
+        raise RuntimeError("secret detail /etc/passwd")
+
+    client.app.add_api_route("/boom", boom)
+    response = TestClient(client.app, raise_server_exceptions=False).get("/boom")
+    error = assert_error(response, 500, "internal_error")
+    assert "secret" not in response.text and error["details"] is None
+
+
+def test_validation_error_names_the_field(client) -> None:
+    error = assert_error(
+        client.post("/classify", json={"inputs": [GOOD], "k": 0}), 422, "validation_failed"
+    )
+    assert error["message"].startswith("body.k:")
+    assert error["details"][0]["loc"] == ["body", "k"]

@@ -1,0 +1,199 @@
+"""The /items routes over HTTP, in-process, on the default Fashion-MNIST bundle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from corel.bundle import load_bundle, write_bundle
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import DEFAULT_BUNDLE
+from tests.service.conftest import as_input, tensor_input
+
+
+def _ready(client: TestClient) -> TestClient:
+    assert client.app.state.corel.items.wait_ready(30)  # type: ignore[attr-defined]
+    return client
+
+
+@pytest.fixture
+def http(make_client: Callable[..., TestClient]) -> TestClient:
+    return _ready(make_client())
+
+
+def _inputs(images: np.ndarray) -> list[dict[str, Any]]:
+    return [as_input(image) for image in images]
+
+
+def test_create_items_returns_201_with_given_and_generated_ids(
+    http: TestClient, fashion_sample: tuple[np.ndarray, np.ndarray]
+) -> None:
+    images, _ = fashion_sample
+    body = {"items": [{"id": "a", "input": as_input(images[0]), "label": "T-shirt/top",
+                       "metadata": {"colour": "red"}},
+                      {"input": as_input(images[1]), "store_input": False}]}  # fmt: skip
+
+    response = http.post("/items", json=body)
+
+    assert response.status_code == 201
+    created = response.json()["items"]
+    assert created[0]["id"] == "a"
+    assert created[0]["label"] == "T-shirt/top"
+    assert created[0]["metadata"] == {"colour": "red"}
+    assert (created[0]["has_input"], created[1]["has_input"]) == (True, False)
+    assert len(created[1]["id"]) == 32  # a uuid
+    assert created[0]["current_model"] is True
+    assert "vector" not in created[0]
+
+
+def test_create_items_from_vector_then_get_it_back(http: TestClient) -> None:
+    vector = np.random.default_rng(0).normal(size=128).round(4).tolist()
+
+    response = http.post("/items", json={"items": [{"id": "v", "vector": vector}]})
+    got = http.get("/items/v", params={"include_vector": True})
+
+    assert response.status_code == 201
+    assert got.status_code == 200
+    assert got.json()["vector"] == pytest.approx(vector, abs=1e-6)
+
+
+def test_create_items_duplicate_id_is_409_and_stores_nothing(http: TestClient) -> None:
+    vector = [1.0] * 128
+    assert http.post("/items", json={"items": [{"id": "x", "vector": vector}]}).status_code == 201
+
+    response = http.post("/items", json={"items": [{"id": "y", "vector": vector},
+                                                   {"id": "x", "vector": vector}]})  # fmt: skip
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+    assert response.json()["error"]["details"] == {"ids": ["x"]}
+    assert http.get("/items/y").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("item", "status"),
+    [
+        ({"id": "w", "vector": [1.0] * 3}, 422),  # wrong dimension
+        ({"id": "n", "vector": [0.0] * 128}, 422),  # no direction
+        ({"id": "b", "vector": [1.0] * 128, "input": {"data": [[0]]}}, 422),  # both
+        ({"id": "s/lash", "vector": [1.0] * 128}, 422),  # would leave the path
+        ({"id": "i", "input": {"data": [[1, 2], [3, 4]]}}, 422),  # wrong image shape
+        ({"id": "e", "input": {"image": "not base64!"}}, 422),
+    ],
+)
+def test_create_items_bad_item_is_rejected(http: TestClient, item: dict, status: int) -> None:
+    response = http.post("/items", json={"items": [item]})
+
+    assert response.status_code == status
+    assert set(response.json()["error"]) == {"code", "message", "details"}
+
+
+def test_create_items_too_many_is_413(make_client: Callable[..., TestClient]) -> None:
+    client = _ready(make_client(max_inputs_per_request=2))
+
+    response = client.post("/items", json={"items": [{"vector": [1.0] * 128}] * 3})
+
+    assert response.status_code == 413
+
+
+def test_get_item_unknown_is_404(http: TestClient) -> None:
+    response = http.get("/items/nope")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "no item with id 'nope'"
+
+
+def test_list_items_pages_by_cursor_and_filters_by_label(http: TestClient) -> None:
+    items = [{"id": f"i{n}", "vector": [1.0 + n] + [1.0] * 127, "label": "ab"[n % 2]}
+             for n in range(7)]  # fmt: skip
+    http.post("/items", json={"items": items})
+
+    first = http.get("/items", params={"limit": 2, "label": "a"})
+    second = http.get("/items", params={"limit": 2, "label": "a",
+                                        "cursor": first.json()["next_cursor"]})  # fmt: skip
+    by_offset = http.get("/items", params={"limit": 3, "offset": 5})
+
+    assert first.status_code == 200
+    assert [i["id"] for i in first.json()["items"]] == ["i0", "i2"]
+    assert first.json()["total"] == 4
+    assert [i["id"] for i in second.json()["items"]] == ["i4", "i6"]
+    assert [i["id"] for i in by_offset.json()["items"]] == ["i5", "i6"]
+    assert by_offset.json()["next_cursor"] is None
+    assert first.json()["index"]["index_size"] == 7
+    assert http.get("/items", params={"cursor": "x"}).status_code == 422
+    assert http.get("/items", params={"limit": 0}).status_code == 422
+
+
+def test_delete_item_then_it_is_gone(http: TestClient) -> None:
+    http.post("/items", json={"items": [{"id": "d", "vector": [1.0] * 128}]})
+
+    response = http.delete("/items/d")
+
+    assert response.status_code == 204
+    assert http.get("/items/d").status_code == 404
+    assert http.delete("/items/d").status_code == 404
+    assert http.get("/items").json()["index"]["index_size"] == 0
+
+
+def _other_model(bundle: Path, out: Path) -> Path:
+    """The same network under another identity: its ONNX file differs by one doc string."""
+    import onnx
+
+    model = onnx.load(str(bundle / "encoder.onnx"))
+    model.doc_string = "a retrained encoder, for the test"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out.parent / "encoder.onnx"))
+    original = load_bundle(bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest = {k: v for k, v in manifest.items() if k not in ("files", "created")}
+    write_bundle(out, manifest=manifest, encoder_onnx=out.parent / "encoder.onnx",
+                 class_vectors=original.class_vectors)  # fmt: skip
+    return out
+
+
+def test_reembed_after_model_change(
+    tmp_path: Path, fashion_sample: tuple[np.ndarray, np.ndarray]
+) -> None:
+    images, _ = fashion_sample
+    data = tmp_path / "data"
+    with TestClient(
+        create_app(settings=Settings(bundle_path=DEFAULT_BUNDLE, data_dir=data))
+    ) as old:
+        _ready(old)
+        items = [
+            {"id": "in0", "input": as_input(images[0])},
+            {"id": "in1", "input": as_input(images[1])},
+            {"id": "in2", "input": tensor_input(images[2])},
+        ]  # kept as bytes, too
+        old.post("/items", json={"items": [*items, {"id": "vec", "vector": [1.0] * 128}]})
+        before = old.get("/items/in0", params={"include_vector": True}).json()
+    new_bundle = _other_model(DEFAULT_BUNDLE, tmp_path / "bundles" / "v2")
+
+    with TestClient(create_app(settings=Settings(bundle_path=new_bundle, data_dir=data))) as new:
+        _ready(new)
+        stale = new.get("/items").json()
+        blocked = new.get("/neighbors", params={"id": "in0"})
+        response = new.post("/items/reembed")
+        after = new.get("/items/in0", params={"include_vector": True}).json()
+        neighbours = new.get("/neighbors", params={"id": "in0", "k": 5})
+
+    assert stale["index"]["items_other_models"] == 4
+    assert stale["index"]["items_other_models_reembeddable"] == 3
+    assert stale["index"]["index_size"] == 0
+    assert [i["current_model"] for i in stale["items"]] == [False] * 4
+    assert blocked.status_code == 409
+    assert response.status_code == 200
+    assert response.json() == {"reembedded": 3, "failed": [], "items_other_models": 1}
+    assert after["current_model"] is True
+    assert after["model_id"] != before["model_id"]
+    assert after["created"] == before["created"]
+    assert after["vector"] == pytest.approx(before["vector"], abs=1e-4)  # same network
+    assert neighbours.status_code == 200
+    assert {n["id"] for n in neighbours.json()["neighbors"]} == {"in1", "in2"}

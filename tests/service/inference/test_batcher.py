@@ -1,0 +1,184 @@
+"""The micro-batcher on the real encoder: coalescing, the bounded queue, drops, shutdown.
+
+`Recorder` wraps the real onnxruntime run to record each batch size; `delay` makes the
+run slow (a real sleep in the inference thread) so that jobs pile up behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from service import metrics
+from service.errors import ServiceUnavailableError, TooManyRequestsError
+from service.inference.batcher import MicroBatcher
+from service.inference.runtime import EncoderRuntime
+from tests.conftest import DEFAULT_BUNDLE
+
+
+class Recorder:
+    def __init__(self, runtime: EncoderRuntime, delay: float = 0.0) -> None:
+        self.runtime, self.delay, self.batches = runtime, delay, []
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.batches.append(len(batch))
+        time.sleep(self.delay)
+        return self.runtime.run(batch)
+
+
+@pytest.fixture(scope="module")
+def runtime() -> EncoderRuntime:
+    return EncoderRuntime(DEFAULT_BUNDLE / "encoder.onnx", provider="cpu")
+
+
+@pytest.fixture(scope="module")
+def images(fashion_sample) -> np.ndarray:
+    return (fashion_sample[0][:16] / 255.0).astype(np.float32)  # (16, 1, 28, 28)
+
+
+def dropped(reason: str) -> float:
+    return metrics.DROPPED.labels(reason=reason)._value.get()
+
+
+async def started(batcher: MicroBatcher) -> MicroBatcher:
+    await batcher.start()
+    return batcher
+
+
+def test_embed_coalesces_concurrent_requests_into_one_run(runtime, images) -> None:
+    recorder = Recorder(runtime)
+
+    async def scenario() -> list[np.ndarray]:
+        batcher = await started(MicroBatcher(recorder, max_wait_ms=50))
+        out = await asyncio.gather(*(batcher.embed(images[i : i + 1]) for i in range(16)))
+        await batcher.stop()
+        return out
+
+    out = asyncio.run(scenario())
+    assert recorder.batches == [16]
+    assert np.allclose(np.concatenate(out), runtime.run(images), atol=1e-5)
+
+
+@pytest.mark.parametrize("in_flight, waits", [(1, False), (3, True)])
+def test_embed_waits_for_company_only_while_other_requests_are_on_their_way(
+    runtime, images, in_flight, waits
+) -> None:
+    async def scenario() -> float:
+        batcher = await started(
+            MicroBatcher(runtime.run, max_wait_ms=400, in_flight=lambda: in_flight)
+        )
+        begun = time.perf_counter()
+        await batcher.embed(images[:1])
+        took = time.perf_counter() - begun
+        await batcher.stop()
+        return took
+
+    took = asyncio.run(scenario())
+    assert (took >= 0.4) == waits, took
+
+
+def test_embed_without_batching_runs_each_request_alone(runtime, images) -> None:
+    recorder = Recorder(runtime)
+
+    async def scenario() -> None:
+        batcher = await started(MicroBatcher(recorder, batching=False))
+        await asyncio.gather(*(batcher.embed(images[i : i + 1]) for i in range(4)))
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert recorder.batches == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_embed_full_queue_is_429(runtime, images, batching) -> None:
+    recorder = Recorder(runtime, delay=0.3)
+
+    async def scenario() -> None:
+        batcher = await started(
+            MicroBatcher(recorder, batching=batching, max_batch_size=2, max_wait_ms=0, queue_size=2)
+        )
+        first = asyncio.ensure_future(batcher.embed(images[:2]))  # fills the queue
+        await asyncio.sleep(0)
+        with pytest.raises(TooManyRequestsError, match="queue is full") as caught:
+            await batcher.embed(images[2:3])
+        assert caught.value.headers == {"Retry-After": "1"}
+        await first
+        await batcher.embed(images[2:3])  # room again once the first job is done
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_embed_waiting_too_long_is_dropped_with_503(runtime, images, batching) -> None:
+    recorder = Recorder(runtime, delay=0.3)
+    before = dropped("timeout")
+
+    async def scenario() -> None:
+        batcher = await started(
+            MicroBatcher(recorder, batching=batching, max_wait_ms=0, queue_timeout_ms=50)
+        )
+        busy = asyncio.ensure_future(batcher.embed(images[:1]))
+        await asyncio.sleep(0.05)  # the first job is running (0.3 s)
+        with pytest.raises(ServiceUnavailableError, match="overloaded"):
+            await batcher.embed(images[1:2])
+        await busy
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert recorder.batches == [1]  # the late job was never computed
+    assert dropped("timeout") == before + 1
+
+
+def test_embed_cancelled_by_its_client_is_not_computed(runtime, images) -> None:
+    recorder = Recorder(runtime, delay=0.3)
+    before = dropped("cancelled")
+
+    async def scenario() -> None:
+        batcher = await started(MicroBatcher(recorder, max_wait_ms=0))
+        busy = asyncio.ensure_future(batcher.embed(images[:1]))
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(batcher.embed(images[1:3]))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # what the route does when the client disconnects
+        await busy
+        await asyncio.sleep(0.05)  # let the worker drain the cancelled job
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert recorder.batches == [1]
+    assert dropped("cancelled") == before + 1
+
+
+def test_stop_fails_running_and_queued_jobs_with_503(runtime, images) -> None:
+    recorder = Recorder(runtime, delay=0.3)
+
+    async def scenario() -> None:
+        batcher = await started(MicroBatcher(recorder, max_wait_ms=0))
+        running = asyncio.ensure_future(batcher.embed(images[:1]))
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(batcher.embed(images[1:2]))
+        await asyncio.sleep(0.01)
+        await batcher.stop()
+        for job in (running, queued):
+            with pytest.raises(ServiceUnavailableError, match="shutting down"):
+                await job
+        with pytest.raises(ServiceUnavailableError, match="shutting down"):
+            await batcher.embed(images[:1])  # after stop: refused, not left hanging
+
+    asyncio.run(scenario())
+
+
+def test_embed_failing_run_fails_its_jobs_and_the_worker_survives(runtime, images) -> None:
+    async def scenario() -> None:
+        batcher = await started(MicroBatcher(runtime.run, max_wait_ms=0))
+        with pytest.raises(Exception, match=r"(?i)invalid|dimension|rank"):
+            await batcher.embed(np.zeros((1, 3, 5, 5), np.float32))  # wrong shape for the model
+        out = await batcher.embed(images[:1])
+        assert out.shape == (1, 128)
+        await batcher.stop()
+
+    asyncio.run(scenario())
