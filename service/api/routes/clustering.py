@@ -3,7 +3,7 @@
 The metrics are the training package's (corel.clustering): K-Means and a Gaussian
 mixture scored by accuracy after Hungarian matching, ARI and V-measure, and the cosine
 silhouette. Batches are clustered L2-normalised by default (cosine geometry, what
-Cosine-COREL optimises); `normalise: false` clusters the raw embeddings. The work runs in
+Cosine-COREL optimises); `normalize: false` clusters the raw embeddings. The work runs in
 a thread so the event loop keeps serving.
 """
 
@@ -75,7 +75,7 @@ async def score(
         evaluate_latent_space,
         x,
         labels,
-        normalise=body.normalise,
+        normalise=body.normalize,
         seed=body.seed,
         with_gmm=body.gmm,
     )
@@ -96,7 +96,7 @@ async def cluster(
     if body.size <= k_max:
         raise ValidationFailedError(f"{body.size} inputs cannot form {k_max} clusters")
     raw = await _embeddings(body, embedder, settings, bundle.manifest.embedding_dim)
-    x = l2_normalise(raw) if body.normalise else raw
+    x = l2_normalise(raw) if body.normalize else raw
     if body.k is not None:
         assignments = await asyncio.to_thread(kmeans, x, body.k, body.seed)
         k, scores = body.k, None
@@ -108,7 +108,7 @@ async def cluster(
         sil = scores[k]
     return ClusterResponse(
         k=k,
-        geometry="l2-normalised" if body.normalise else "raw",
+        geometry="l2-normalised" if body.normalize else "raw",
         assignments=assignments.tolist(),
         sizes=np.bincount(assignments, minlength=k).tolist(),
         silhouette=sil,

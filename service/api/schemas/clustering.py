@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api.schemas.common import EXAMPLE_INPUT
+from service.api.schemas.common import EXAMPLE_INPUT, refuse_renamed
 from service.inference.inputs import Input, exactly_one
 
 MAX_CLUSTERS = 50
-
-
 MAX_K_CANDIDATES = 20  # K values tried in one /cluster call, each a full K-Means
 
 
@@ -18,8 +18,13 @@ class Batch(BaseModel):
 
     inputs: list[Input] | None = Field(None, description="Inputs to embed (or give vectors)")
     vectors: list[list[float]] | None = Field(None, description="Raw embeddings of this model")
-    normalise: bool = Field(True, description="Cluster L2-normalised embeddings (cosine)")
+    normalize: bool = Field(True, description="Cluster L2-normalised embeddings (cosine)")
     seed: int = Field(0, description="Seed for K-Means, the mixture and silhouette sampling")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spelling(cls, data: Any) -> Any:
+        return refuse_renamed(data, old="normalise", new="normalize")
 
     @model_validator(mode="after")
     def _one_source(self) -> Batch:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import StringConstraints
 
-__all__ = ["EXAMPLE_INPUT", "ItemId", "Label"]
+__all__ = ["EXAMPLE_INPUT", "ItemId", "Label", "refuse_renamed"]
 
 # A blank 28x28 image: the shipped model's input, for the OpenAPI examples.
 EXAMPLE_INPUT: dict[str, Any] = {"data": [[0] * 28 for _ in range(28)]}
@@ -16,3 +16,10 @@ ItemId = Annotated[
     str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^/\x00-\x1f]+$")
 ]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+def refuse_renamed(data: Any, *, old: str, new: str) -> Any:
+    """For a `mode="before"` model validator: a clear error for a field's former name."""
+    if isinstance(data, dict) and old in data:
+        raise ValueError(f"`{old}` is spelled `{new}`: send `{new}` instead")
+    return data

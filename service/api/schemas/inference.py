@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api.schemas.common import EXAMPLE_INPUT
+from service.api.schemas.common import EXAMPLE_INPUT, refuse_renamed
 from service.inference.inputs import Input
 
 
@@ -17,6 +17,12 @@ class EmbedRequest(BaseModel):
 
     inputs: list[Input] = Field(min_length=1)
     normalize: bool = Field(True, description="L2-normalise (cosine geometry); false: raw h")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spelling(cls, data: Any) -> Any:
+        return refuse_renamed(data, old="normalise", new="normalize")
+
     encoding_format: Literal["float", "base64"] = Field(
         "float",
         description="`float`: lists of numbers; `base64`: each embedding's float32 "

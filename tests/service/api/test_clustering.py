@@ -49,7 +49,7 @@ def test_score_raw_vectors_without_gmm(http: TestClient) -> None:
 
     response = http.post("/clustering/score", json={
         "vectors": vectors.tolist(), "labels": y.tolist(), "gmm": False,
-        "normalise": False})  # fmt: skip
+        "normalize": False})  # fmt: skip
 
     assert response.status_code == 200
     assert response.json()["kmeans"]["accuracy"] == 1.0
@@ -173,3 +173,16 @@ def test_report_empty_store(http: TestClient) -> None:
 
     assert response.status_code == 200
     assert response.json()["classes"] == []
+
+
+@pytest.mark.parametrize("route", ["/clustering/score", "/clustering/cluster", "/embed"])
+def test_the_old_spelling_normalise_is_refused_naming_the_new_one(
+    http: TestClient, route: str
+) -> None:
+    response = http.post(
+        route,
+        json={"vectors": [[1.0] * 128] * 3, "labels": [0, 1, 1], "inputs": [], "normalise": False},
+    )
+
+    assert response.status_code == 422
+    assert "`normalise` is spelled `normalize`" in response.json()["error"]["message"]
