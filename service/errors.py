@@ -1,7 +1,6 @@
 """The one error family of the service, and the one JSON shape every error is sent in.
 
     ServiceError                      (status, code)
-    ├── BadRequestError               400 bad_request
     ├── UnauthorizedError             401 unauthorized
     ├── NotFoundError                 404 not_found
     ├── ConflictError                 409 conflict
@@ -36,10 +35,6 @@ class ServiceError(Exception):
     @property
     def status_code(self) -> int:  # the name HTTPException uses, for callers that know it
         return self.status
-
-
-class BadRequestError(ServiceError):
-    status, code = 400, "bad_request"
 
 
 class UnauthorizedError(ServiceError):

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 # Codes for errors raised by FastAPI/Starlette themselves (unknown route, wrong method, the
 # body limit while streaming): the same code as our own class for that status.
 _HTTP_CODES = {cls.status: cls.code for cls in ServiceError.__subclasses__()} | {
-    405: "method_not_allowed"
+    400: "bad_request",
+    405: "method_not_allowed",
 }
 
 

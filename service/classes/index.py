@@ -46,7 +46,7 @@ class Prediction:
 def build_faiss_index(classes: ClassSet, rule: ClassRule) -> faiss.Index:
     vectors = rule.index_vectors(classes.vectors, classes.bias)
     dim = vectors.shape[1]
-    index = faiss.IndexFlatL2(dim) if rule.metric == "l2" else faiss.IndexFlatIP(dim)
+    index: faiss.Index = faiss.IndexFlatL2(dim) if rule.metric == "l2" else faiss.IndexFlatIP(dim)
     index.add(vectors)
     if faiss.get_num_gpus() > 0 and hasattr(faiss, "StandardGpuResources"):
         index = faiss.index_cpu_to_gpu(_gpu_resources(), 0, index)

@@ -62,7 +62,7 @@ class EncoderRuntime:
         log.info("encoder %s on %s (%d CPU threads)", onnx_path, self.provider, self.threads)
 
     def run(self, batch: np.ndarray) -> np.ndarray:  # (N, ...) -> (N, D)
-        return self.session.run(["embedding"], {"input": batch})[0]
+        return np.asarray(self.session.run(["embedding"], {"input": batch})[0])
 
     def warm_up(self, input_shape: list[int], max_batch_size: int) -> None:
         """Run the shapes traffic will use once, so the first request pays no set-up."""

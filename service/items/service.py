@@ -41,6 +41,7 @@ from service.items.search import (
     resolve_queries,
 )
 from service.items.store import ItemStore, NewItem, StoredItem, VectorRows
+from service.settings import Settings
 
 __all__ = ["ItemService", "Neighbour", "SearchOptions"]
 
@@ -102,7 +103,7 @@ class ItemService:
         self._loader: threading.Thread | None = None
 
     @classmethod
-    def open(cls, *, settings: Any, bundle: Bundle) -> ItemService:
+    def open(cls, *, settings: Settings, bundle: Bundle) -> ItemService:
         data_dir = Path(settings.data_dir)
         service = cls(
             ItemStore(data_dir / "items.sqlite3"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query
@@ -40,7 +40,9 @@ from service.api.schemas.clustering import (
     ScoreResponse,
 )
 from service.errors import ValidationFailedError
+from service.inference.embedder import RequestEmbedder
 from service.items.search import check_vector
+from service.settings import Settings
 
 __all__ = ["router"]
 
@@ -48,7 +50,9 @@ router = APIRouter(prefix="/clustering", tags=["clustering"], route_class=ORJSON
 REPORT_LIMIT = 50_000
 
 
-async def _embeddings(batch: Batch, embedder: Any, settings: Any, dim: int) -> np.ndarray:
+async def _embeddings(
+    batch: Batch, embedder: RequestEmbedder, settings: Settings, dim: int
+) -> np.ndarray:
     check_input_count(batch.size, settings)
     if batch.inputs is not None:
         embeddings: np.ndarray = await embedder.embed_inputs(batch.inputs)

@@ -42,11 +42,11 @@ async def create_items(
     ids = [item.id or uuid.uuid4().hex for item in body.items]
     if len(set(ids)) != len(ids):
         raise ConflictError("the same id appears twice in one request")
-    with_input = [n for n, item in enumerate(body.items) if item.input is not None]
+    inputs = {n: item.input for n, item in enumerate(body.items) if item.input is not None}
     vectors: dict[int, np.ndarray] = {}
-    if with_input:
-        embedded = await embedder.embed_inputs([body.items[n].input for n in with_input])  # type: ignore[misc]
-        vectors = dict(zip(with_input, embedded, strict=True))
+    if inputs:
+        embedded = await embedder.embed_inputs(list(inputs.values()))
+        vectors = dict(zip(inputs, embedded, strict=True))
     new = []
     for n, (item, item_id) in enumerate(zip(body.items, ids, strict=True)):
         vector = vectors[n] if n in vectors else np.asarray(item.vector, np.float32)

@@ -83,10 +83,10 @@ async def neighbours(
             queries.append(query.id)
         else:
             queries.append(np.asarray(query.vector, np.float32) if query.vector else np.empty(0))
-    with_input = [n for n, q in enumerate(body.queries) if q.input is not None]
-    if with_input:
-        embedded = await embedder.embed_inputs([body.queries[n].input for n in with_input])  # type: ignore[misc]
-        for n, vector in zip(with_input, embedded, strict=True):
+    inputs = {n: q.input for n, q in enumerate(body.queries) if q.input is not None}
+    if inputs:
+        embedded = await embedder.embed_inputs(list(inputs.values()))
+        for n, vector in zip(inputs, embedded, strict=True):
             queries[n] = vector
     options = SearchOptions(
         k=body.k,
