@@ -25,7 +25,7 @@ ClassRuleName = Literal["cosine", "euclidean", "dot"]
 
 def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+    return np.asarray(x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps))
 
 
 def _no_bias(bias: np.ndarray | None, k: int) -> np.ndarray:
@@ -73,7 +73,7 @@ class CosineRule(ClassRule):
     name = "cosine"
 
     def scores(self, h: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-        return l2_normalise(h) @ l2_normalise(w).T
+        return np.asarray(l2_normalise(h) @ l2_normalise(w).T)
 
     def index_vectors(self, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
         return l2_normalise(w)
@@ -89,7 +89,7 @@ class EuclideanRule(ClassRule):
     def scores(self, h: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
         h, w = np.asarray(h, np.float32), np.asarray(w, np.float32)
         squared = (h * h).sum(1, keepdims=True) - 2.0 * h @ w.T + (w * w).sum(1)[None, :]
-        return -np.maximum(squared, 0.0)
+        return np.asarray(-np.maximum(squared, 0.0))
 
     def from_index(self, raw: np.ndarray) -> np.ndarray:
         return -raw  # FAISS's L2 index returns squared distances
@@ -106,7 +106,7 @@ class DotRule(ClassRule):
 
     def scores(self, h: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
         h, w = np.asarray(h, np.float32), np.asarray(w, np.float32)
-        return h @ w.T + _no_bias(bias, len(w))[None, :]
+        return np.asarray(h @ w.T + _no_bias(bias, len(w))[None, :])
 
     # the inner product of [h, 1] with [w, b] is h.w + b
     def index_vectors(self, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:

@@ -76,14 +76,14 @@ def silhouette(x: np.ndarray, assignments: np.ndarray, seed: int = 0) -> float:
 
 
 def kmeans(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+    return np.asarray(KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x))
 
 
 def gaussian_mixture(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     # Diagonal covariances: full ones on 128-D, tightly clustered embeddings are often
     # singular and the fit then says more about regularisation than about the space.
     gmm = GaussianMixture(n_components=k, covariance_type="diag", reg_covar=1e-4, random_state=seed)
-    return gmm.fit_predict(x)
+    return np.asarray(gmm.fit_predict(x))
 
 
 @dataclass(frozen=True)

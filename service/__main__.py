@@ -8,13 +8,13 @@ and one line naming the problem, before the port is bound.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import uvicorn
 from pydantic import ValidationError
 
 from corel.bundle import BundleError, load_bundle
+from corel.logs import setup_logging
 from service.settings import Settings
 
 
@@ -42,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             for e in exc.errors()
         )
         return _fail(f"bad setting: {problems}")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(settings.log_level)
     try:  # fail before binding the port, with the reason in one line
         load_bundle(settings.bundle_path)
     except BundleError as exc:
