@@ -3,7 +3,9 @@
 # needs (Debian packages, a virtual environment in .venv, pip packages), then runs.
 #
 #   bash scripts/dev.sh serve          # the service on the shipped default model (no torch)
-#   bash scripts/dev.sh test           # the whole test suite (installs training extras too)
+#   bash scripts/dev.sh test           # the gates, then the whole test suite (what CI runs)
+#   bash scripts/dev.sh test -m "not slow"   # the same with the fast lane of the suite
+#   bash scripts/dev.sh check          # the gates alone: ruff format, ruff check, mypy --strict
 #   bash scripts/dev.sh train-default  # retrain models/fashion-mnist-cosine (about 10 min)
 #   bash scripts/dev.sh install-gpu    # swap onnxruntime/faiss-cpu for their GPU builds
 #
@@ -60,6 +62,16 @@ ensure_venv() {
   echo "$want" >> "$stamp"
 }
 
+# The quality gates, each named as it runs; the first that fails stops the command.
+run_gates() {
+  say "gate: ruff format --check"
+  "$VENV/bin/ruff" format --check --quiet .
+  say "gate: ruff check"
+  "$VENV/bin/ruff" check --quiet .
+  say "gate: mypy --strict (corel, service, training)"
+  "$VENV/bin/mypy"
+}
+
 cmd=${1:-help}
 shift || true
 case $cmd in
@@ -67,9 +79,14 @@ case $cmd in
     ensure_venv ""
     exec "$VENV/bin/python" -m service "$@"
     ;;
+  check)
+    ensure_venv "train,dev"
+    run_gates
+    ;;
   test)
     ensure_fashion_mnist
     ensure_venv "train,dev"
+    run_gates
     # pytest exits 5 when it collected no test: that is a failure here, not a pass.
     set +e
     "$VENV/bin/python" -m pytest "$@"
@@ -92,7 +109,7 @@ case $cmd in
     "$VENV/bin/python" -m pip install -q "onnxruntime-gpu<1.27" faiss-gpu-cu12  # one CUDA major (12)
     ;;
   *)
-    sed -n '2,10p' "$0"
+    sed -n '2,12p' "$0"
     exit 2
     ;;
 esac
