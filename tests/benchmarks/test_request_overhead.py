@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_prints_a_row_per_kind_of_request_with_the_cost_around_the_model() -> None:
     run = subprocess.run(
         [sys.executable, "benchmarks/request_overhead.py", "--requests", "32"],

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
 from service.settings import Settings
@@ -41,6 +42,15 @@ def tensor_input(image: np.ndarray, dtype: str = "uint8", shape: list[int] | Non
     pixels = image.astype("<f4" if dtype == "float32" else np.uint8)
     tensor = {"b64": base64.b64encode(pixels.tobytes()).decode(), "dtype": dtype}
     return {"tensor": tensor if shape is None else {**tensor, "shape": shape}}
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition, 0 when it is not there yet."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from service.app import create_app
 from service.inference.runtime import choose_providers
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE, REPO
-from tests.service.conftest import as_input
-from tests.service.test_metrics import sample
+from tests.service.conftest import as_input, sample
 from tests.support.server import launch
 
 
@@ -142,6 +141,7 @@ def test_server_classifies_concurrent_requests(server, fashion_sample) -> None:
     assert sample(metrics, "corel_batch_size_count") < sample(metrics, "corel_batch_size_sum")
 
 
+@pytest.mark.slow
 def test_server_classes_survive_a_restart(start_server, fashion_sample, tmp_path) -> None:
     images, labels = fashion_sample
     data_dir = tmp_path / "restart"
@@ -160,6 +160,7 @@ def test_server_classes_survive_a_restart(start_server, fashion_sample, tmp_path
     assert sum(r["label"] == "handbag" for r in results) >= 8
 
 
+@pytest.mark.slow
 def test_server_drops_the_job_of_a_client_that_went_away(start_server) -> None:
     # A second request still sending its body keeps the batcher waiting max_wait_ms for it;
     # the first client gives up well before that, so its job must be dropped, not run.

@@ -1,17 +1,7 @@
 """GET /metrics: traffic by route template and status, the batcher, the indexes, and the
 health of the embedding space."""
 
-from tests.service.conftest import as_input
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample, 0 when it is not there yet."""
-    for line in text.splitlines():
-        if line.startswith(name + ("{" if labels else " ")) and all(
-            f'{k}="{v}"' in line for k, v in labels.items()
-        ):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+from tests.service.conftest import as_input, sample
 
 
 def test_metrics_count_a_request_just_made(client) -> None:

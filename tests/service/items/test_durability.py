@@ -13,8 +13,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.service.conftest import Server
+
+pytestmark = pytest.mark.slow  # real servers, restarts and kill -9
 
 
 def _vector(n: int) -> list[float]:
