@@ -4,7 +4,7 @@
 #   docker build -t corel-embed:gpu --build-arg VARIANT=gpu .  # CUDA 12: onnxruntime-gpu, faiss-gpu-cu12
 #
 # No torch and no training code: the venv holds the base dependencies of pyproject.toml only
-# (the serving stack), the image holds service/ and models/fashion-mnist-cosine. The variant is
+# (the serving stack), the image holds corel/, service/ and models/fashion-mnist-cosine. The variant is
 # a build argument rather than a stage per variant because the classic builder (what
 # docker-compose v1 and Docker 20.10 use) builds every stage before the target, so a GPU stage
 # would be downloaded on every CPU build. The GPU variant takes CUDA and cuDNN from NVIDIA's pip
@@ -122,5 +122,6 @@ CMD ["python", "-m", "service", "--host", "0.0.0.0"]
 # The venv (changes with the dependencies), then the code and the default model (change often).
 # Owned by root and read-only to the service user; only /data is the service's to write.
 COPY --from=builder /opt/venv /opt/venv
+COPY corel /app/corel
 COPY service /app/service
 COPY models/fashion-mnist-cosine /app/models/fashion-mnist-cosine
