@@ -1,8 +1,9 @@
 """`python -m service [--host H] [--port P]`: serve the configured bundle with uvicorn.
 
 Settings come from `COREL_*` environment variables (service/settings.py); the two options
-override COREL_HOST and COREL_PORT. A bad setting or a broken bundle exits with status 2
-and one line naming the problem, before the port is bound.
+override COREL_HOST and COREL_PORT. A bad setting, a broken bundle or a data directory that
+another live server holds exits with status 2 and one line naming the problem, before the
+port is bound.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from corel.bundle import BundleError, load_bundle
 from corel.logs import setup_logging
+from service.data_lock import DataDirInUseError, DataDirLock
 from service.settings import Settings
 
 
@@ -47,10 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         load_bundle(settings.bundle_path)
     except BundleError as exc:
         return _fail(f"cannot serve bundle: {exc}")
+    data_lock = DataDirLock(settings.data_dir)
+    try:  # held until the process exits
+        data_lock.acquire()
+    except (DataDirInUseError, OSError) as exc:
+        return _fail(str(exc))
     from service.app import create_app
 
     uvicorn.run(
-        create_app(settings=settings),
+        create_app(settings=settings, data_lock=data_lock),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

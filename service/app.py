@@ -19,6 +19,7 @@ from service.api.errors import install_error_handlers
 from service.api.middleware import BodySizeLimit, RequestMetrics
 from service.api.routes import classes, clustering, embed, items, neighbors, system
 from service.classes.index import ClassIndex
+from service.data_lock import DataDirLock
 from service.inference.batcher import MicroBatcher
 from service.inference.embedder import Embedder
 from service.inference.runtime import EncoderRuntime
@@ -34,7 +35,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = state.settings
     state.ready = False
     state.bundle = bundle = load_bundle(settings.bundle_path)  # BundleError names the problem
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    own_lock = state.data_lock is None  # `python -m service` takes it before binding the port
+    if state.data_lock is None:
+        state.data_lock = DataDirLock(settings.data_dir)
+        state.data_lock.acquire()  # DataDirInUseError: another server holds the directory
     state.runtime = runtime = EncoderRuntime(
         bundle.encoder_path, provider=settings.provider, threads=settings.threads
     )
@@ -78,16 +82,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.stop()
         if state.items is not None:
             state.items.close()
+        if own_lock:
+            state.data_lock.release()
+            state.data_lock = None
 
 
-def create_app(*, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    *, settings: Settings | None = None, data_lock: DataDirLock | None = None
+) -> FastAPI:
+    """The app; `data_lock`, when given, is already held for `settings.data_dir`."""
     app = FastAPI(
         title="corel-embed",
         summary="Cosine-COREL embeddings: embed, classify by class vector, search, cluster",
         version="0.1.0",
         lifespan=lifespan,
     )
-    state = AppState(settings=settings or Settings())
+    state = AppState(settings=settings or Settings(), data_lock=data_lock)
     app.state.corel = state  # typed access for routes: service.api.deps
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=state.settings.max_body_bytes)

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from corel.bundle import Bundle
 from service.api.middleware import InFlight
 from service.classes.index import ClassIndex
+from service.data_lock import DataDirLock
 from service.errors import PayloadTooLargeError, ServiceUnavailableError
 from service.inference.embedder import Embedder, RequestEmbedder
 from service.inference.runtime import EncoderRuntime
@@ -44,6 +45,7 @@ class AppState:
     embedder: Embedder | None = None
     class_index: ClassIndex | None = None
     items: ItemService | None = None
+    data_lock: DataDirLock | None = None
     in_flight: InFlight = field(default_factory=InFlight)
 
 

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.data_lock import DataDirInUseError
 from service.inference.runtime import choose_providers
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE, REPO
@@ -51,6 +52,39 @@ def test_start_with_missing_bundle_exits_naming_the_folder(tmp_path) -> None:
     done = run_service({"COREL_BUNDLE_PATH": str(tmp_path / "nowhere")})
     assert done.returncode == 2
     assert "nowhere: no manifest.json" in done.stderr
+
+
+def test_a_second_server_on_a_held_data_directory_exits_naming_the_holder(
+    start_server, tmp_path
+) -> None:
+    first = start_server(data_dir=tmp_path / "shared")
+
+    done = run_service({"COREL_DATA_DIR": str(tmp_path / "shared")})
+
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: the data directory {tmp_path / 'shared'} is in use")
+    assert f"pid {first.process.pid}" in lines[0]
+
+
+def test_the_data_directory_is_free_again_after_a_kill_9(start_server, tmp_path) -> None:
+    start_server(data_dir=tmp_path / "data").kill()  # the kernel drops the lock with the process
+
+    again = start_server(data_dir=tmp_path / "data")
+
+    assert httpx.get(f"{again.url}/readyz").status_code == 200
+
+
+def test_an_app_on_a_held_data_directory_refuses_to_start(tmp_path) -> None:
+    settings = Settings(bundle_path=DEFAULT_BUNDLE, data_dir=tmp_path / "data")
+    with (
+        TestClient(create_app(settings=settings)),
+        pytest.raises(DataDirInUseError, match="in use by another server"),
+    ):
+        TestClient(create_app(settings=settings)).__enter__()
+    with TestClient(create_app(settings=settings)) as again:  # released at shutdown
+        assert again.get("/healthz").status_code == 200
 
 
 @pytest.mark.parametrize(
