@@ -32,6 +32,21 @@ INFERENCE_SECONDS = Histogram(
     "corel_inference_seconds", "onnxruntime run time", buckets=LATENCY_BUCKETS
 )
 INDEX_SIZE = Gauge("corel_index_size", "Vectors in an index", ["index"])
+INDEX_DELTA = Gauge(
+    "corel_index_delta_vectors", "Item vectors added since the main index was built (exact)"
+)
+INDEX_JOBS = Counter(
+    "corel_index_jobs_total", "Background item index merges and rebuilds", ["job", "outcome"]
+)
+INDEX_JOB_SECONDS = Histogram(
+    "corel_index_job_seconds",
+    "Duration of a background item index job, snapshot included",
+    ["job"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+INDEX_JOB_PROGRESS = Gauge(
+    "corel_index_job_progress", "Share of vectors done by the running index job (1: idle)"
+)
 BEST_SCORE = Histogram(
     "corel_classify_best_score",
     "Best class score per classified input",

@@ -30,7 +30,12 @@ class Settings(BaseSettings):
     threads: int = Field(
         0, ge=0, le=1024, description="onnxruntime CPU threads; 0: all cores but one"
     )
-    index_kind: Literal["flat", "hnsw"] = Field("flat", description="Item index: exact or HNSW")
+    index_kind: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="Item index: exact (flat), HNSW, IVF; auto: flat, HNSW when large"
+    )
+    index_auto_threshold: int = Field(
+        50_000, ge=1, description="With index_kind auto: live items from which HNSW serves"
+    )
     # server
     host: str = Field("127.0.0.1", description="Interface to bind (0.0.0.0 in the container)")
     port: int = Field(8000, ge=1, le=65535)

@@ -1,19 +1,18 @@
-"""The item index: FAISS over the stored items' L2-normalised vectors (a rebuildable cache).
+"""One FAISS index over stored items' L2-normalised vectors, keyed by the store's seqs.
 
-`IndexIDMap2` over `IndexFlatIP` (exact; the default) or `IndexHNSWFlat` with inner product
-(approximate, for large corpora). Inner product on unit vectors is cosine similarity.
-FAISS ids are the store's seqs, so the index can be compared with SQLite by set difference.
-On GPU (faiss-gpu and a device present) the flat index lives on the device; HNSW has no
-FAISS GPU form and stays on the CPU.
+Three kinds behind one interface (inner product on unit vectors is cosine similarity):
+- `flat`: `IndexIDMap2(IndexFlatIP)`, exact; on GPU when faiss-gpu and a device are there;
+- `hnsw`: `IndexIDMap2(IndexHNSWFlat)`, approximate graph search (M 32, efConstruction 80);
+- `ivf`:  `IndexIVFFlat`, approximate, k-means coarse centroids trained when it is built.
 
-Removal: the CPU flat index removes vectors; HNSW and GPU indexes cannot, so removed ids
-become tombstones that searches skip, and `tombstone_ratio` tells the owner when a
-rebuild would pay. Filtering: on CPU, FAISS's IDSelector restricts the search; GPU indexes
-ignore selectors (faiss issue #3924), so there the search over-fetches and filters after.
+HNSW (and a GPU index) cannot remove vectors: removed seqs become tombstones that searches
+skip, and `tombstone_ratio` tells the owner when a rebuild pays. Filtering: on the CPU a
+FAISS IDSelector restricts the search; GPU indexes ignore selectors (faiss issue #3924), so
+there the search over-fetches and filters after.
 
-Snapshots are one file: a JSON header (model, kind, dim, last seq, checksum) and the
-serialised index, written to a temporary file, fsynced and renamed into place.
-Not thread-safe by itself: the owner serialises calls (`ItemService` holds a lock).
+This class is not thread-safe for writes: `LiveIndex` (live_index.py) only ever changes an
+index nobody else can see yet, and publishes it whole. Concurrent searches are safe.
+Snapshots are one file: a JSON header (model, kind, dim, checksum) and the serialised index.
 """
 
 from __future__ import annotations
@@ -21,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,21 +32,32 @@ import numpy as np
 from corel.class_rule import l2_normalise
 from corel.files import atomic_write
 
-__all__ = ["IndexKind", "ItemIndex", "SnapshotError"]
+__all__ = ["IndexKind", "ItemIndex", "SnapshotError", "read_snapshot"]
 
 log = logging.getLogger(__name__)
 
-IndexKind = Literal["flat", "hnsw"]
-SNAPSHOT_FORMAT = 1
+IndexKind = Literal["flat", "hnsw", "ivf"]
+SNAPSHOT_FORMAT = 2
 _MAGIC = b"COREL-IDX"
+HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
+BUILD_CHUNK = 20_000  # vectors added per step of a build, for progress and cancellation
+
+# faiss's bundled type stubs lag its SWIG classes, hence the Any for its objects.
+_faiss: Any = faiss
 
 
 class SnapshotError(Exception):
-    """A snapshot is missing, truncated, corrupt, or of another model/kind/dimension."""
+    """A snapshot is missing, truncated, corrupt, or of another model or dimension."""
 
 
 def gpu_available() -> bool:
     return bool(hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0)
+
+
+def ivf_lists(n: int) -> int:
+    """Coarse centroids for n vectors: about 4 sqrt(n) (FAISS's guideline), at most 4,096,
+    and at least 39 training vectors each (fewer and k-means warns and places them badly)."""
+    return max(1, min(4096, int(4 * math.sqrt(n)), n // 39))
 
 
 class ItemIndex:
@@ -55,25 +66,42 @@ class ItemIndex:
         dim: int,
         *,
         kind: IndexKind = "flat",
-        use_gpu: bool | None = None,  # None: when available
-        hnsw_m: int = 32,
+        use_gpu: bool | None = None,  # None: when available (flat only)
         ef_search: int = 128,
+        nprobe: int = 32,
+        raw: Any = None,  # an existing FAISS index of this kind (loading, cloning)
     ) -> None:
-        self.dim, self.kind, self.ef_search = dim, kind, ef_search
+        self.dim, self.kind, self.ef_search, self.nprobe = dim, kind, ef_search, nprobe
         self.on_gpu = (gpu_available() if use_gpu is None else use_gpu) and kind == "flat"
         self._gpu_resources: Any = None
-        self._hnsw_m = hnsw_m
         self._tombstones: set[int] = set()
-        self._index = self._place(self._new_cpu_index())
+        if raw is None and kind == "ivf":  # an empty IVF index has nothing to train on yet
+            raw = _new_ivf(dim, 1, np.zeros((0, dim), np.float32))
+        self._index = self._place(raw if raw is not None else _new_cpu_index(kind, dim))
 
-    def _new_cpu_index(self) -> Any:
-        inner: Any
-        if self.kind == "hnsw":
-            inner = faiss.IndexHNSWFlat(self.dim, self._hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = 80
-        else:
-            inner = faiss.IndexFlatIP(self.dim)
-        return faiss.IndexIDMap2(inner)
+    @classmethod
+    def build(
+        cls,
+        dim: int,
+        kind: IndexKind,
+        seqs: np.ndarray,
+        vectors: np.ndarray,  # (n, dim) raw
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        **options: Any,
+    ) -> ItemIndex:
+        """A new index of `kind` holding these vectors; `progress(done, total)` as it goes."""
+        raw = None
+        if kind == "ivf":
+            nlist = ivf_lists(len(vectors))
+            raw = _new_ivf(dim, nlist, _sample(l2_normalise(vectors), 64 * nlist))
+        index = cls(dim, kind=kind, raw=raw, **options)
+        total = len(seqs)
+        for start in range(0, total, BUILD_CHUNK):
+            index.add(seqs[start : start + BUILD_CHUNK], vectors[start : start + BUILD_CHUNK])
+            if progress is not None:
+                progress(min(start + BUILD_CHUNK, total), total)
+        return index
 
     def _place(self, cpu_index: Any) -> Any:
         if not self.on_gpu:
@@ -81,6 +109,24 @@ class ItemIndex:
         if self._gpu_resources is None:
             self._gpu_resources = faiss.StandardGpuResources()
         return faiss.index_cpu_to_gpu(self._gpu_resources, 0, cpu_index)
+
+    def _cpu(self) -> Any:
+        return faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
+
+    def clone(self) -> ItemIndex:
+        """A copy that can be changed while this one keeps serving searches."""
+        copy = ItemIndex(
+            self.dim,
+            kind=self.kind,
+            use_gpu=self.on_gpu,
+            ef_search=self.ef_search,
+            nprobe=self.nprobe,
+            raw=faiss.clone_index(self._cpu()),
+        )
+        copy._tombstones = set(self._tombstones)
+        return copy
+
+    # -- state -------------------------------------------------------------------------
 
     @property
     def device(self) -> str:
@@ -99,11 +145,29 @@ class ItemIndex:
     def tombstone_ratio(self) -> float:
         return len(self._tombstones) / max(self.ntotal, 1)
 
-    def ids(self) -> np.ndarray:  # (size,) int64, live ids
-        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+    def outgrown(self) -> bool:
+        """An IVF index trained for far fewer vectors than it holds (its lists grow long):
+        a rebuild trains it again."""
+        return self.kind == "ivf" and self._index.nlist < ivf_lists(self.size) // 2
+
+    def ids(self) -> np.ndarray:  # (size,) int64, live seqs
+        if self.kind == "ivf":
+            lists = self._index.invlists
+            chunks = [
+                faiss.rev_swig_ptr(lists.get_ids(n), lists.list_size(n)).copy()
+                for n in range(self._index.nlist)
+                if lists.list_size(n)
+            ]
+            ids = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+        else:
+            ids = faiss.vector_to_array(self._index.id_map)
+        ids = ids.astype(np.int64)
         if self._tombstones:
             ids = ids[~np.isin(ids, np.fromiter(self._tombstones, np.int64))]
         return ids
+
+    def vectors(self, seqs: np.ndarray) -> np.ndarray:  # (n, dim) unit vectors of live seqs
+        return np.asarray(self._index.reconstruct_batch(np.ascontiguousarray(seqs, np.int64)))
 
     # -- changes -----------------------------------------------------------------------
 
@@ -116,80 +180,73 @@ class ItemIndex:
             raise ValueError(f"vectors have dimension {vectors.shape[1]}, index has {self.dim}")
         self._index.add_with_ids(vectors, np.ascontiguousarray(seqs, dtype=np.int64))
 
-    def remove(self, seqs: Iterable[int]) -> None:
-        seqs = np.fromiter(seqs, dtype=np.int64)
+    def remove(self, seqs: np.ndarray) -> None:
+        seqs = np.ascontiguousarray(seqs, dtype=np.int64)
         if len(seqs) == 0:
             return
         if self.kind == "flat" and not self.on_gpu:
             self._index.remove_ids(faiss.IDSelectorBatch(seqs))
+        elif self.kind == "ivf":  # its id hashtable removes only by an explicit array
+            self._index.remove_ids(faiss.IDSelectorArray(seqs))
         else:
             self._tombstones.update(int(s) for s in seqs)
-
-    def catch_up(
-        self,
-        target: np.ndarray,
-        fetch: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-        batch: int = 5_000,
-    ) -> tuple[int, int]:
-        """Make the live ids equal `target` (the store's seqs). `fetch(seqs)` gives those
-        still stored as (seqs, raw vectors). Returns (added, removed); progress is logged."""
-        live = self.ids()
-        stale, missing = np.setdiff1d(live, target), np.setdiff1d(target, live)
-        self.remove(stale.tolist())
-        for start in range(0, len(missing), batch):
-            chunk = missing[start : start + batch]
-            self.add(*fetch(chunk))
-            done = min(start + batch, len(missing))
-            log.info("item index: catching up, %d of %d vectors added", done, len(missing))
-        if len(stale) or len(missing):
-            log.info("item index: caught up with the store: +%d, -%d", len(missing), len(stale))
-        return len(missing), len(stale)
 
     # -- search ------------------------------------------------------------------------
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:  # scores (Q, k) float32, seqs (Q, k) int64, -1 = none
-        """Top-k by cosine among live vectors (and among `allowed` seqs when given)."""
+        """Top-k by cosine among live vectors, among `allowed` seqs when given, never
+        `excluded` ones."""
         queries = np.ascontiguousarray(l2_normalise(queries), dtype=np.float32)
         q = len(queries)
         if self.size == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.full((q, max(k, 0)), -np.inf, np.float32), np.full((q, max(k, 0)), -1)
+        dead = self._dead(excluded)
         if self.on_gpu:
-            return self._search_post_filter(queries, k, allowed)
-        return self._search_with_selector(queries, k, allowed)
+            return self._search_post_filter(queries, k, allowed, dead)
+        return self._search_with_selector(queries, k, allowed, dead)
+
+    def _dead(self, excluded: np.ndarray | None) -> np.ndarray:
+        tombstones = np.fromiter(self._tombstones, np.int64, len(self._tombstones))
+        if excluded is None or len(excluded) == 0:
+            return tombstones
+        return np.union1d(tombstones, excluded) if len(tombstones) else excluded
 
     def _search_with_selector(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, dead: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         refs: list[Any] = []  # FAISS holds raw pointers: keep the selectors alive
         sel: Any = None
         if allowed is not None:
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64))
             refs.append(sel)
-        if self._tombstones:
-            dead = faiss.IDSelectorBatch(np.fromiter(self._tombstones, np.int64))
-            alive = faiss.IDSelectorNot(dead)
-            refs += [dead, alive]
+        if len(dead):
+            dead_sel = faiss.IDSelectorBatch(np.ascontiguousarray(dead, np.int64))
+            alive = faiss.IDSelectorNot(dead_sel)
+            refs += [dead_sel, alive]
             sel = alive if sel is None else faiss.IDSelectorAnd(sel, alive)
         scores, seqs = self._index.search(queries, min(k, self.ntotal), params=self._params(sel, k))
         return _pad(scores, seqs, k)
 
     def _params(self, sel: Any, k: int) -> Any:
-        # faiss's bundled type stubs lag its SWIG classes, hence the Any.
-        api: Any = faiss
         if self.kind == "hnsw":  # efSearch below k would cap the number of hits at efSearch
-            return api.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, k))
-        return api.SearchParameters(sel=sel)
+            return _faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, k))
+        if self.kind == "ivf":
+            return _faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
+        return _faiss.SearchParameters(sel=sel)
 
     def _search_post_filter(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, dead: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         # Ask for more until every query has k admissible hits or the index is exhausted.
-        fetch = min(self.ntotal, k + len(self._tombstones))
-        dead = np.fromiter(self._tombstones, np.int64)
+        fetch = min(self.ntotal, k + len(dead))
         while True:
-            scores, seqs = self._index.search(queries, fetch, params=self._params(None, fetch))
+            scores, seqs = self._index.search(queries, fetch)
             keep = (seqs >= 0) & ~np.isin(seqs, dead)
             if allowed is not None:
                 keep &= np.isin(seqs, allowed)
@@ -205,44 +262,72 @@ class ItemIndex:
 
     # -- snapshots ---------------------------------------------------------------------
 
-    def save(self, path: Path, *, model_id: str, last_seq: int) -> None:
-        """Write a snapshot atomically: readers see the old file or the new one, never half."""
-        # Tombstoned vectors are saved too (HNSW cannot drop them); the catch-up after
-        # loading finds them missing from the store and tombstones them again.
-        cpu = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
-        payload = faiss.serialize_index(cpu).tobytes()
+    def save(self, path: Path, *, model_id: str, watermark: int) -> None:
+        """Write a snapshot atomically: readers see the old file or the new one, never half.
+
+        `watermark`: the highest seq the index was brought up to date with. Tombstoned
+        vectors are saved too; the catch-up after loading finds them gone from the store.
+        """
+        payload = faiss.serialize_index(self._cpu()).tobytes()
         header = json.dumps(
             {
                 "format": SNAPSHOT_FORMAT,
                 "model_id": model_id,
                 "kind": self.kind,
                 "dim": self.dim,
-                "last_seq": last_seq,
-                "ntotal": int(cpu.ntotal),
+                "watermark": watermark,
+                "ntotal": self.ntotal,
                 "sha256": hashlib.sha256(payload).hexdigest(),
             }
         ).encode()
         atomic_write(path, _MAGIC + struct.pack("<I", len(header)) + header + payload)
 
     @classmethod
-    def load(
-        cls, path: Path, *, model_id: str, kind: IndexKind, dim: int, **options: Any
-    ) -> tuple[ItemIndex, int]:
-        """(index, last seq it contains) from a snapshot, or SnapshotError saying why not."""
-        header, payload = _read_snapshot(path)
-        for key, want in (("model_id", model_id), ("kind", kind), ("dim", dim)):
+    def load(cls, path: Path, *, model_id: str, dim: int, **options: Any) -> ItemIndex:
+        """The index in a snapshot (of whichever kind it holds), or SnapshotError saying why
+        it cannot be used."""
+        header, payload = read_snapshot(path)
+        for key, want in (("model_id", model_id), ("dim", dim)):
             if header.get(key) != want:
                 raise SnapshotError(f"{path}: made for {key}={header.get(key)!r}, now {want!r}")
+        if header.get("kind") not in ("flat", "hnsw", "ivf"):
+            raise SnapshotError(f"{path}: unknown index kind {header.get('kind')!r}")
         try:
-            cpu = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
+            raw = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
         except RuntimeError as exc:
             raise SnapshotError(f"{path}: FAISS cannot read it: {exc}") from exc
-        index = cls(dim, kind=kind, **options)
-        index._index = index._place(cpu)
-        return index, int(header["last_seq"])
+        return cls(dim, kind=header["kind"], raw=raw, **options)
 
 
-def _read_snapshot(path: Path) -> tuple[dict[str, Any], bytes]:
+def _new_cpu_index(kind: IndexKind, dim: int) -> Any:
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        return faiss.IndexIDMap2(inner)
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def _new_ivf(dim: int, nlist: int, training: np.ndarray) -> Any:
+    """An IVF index of `nlist` lists trained on unit `training` vectors (at least nlist of
+    them). Stored ids are the seqs themselves, with a hash table from seq to list so that
+    vectors can be removed and reconstructed."""
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    if nlist == 1:  # nothing to learn: one list that takes every vector
+        index.quantizer.add(np.zeros((1, dim), np.float32))
+        index.is_trained = True
+    else:
+        index.train(np.ascontiguousarray(training, np.float32))
+    index.set_direct_map_type(_faiss.DirectMap.Hashtable)
+    return index
+
+
+def _sample(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    if len(x) <= n:
+        return x
+    return x[np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))]
+
+
+def read_snapshot(path: Path) -> tuple[dict[str, Any], bytes]:
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -9,7 +9,6 @@ allowed seqs. Scores are cosine similarities.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from corel.class_rule import l2_normalise
 from service.errors import ConflictError, NotFoundError, ValidationFailedError
-from service.items.index import ItemIndex
+from service.items.live_index import LiveIndex
 from service.items.store import ItemStore, MetadataValue, StoredItem
 
 __all__ = [
@@ -85,8 +84,7 @@ def resolve_queries(
 
 def find_neighbours(
     store: ItemStore,
-    index: ItemIndex,
-    index_lock: threading.Lock,
+    index: LiveIndex,
     model_id: str,
     vectors: np.ndarray,  # (Q, D) raw query vectors
     own: list[int | None],  # per query, the seq of the stored item it is (left out), or None
@@ -99,8 +97,7 @@ def find_neighbours(
     if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
         scores, seqs = _exact(store, model_id, vectors, allowed, fetch)
     else:
-        with index_lock:
-            scores, seqs = index.search(vectors, fetch, allowed)
+        scores, seqs = index.search(vectors, fetch, allowed)
     items = store.get_by_seqs(np.unique(seqs[seqs >= 0]).tolist())
     return [_rank(scores[q], seqs[q], own[q], items, options) for q in range(len(vectors))]
 

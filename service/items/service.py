@@ -4,12 +4,12 @@ Model identity: the sha256 of the bundle's `encoder.onnx`. Every stored vector r
 only vectors of the current model enter the index, so two models' spaces never mix. Items
 of another model are counted (`stats`) and can be re-embedded from their stored inputs.
 
-Start-up (`open`) returns at once; a thread loads the index snapshot, or builds the index
-when the snapshot is missing, corrupt, or of another model, and catches it up with the
-store by set difference of seqs. Until it is done `is_ready` is False and index-backed
-calls answer 503. Writes commit to SQLite, then update the index, under one lock, so the
-index never holds a vector the store has deleted; a crash between the two is repaired by
-the next start's catch-up.
+Start-up (`open`) returns at once; a thread loads the index snapshot and catches it up with
+the store by set difference of seqs (live_index.py). Until it is done `is_ready` is False
+and index-backed calls answer 503. Writes commit to SQLite, then update the index, under
+one lock, so the index never holds a vector the store has deleted and always takes them
+in commit order; updating the index is O(batch), the heavy work runs in the background.
+A crash between the two is repaired by the next start's catch-up.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from service.errors import (
     ServiceUnavailableError,
     ValidationFailedError,
 )
-from service.items.index import IndexKind, ItemIndex, SnapshotError
+from service.items.index import IndexKind
+from service.items.live_index import IndexSetting, IndexStatus, LiveIndex
 from service.items.search import (
     Neighbour,
     SearchOptions,
@@ -49,9 +50,6 @@ log = logging.getLogger(__name__)
 
 EmbedSources = Callable[[list[dict[str, Any]]], Awaitable[np.ndarray]]
 
-SNAPSHOT_EVERY = 1_000  # index changes between snapshots (and one at shutdown)
-COMPACT_AT = 0.25  # tombstone share above which the index is rebuilt from the store
-
 
 # A stored input the current model cannot take (other shape, too large): skip that item.
 _INPUT_ERRORS = (ValidationFailedError, PayloadTooLargeError, ValueError)
@@ -61,9 +59,11 @@ _INPUT_ERRORS = (ValidationFailedError, PayloadTooLargeError, ValueError)
 class IndexStats:
     model_id: str  # sha256 of the encoder whose vectors the index holds
     ready: bool
-    index_kind: IndexKind
+    index_kind: IndexKind  # of the index serving now
+    index_setting: IndexSetting
     index_device: str  # "cpu" or "gpu"
     index_size: int
+    index: IndexStatus | None  # None until loaded
     items_current_model: int
     items_other_models: int  # not searchable until re-embedded
     items_other_models_reembeddable: int
@@ -91,15 +91,21 @@ class ItemService:
         index_path: Path,
         model_id: str,
         dim: int,
-        kind: IndexKind = "flat",
+        kind: IndexSetting = "auto",
+        auto_threshold: int = 50_000,
     ) -> None:
         self.store, self.model_id, self.dim, self.kind = store, model_id, dim, kind
-        self._index_path = index_path
-        self._index = ItemIndex(dim, kind=kind)
-        self._lock = threading.Lock()  # store writes + index changes, as one step
+        self._index = LiveIndex(
+            dim,
+            setting=kind,
+            snapshot_path=index_path,
+            model_id=model_id,
+            read_store=lambda up_to: store.iter_vectors(model_id, up_to_seq=up_to),
+            auto_threshold=auto_threshold,
+        )
+        self._lock = threading.Lock()  # a store write and its index change, as one step
         self._ready = threading.Event()
         self._load_error: str | None = None
-        self._changes = 0
         self._loader: threading.Thread | None = None
 
     @classmethod
@@ -107,25 +113,25 @@ class ItemService:
         data_dir = Path(settings.data_dir)
         service = cls(
             ItemStore(data_dir / "items.sqlite3"),
-            index_path=data_dir / f"items-{settings.index_kind}.index",
+            index_path=data_dir / "items.index",
             model_id=bundle.manifest.files[ENCODER_FILE],
             dim=bundle.manifest.embedding_dim,
             kind=settings.index_kind,
+            auto_threshold=settings.index_auto_threshold,
         )
         service.start()
         return service
 
     def start(self) -> None:
         """Load the index in a thread; `is_ready` turns True when it is in step with the store."""
-        self._loader = threading.Thread(target=self._load, name="item-index", daemon=True)
+        self._loader = threading.Thread(target=self._load, name="item-index-load", daemon=True)
         self._loader.start()
 
     def close(self) -> None:
         if self._loader is not None:
             self._loader.join()
+        self._index.close()
         with self._lock:
-            if self._ready.is_set() and self._changes:
-                self._snapshot()
             self.store.close()
 
     # -- state -------------------------------------------------------------------------
@@ -146,9 +152,11 @@ class ItemService:
         return IndexStats(
             model_id=self.model_id,
             ready=self.is_ready,
-            index_kind=self.kind,
+            index_kind=self._index.kind,
+            index_setting=self.kind,
             index_device=self._index.device,
             index_size=self.index_size,
+            index=self._index.status() if self.is_ready else None,
             items_current_model=counts.current,
             items_other_models=counts.other,
             items_other_models_reembeddable=counts.other_reembeddable,
@@ -165,11 +173,8 @@ class ItemService:
     def _load(self) -> None:
         started = time.perf_counter()
         try:
-            with self._lock:
-                self._index = self._load_snapshot()
-                changed = self._catch_up()
-                if changed:
-                    self._snapshot()
+            with self._lock:  # writes wait: the catch-up must see a store that holds still
+                self._index.open(self.store.seqs(self.model_id), self._fetch)
         except Exception as exc:  # the service stays up and says why it is not ready
             self._load_error = f"item index failed to load: {exc}"
             log.exception("item index: loading failed")
@@ -187,50 +192,9 @@ class ItemService:
                 counts.other_reembeddable,
             )
 
-    def _load_snapshot(self) -> ItemIndex:
-        if not self._index_path.exists():
-            log.info("item index: no snapshot yet; building it from the store")
-            return ItemIndex(self.dim, kind=self.kind)
-        try:
-            index, last_seq = ItemIndex.load(
-                self._index_path, model_id=self.model_id, kind=self.kind, dim=self.dim
-            )
-        except SnapshotError as exc:  # corrupt, or made for another model: only a cache
-            log.warning("item index: %s; building it from the store", exc)
-            return ItemIndex(self.dim, kind=self.kind)
-        log.info("item index: snapshot loaded, %d vectors up to seq %d", index.ntotal, last_seq)
-        return index
-
-    def _catch_up(self) -> bool:
-        """Make the index hold exactly the store's current-model vectors; True if it changed."""
-        added, removed = self._index.catch_up(
-            self.store.seqs(self.model_id),
-            lambda seqs: self._fetch(seqs),
-        )
-        return bool(added or removed)
-
     def _fetch(self, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = self.store.vectors(self.model_id, seqs=seqs)
-        return rows.seqs, rows.vectors
-
-    def _snapshot(self) -> None:
-        started = time.perf_counter()
-        self._index.save(self._index_path, model_id=self.model_id, last_seq=self.store.max_seq())
-        self._changes = 0
-        log.info(
-            "item index: snapshot of %d vectors written (%.2fs)",
-            self._index.ntotal,
-            time.perf_counter() - started,
-        )
-
-    def _after_change(self, n: int) -> None:
-        self._changes += n
-        if self._index.tombstone_ratio > COMPACT_AT:
-            self._index = ItemIndex(self.dim, kind=self.kind)
-            self._catch_up()
-            self._snapshot()
-        elif self._changes >= SNAPSHOT_EVERY:
-            self._snapshot()
+        return rows.seqs, rows.vectors.reshape(len(rows.seqs), self.dim)
 
     # -- items -------------------------------------------------------------------------
 
@@ -247,7 +211,6 @@ class ItemService:
             self._index.add(
                 np.array([s.seq for s in stored]), np.stack([s.embedding for s in stored])
             )
-            self._after_change(len(stored))
         return stored
 
     async def get(self, item_id: str) -> StoredItem:
@@ -275,8 +238,7 @@ class ItemService:
             seq = self.store.delete(item_id)
             if seq is None:
                 raise NotFoundError(f"no item with id {item_id!r}")
-            self._index.remove([seq])
-            self._after_change(1)
+            self._index.remove(np.array([seq]))
 
     async def reembed(self, embed_sources: EmbedSources, *, batch: int = 256) -> ReembedResult:
         """Re-embed every item of another model that has a stored input, batch by batch."""
@@ -318,7 +280,6 @@ class ItemService:
         with self._lock:
             stored = self.store.replace_embeddings(items, vectors, self.model_id)
             self._index.add(np.array([s.seq for s in stored]), vectors)
-            self._after_change(len(stored))
 
     # -- neighbours --------------------------------------------------------------------
 
@@ -334,9 +295,7 @@ class ItemService:
         self, queries: list[np.ndarray | str], options: SearchOptions
     ) -> list[list[Neighbour]]:
         vectors, own = resolve_queries(self.store, self.model_id, self.dim, queries)
-        return find_neighbours(
-            self.store, self._index, self._lock, self.model_id, vectors, own, options
-        )
+        return find_neighbours(self.store, self._index, self.model_id, vectors, own, options)
 
     # -- corpus, for the clustering report ---------------------------------------------
 

@@ -325,6 +325,29 @@ class ItemStore:
             vectors=np.frombuffer(blobs, dtype="<f4").astype(np.float32).reshape(len(rows), -1),
         )
 
+    def iter_vectors(
+        self, model_id: str, *, up_to_seq: int, chunk: int = 20_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(seqs, raw vectors) of `model_id`'s items with seq <= `up_to_seq`, in seq order and
+        in chunks, read on a connection of its own so that writers never wait for it."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            after = 0
+            while True:
+                rows = conn.execute(
+                    "SELECT seq, embedding FROM items WHERE model_id = ? AND seq > ?"
+                    " AND seq <= ? ORDER BY seq LIMIT ?",
+                    (model_id, after, up_to_seq, chunk),
+                ).fetchall()
+                if not rows:
+                    return
+                seqs = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+                blobs = b"".join(r[1] for r in rows)
+                yield seqs, np.frombuffer(blobs, "<f4").astype(np.float32).reshape(len(rows), -1)
+                after = int(seqs[-1])
+        finally:
+            conn.close()
+
     def reembed_candidates(self, model_id: str, *, after_seq: int, limit: int) -> list[StoredItem]:
         """Items of other models that have a stored input, in seq order after `after_seq`."""
         rows = self._query(

@@ -70,12 +70,37 @@ class ItemsCreated(BaseModel):
     items: list[ItemPublic] = Field(description="In request order, with their ids")
 
 
+class IndexJob(BaseModel):
+    job: Literal["merge", "rebuild"] = Field(
+        description="merge: fold recent writes into the main index; rebuild: from the store"
+    )
+    kind: Literal["flat", "hnsw", "ivf"] = Field(description="Kind of the index being made")
+    done: int = Field(description="Vectors done")
+    total: int
+    started: float = Field(description="Unix time it started")
+
+
+class IndexState(BaseModel):
+    kind: Literal["flat", "hnsw", "ivf"] = Field(description="Kind of the index serving now")
+    wanted: Literal["flat", "hnsw", "ivf"] = Field(
+        description="Kind the setting asks for at this size; a rebuild runs while they differ"
+    )
+    size: int = Field(description="Searchable vectors")
+    main: int = Field(description="... in the main index")
+    delta: int = Field(description="... added since it was built, searched exactly")
+    removed: int = Field(description="Deleted since the main index was built")
+    job: IndexJob | None = Field(description="The background merge or rebuild running now")
+    last_snapshot: float | None = Field(description="Unix time of the last snapshot written")
+    last_error: str | None = Field(description="Why the last background job failed")
+
+
 class IndexStatus(BaseModel):
     model_id: str = Field(description="sha256 of the encoder whose vectors are searchable")
     ready: bool
-    index_kind: Literal["flat", "hnsw"]
+    index_setting: Literal["auto", "flat", "hnsw", "ivf"] = Field(description="COREL_INDEX_KIND")
     index_device: str = Field(description="cpu or gpu")
     index_size: int = Field(description="Vectors in the item index")
+    index: IndexState | None = Field(description="The index in detail; null while it loads")
     items_current_model: int
     items_other_models: int = Field(description="Not searchable until re-embedded")
     items_other_models_reembeddable: int = Field(description="... of those, with a stored input")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from corel.class_rule import l2_normalise
-from service.items.index import ItemIndex, SnapshotError
+from service.items.index import IndexKind, ItemIndex, SnapshotError
 
 DIM = 16
 
@@ -23,11 +23,14 @@ def _exact_top(vectors: np.ndarray, seqs: np.ndarray, query: np.ndarray, k: int)
     return seqs[np.argsort(-scores)[:k]]
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_search_matches_exact_cosine(kind: str, vectors: np.ndarray) -> None:
-    index = ItemIndex(DIM, kind=kind)  # type: ignore[arg-type]
+KINDS = ["flat", "hnsw", "ivf"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_matches_exact_cosine(kind: IndexKind, vectors: np.ndarray) -> None:
     seqs = np.arange(1, 201)
-    index.add(seqs, vectors * 7.0)  # raw scale must not matter: cosine
+    index = ItemIndex.build(DIM, kind, seqs, vectors * 7.0)  # raw scale must not matter
+    index.nprobe = index._index.nlist if kind == "ivf" else 0  # every list: exact
 
     scores, found = index.search(vectors[:5], 10)
 
@@ -37,12 +40,11 @@ def test_search_matches_exact_cosine(kind: str, vectors: np.ndarray) -> None:
     assert scores[:, 0] == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_remove_hides_vectors(kind: str, vectors: np.ndarray) -> None:
-    index = ItemIndex(DIM, kind=kind)  # type: ignore[arg-type]
-    index.add(np.arange(1, 201), vectors)
+@pytest.mark.parametrize("kind", KINDS)
+def test_remove_hides_vectors(kind: IndexKind, vectors: np.ndarray) -> None:
+    index = ItemIndex.build(DIM, kind, np.arange(1, 201), vectors)
 
-    index.remove([1, 2])
+    index.remove(np.array([1, 2]))
 
     assert index.size == 198
     assert set(index.ids()) == set(range(3, 201))
@@ -51,20 +53,18 @@ def test_remove_hides_vectors(kind: str, vectors: np.ndarray) -> None:
 
 
 def test_remove_tombstones_when_backend_cannot_remove(vectors: np.ndarray) -> None:
-    index = ItemIndex(DIM, kind="hnsw")
-    index.add(np.arange(1, 201), vectors)
+    index = ItemIndex.build(DIM, "hnsw", np.arange(1, 201), vectors)
 
-    index.remove([5])
+    index.remove(np.array([5]))
 
     assert index.ntotal == 200  # HNSW keeps the vector ...
     assert index.tombstone_ratio == pytest.approx(1 / 200)  # ... as a tombstone
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_search_with_allowed_returns_only_allowed(kind: str, vectors: np.ndarray) -> None:
-    index = ItemIndex(DIM, kind=kind)  # type: ignore[arg-type]
-    seqs = np.arange(1, 201)
-    index.add(seqs, vectors)
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_with_allowed_returns_only_allowed(kind: IndexKind, vectors: np.ndarray) -> None:
+    index = ItemIndex.build(DIM, kind, np.arange(1, 201), vectors)
+    index.nprobe = index._index.nlist if kind == "ivf" else 0
     allowed = np.array([10, 20, 30, 40])
 
     scores, found = index.search(vectors[:1], 6, allowed=allowed)
@@ -79,12 +79,13 @@ def test_search_post_filter_matches_selector(vectors: np.ndarray) -> None:
     # so it is exercised directly on the CPU index, where the selector gives the truth.
     index = ItemIndex(DIM)
     index.add(np.arange(1, 201), vectors)
-    index.remove([3])
+    index.remove(np.array([3]))
     allowed = np.arange(2, 201, 7)
     queries = l2_normalise(vectors[:4])
+    excluded = np.array([9, 16])
 
-    by_selector = index.search(queries, 5, allowed=allowed)[1]
-    by_filter = index._search_post_filter(queries, 5, allowed)[1]
+    by_selector = index.search(queries, 5, allowed=allowed, excluded=excluded)[1]
+    by_filter = index._search_post_filter(queries, 5, allowed, index._dead(excluded))[1]
 
     assert (by_selector == by_filter).all()
 
@@ -101,16 +102,15 @@ def test_add_wrong_dimension_raises() -> None:
         ItemIndex(DIM).add(np.array([1]), np.ones((1, DIM + 1), np.float32))
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_save_load_round_trip(kind: str, vectors: np.ndarray, tmp_path: Path) -> None:
-    index = ItemIndex(DIM, kind=kind)  # type: ignore[arg-type]
-    index.add(np.arange(1, 201), vectors)
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip(kind: IndexKind, vectors: np.ndarray, tmp_path: Path) -> None:
+    index = ItemIndex.build(DIM, kind, np.arange(1, 201), vectors)
     path = tmp_path / "items.index"
 
-    index.save(path, model_id="m1", last_seq=200)
-    loaded, last_seq = ItemIndex.load(path, model_id="m1", kind=kind, dim=DIM)  # type: ignore[arg-type]
+    index.save(path, model_id="m1", watermark=200)
+    loaded = ItemIndex.load(path, model_id="m1", dim=DIM)
 
-    assert last_seq == 200
+    assert loaded.kind == kind
     assert loaded.size == 200
     assert (loaded.search(vectors[:3], 4)[1] == index.search(vectors[:3], 4)[1]).all()
     assert not path.with_name("items.index.tmp").exists()
@@ -119,37 +119,48 @@ def test_save_load_round_trip(kind: str, vectors: np.ndarray, tmp_path: Path) ->
 def test_load_other_model_raises(vectors: np.ndarray, tmp_path: Path) -> None:
     index = ItemIndex(DIM)
     index.add(np.arange(1, 11), vectors[:10])
-    index.save(tmp_path / "items.index", model_id="old-model", last_seq=10)
+    index.save(tmp_path / "items.index", model_id="old-model", watermark=10)
 
     with pytest.raises(SnapshotError, match="model_id"):
-        ItemIndex.load(tmp_path / "items.index", model_id="new-model", kind="flat", dim=DIM)
+        ItemIndex.load(tmp_path / "items.index", model_id="new-model", dim=DIM)
 
 
 def test_load_corrupt_snapshot_raises(vectors: np.ndarray, tmp_path: Path) -> None:
     path = tmp_path / "items.index"
     index = ItemIndex(DIM)
     index.add(np.arange(1, 11), vectors[:10])
-    index.save(path, model_id="m", last_seq=10)
+    index.save(path, model_id="m", watermark=10)
     data = bytearray(path.read_bytes())
     data[-5] ^= 0xFF
     path.write_bytes(bytes(data))
 
     with pytest.raises(SnapshotError, match="checksum"):
-        ItemIndex.load(path, model_id="m", kind="flat", dim=DIM)
+        ItemIndex.load(path, model_id="m", dim=DIM)
     path.write_bytes(b"garbage")
     with pytest.raises(SnapshotError, match="not an item index"):
-        ItemIndex.load(path, model_id="m", kind="flat", dim=DIM)
+        ItemIndex.load(path, model_id="m", dim=DIM)
     with pytest.raises(SnapshotError, match="cannot read"):
-        ItemIndex.load(tmp_path / "missing", model_id="m", kind="flat", dim=DIM)
+        ItemIndex.load(tmp_path / "missing", model_id="m", dim=DIM)
 
 
-def test_catch_up_adds_missing_and_removes_stale(vectors: np.ndarray) -> None:
-    index = ItemIndex(DIM)
-    index.add(np.arange(1, 11), vectors[:10])
-    target = np.array([*range(3, 11), 20, 21])  # 1, 2 deleted; 20, 21 new in the store
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_clone_changes_while_the_original_keeps_its_vectors(
+    kind: IndexKind, vectors: np.ndarray
+) -> None:
+    index = ItemIndex.build(DIM, kind, np.arange(1, 101), vectors[:100])
 
-    added, removed = index.catch_up(target, lambda seqs: (seqs, vectors[seqs - 1]))
+    copy = index.clone()
+    copy.add(np.arange(101, 201), vectors[100:])
+    copy.remove(np.array([1]))
 
-    assert (added, removed) == (2, 2)
-    assert sorted(index.ids()) == sorted(target)
-    assert index.search(vectors[19:20], 1)[1][0, 0] == 20
+    assert (index.size, copy.size) == (100, 199)
+    assert 1 in index.ids() and 1 not in copy.ids()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_vectors_gives_back_the_unit_vectors_stored(kind: IndexKind, vectors: np.ndarray) -> None:
+    index = ItemIndex.build(DIM, kind, np.arange(1, 201), vectors * 3)
+
+    np.testing.assert_allclose(
+        index.vectors(np.array([5, 9])), l2_normalise(vectors[[4, 8]]), atol=1e-6
+    )

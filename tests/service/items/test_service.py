@@ -26,7 +26,7 @@ DIM = 12
 def _open(tmp_path: Path, model_id: str = "model-a", kind: str = "flat") -> ItemService:
     service = ItemService(
         ItemStore(tmp_path / "items.sqlite3"),
-        index_path=tmp_path / f"items-{kind}.index",
+        index_path=tmp_path / "items.index",
         model_id=model_id,
         dim=DIM,
         kind=kind,
@@ -69,7 +69,8 @@ def test_open_catches_up_writes_the_snapshot_missed(
 ) -> None:
     first = _open(tmp_path)
     _run(first.add(_items(10)))
-    first.close()  # snapshot holds these 10
+    first._index.flush()  # a snapshot with these 10 (the background thread does it at scale)
+    first.close()
     store = ItemStore(tmp_path / "items.sqlite3")  # as if the server died after committing:
     store.insert(_items(5, seed=1), "model-a")  # rows the snapshot never saw
     store.delete("it-0-0")
@@ -92,14 +93,15 @@ def test_open_rebuilds_when_snapshot_corrupt(
 ) -> None:
     first = _open(tmp_path)
     _run(first.add(_items(10)))
+    first._index.flush()
     first.close()
-    (tmp_path / "items-flat.index").write_bytes(b"not a snapshot")
+    (tmp_path / "items.index").write_bytes(b"not a snapshot")
 
     with caplog.at_level(logging.WARNING, logger="service"):
         again = _open(tmp_path)
 
     assert again.index_size == 10
-    assert "building it from the store" in caplog.text
+    assert "not an item index snapshot; the store's vectors start in the delta" in caplog.text
     again.close()
 
 
@@ -204,14 +206,18 @@ def test_delete_then_neighbours_never_returns_it(service: ItemService) -> None:
 def test_hnsw_many_deletes_compact_the_index(tmp_path: Path) -> None:
     service = _open(tmp_path, kind="hnsw")
     _run(service.add(_items(20)))
+    service._index.flush()
 
     for i in range(8):
         _run(service.delete(f"it-0-{i}"))
+    service._index.flush()  # HNSW cannot remove: the 8 become tombstones in the new main
 
     assert service.index_size == 12
-    # HNSW cannot remove: deletes are tombstones until they pass 25 %, then a rebuild
-    # (at the 6th delete) drops them; the last two are tombstones again.
-    assert service._index.ntotal == 14
+    status = service._index.status()
+    assert (status.main, status.removed) == (12, 0)
+    assert service._index.status().job is None
+    service._index.flush()  # tombstones over 25 %: rebuilt from the store, without them
+    assert service._index._view.main.ntotal == 12
     service.close()
 
 

@@ -1,0 +1,407 @@
+"""The item index as the service uses it: searchable at every moment, changed in O(batch).
+
+What searches see is a `View`, which is never changed once published: a main FAISS index
+(`ItemIndex`), the `delta` of vectors added since it was built (searched exactly), and the
+`removed` seqs that are still in main. A write publishes a new view with a bigger delta or
+a bigger removed set; a search reads the current view once and merges main's top-k
+(without the removed) with the exact top-k of the delta.
+
+A background thread folds that work into a new main, off the request path:
+- merge: the delta or removed set grew past max(4,096, 5 % of main): clone main, add the
+  delta, remove the removed;
+- rebuild: main's tombstones passed 25 % (HNSW cannot remove), or the wanted kind changed
+  (`auto`: exact below `auto_threshold` live vectors, HNSW above): build from the store;
+then it writes a snapshot (atomically) and publishes the new main. A job covers the seqs up
+to its watermark W, the highest seq when it started; writes made while it runs are not
+lost: at publish the delta keeps its seqs above W, and the removed set takes the seqs up
+to W deleted meanwhile. A crash at any point loses nothing: SQLite is the truth, and the
+next start catches the snapshot up with it (missing vectors into the delta).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from corel.class_rule import l2_normalise
+from service import metrics
+from service.items.index import IndexKind, ItemIndex, SnapshotError
+
+__all__ = ["IndexSetting", "IndexStatus", "JobStatus", "LiveIndex"]
+
+log = logging.getLogger(__name__)
+
+IndexSetting = Literal["auto", "flat", "hnsw", "ivf"]
+MIN_DELTA = 4_096  # the delta and removed set may grow to max(this, DELTA_SHARE * main)
+DELTA_SHARE = 0.05
+COMPACT_AT = 0.25  # tombstone share of main above which it is rebuilt from the store
+
+# (seqs, raw vectors) of the current model's stored items with seq <= watermark, in chunks
+StoreReader = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+class JobCancelled(Exception):
+    """The index is closing: a running build stops between chunks."""
+
+
+@dataclass(frozen=True)
+class View:
+    main: ItemIndex
+    delta_seqs: np.ndarray  # (n,) int64, ascending
+    delta_vectors: np.ndarray  # (n, D) float32, unit
+    removed: np.ndarray  # (r,) int64, sorted: seqs in main that were deleted
+
+    @property
+    def size(self) -> int:
+        return self.main.size - len(self.removed) + len(self.delta_seqs)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    job: Literal["merge", "rebuild"]
+    kind: IndexKind  # of the index being made
+    done: int
+    total: int
+    started: float  # time.time()
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    kind: IndexKind  # of the main index serving now
+    wanted: IndexKind  # what the setting asks for at this size
+    size: int  # live vectors searchable
+    main: int
+    delta: int
+    removed: int
+    job: JobStatus | None
+    last_snapshot: float | None  # time.time() of the last snapshot written, None: never
+    last_error: str | None  # of the last background job, None when it succeeded
+
+
+@dataclass
+class _Job:
+    watermark: int
+    deleted: list[int] = field(default_factory=list)  # seqs deleted while it runs
+
+
+class LiveIndex:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        setting: IndexSetting,
+        snapshot_path: Path,
+        model_id: str,
+        read_store: StoreReader,
+        auto_threshold: int = 50_000,
+    ) -> None:
+        self.dim, self.setting, self.auto_threshold = dim, setting, auto_threshold
+        self._snapshot_path, self._model_id, self._read_store = snapshot_path, model_id, read_store
+        self._lock = threading.Lock()  # guards _view, _max_seq and _job's deleted list
+        self._job_lock = threading.Lock()  # one merge or rebuild at a time
+        empty = ItemIndex(dim, kind=self._first_kind())
+        self._view = View(empty, _no_seqs(), np.zeros((0, dim), np.float32), _no_seqs())
+        self._max_seq = 0
+        self._job: _Job | None = None
+        self._job_status: JobStatus | None = None
+        self._last_snapshot: float | None = None
+        self._last_error: str | None = None
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    def _first_kind(self) -> IndexKind:
+        return "flat" if self.setting == "auto" else self.setting
+
+    # -- start and stop ------------------------------------------------------------------
+
+    def open(
+        self,
+        store_seqs: np.ndarray,
+        fetch: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        """Load the snapshot and catch it up with the store's seqs (`fetch(seqs)` gives the
+        raw vectors of those still stored), then start the background thread."""
+        main = self._load_snapshot()
+        live = main.ids()
+        missing = np.setdiff1d(store_seqs, live)
+        stale = np.setdiff1d(live, store_seqs)
+        seqs, vectors = fetch(missing) if len(missing) else (_no_seqs(), np.zeros((0, self.dim)))
+        order = np.argsort(seqs)
+        self._view = View(
+            main,
+            seqs[order].astype(np.int64),
+            l2_normalise(vectors[order]).reshape(-1, self.dim),
+            stale,
+        )
+        self._max_seq = int(store_seqs.max()) if len(store_seqs) else 0
+        if len(missing) or len(stale):
+            log.info("item index: caught up with the store: +%d, -%d", len(missing), len(stale))
+        self._publish_metrics()
+        self._worker = threading.Thread(target=self._maintain, name="item-index", daemon=True)
+        self._worker.start()
+
+    def _load_snapshot(self) -> ItemIndex:
+        if not self._snapshot_path.exists():
+            log.info("item index: no snapshot yet; the store's vectors start in the delta")
+            return ItemIndex(self.dim, kind=self._first_kind())
+        try:
+            main = ItemIndex.load(self._snapshot_path, model_id=self._model_id, dim=self.dim)
+        except SnapshotError as exc:  # corrupt, or made for another model: only a cache
+            log.warning("item index: %s; the store's vectors start in the delta", exc)
+            return ItemIndex(self.dim, kind=self._first_kind())
+        log.info("item index: snapshot loaded, %s with %d vectors", main.kind, main.ntotal)
+        self._last_snapshot = self._snapshot_path.stat().st_mtime
+        return main
+
+    def close(self) -> None:
+        """Stop the background thread; a running build is abandoned (the last snapshot and
+        the store stay consistent, the next start catches up)."""
+        self._closing.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join()
+
+    def flush(self) -> None:
+        """Fold the delta and removed set into a new main index and snapshot it, now: what
+        the background thread does on its own once they grow (benchmarks and tests)."""
+        self._run(*(self._next_job() or ("merge", self._view.main.kind)))
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._view.size
+
+    @property
+    def device(self) -> str:
+        return self._view.main.device
+
+    @property
+    def kind(self) -> IndexKind:
+        return self._view.main.kind
+
+    def status(self) -> IndexStatus:
+        view = self._view
+        return IndexStatus(
+            kind=view.main.kind,
+            wanted=self._wanted_kind(view),
+            size=view.size,
+            main=view.main.size - len(view.removed),
+            delta=len(view.delta_seqs),
+            removed=len(view.removed),
+            job=self._job_status,
+            last_snapshot=self._last_snapshot,
+            last_error=self._last_error,
+        )
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:  # scores (Q, k) float32, seqs (Q, k) int64, -1 = none
+        """Top-k by cosine over main and delta (among `allowed` seqs when given)."""
+        view = self._view  # one read: a consistent main, delta and removed set
+        scores, seqs = view.main.search(queries, k, allowed, excluded=view.removed)
+        if len(view.delta_seqs):
+            d_scores, d_seqs = _exact(queries, view, k, allowed)
+            scores, seqs = np.hstack([scores, d_scores]), np.hstack([seqs, d_seqs])
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return (
+            np.take_along_axis(scores, order, 1).astype(np.float32),
+            np.take_along_axis(seqs, order, 1),
+        )
+
+    # -- writing (the caller serialises writes, in the store's commit order) -------------
+
+    def add(self, seqs: np.ndarray, vectors: np.ndarray) -> None:
+        if len(seqs) == 0:
+            return
+        unit = l2_normalise(vectors).reshape(-1, self.dim)
+        with self._lock:
+            view = self._view
+            self._view = replace(
+                view,
+                delta_seqs=np.concatenate([view.delta_seqs, np.asarray(seqs, np.int64)]),
+                delta_vectors=np.vstack([view.delta_vectors, unit]),
+            )
+            self._max_seq = max(self._max_seq, int(np.max(seqs)))
+        self._changed()
+
+    def remove(self, seqs: np.ndarray) -> None:
+        seqs = np.asarray(seqs, np.int64)
+        if len(seqs) == 0:
+            return
+        with self._lock:
+            view = self._view
+            in_delta = np.isin(view.delta_seqs, seqs)
+            from_main = seqs[~np.isin(seqs, view.delta_seqs)]
+            self._view = replace(
+                view,
+                delta_seqs=view.delta_seqs[~in_delta],
+                delta_vectors=view.delta_vectors[~in_delta],
+                removed=np.union1d(view.removed, from_main),
+            )
+            if self._job is not None:
+                self._job.deleted.extend(int(s) for s in seqs)
+        self._changed()
+
+    def _changed(self) -> None:
+        self._publish_metrics()
+        self._wake.set()
+
+    def _publish_metrics(self) -> None:
+        view = self._view
+        metrics.INDEX_SIZE.labels(index="items").set(view.size)
+        metrics.INDEX_DELTA.set(len(view.delta_seqs))
+
+    # -- the background thread -------------------------------------------------------------
+
+    def _wanted_kind(self, view: View) -> IndexKind:
+        if self.setting != "auto":
+            return self.setting
+        size = view.size
+        if view.main.kind == "flat":
+            return "hnsw" if size >= self.auto_threshold else "flat"
+        # back to exact only well below the threshold, so a size near it does not flap
+        return "flat" if size < self.auto_threshold // 2 else "hnsw"
+
+    def _next_job(self) -> tuple[Literal["merge", "rebuild"], IndexKind] | None:
+        view = self._view
+        main = view.main
+        wanted = self._wanted_kind(view)
+        if main.kind != wanted:
+            return "rebuild", wanted
+        tombstones = main.ntotal - main.size  # only HNSW (and GPU) indexes keep them
+        if tombstones + len(view.removed) > COMPACT_AT * max(main.ntotal, 1) and tombstones:
+            return "rebuild", wanted
+        if main.outgrown():
+            return "rebuild", wanted
+        limit = max(MIN_DELTA, int(DELTA_SHARE * main.size))
+        if len(view.delta_seqs) >= limit or len(view.removed) >= limit:
+            return "merge", main.kind
+        return None
+
+    def _maintain(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            job = self._next_job()
+            if job is None:
+                continue
+            try:
+                self._run(*job)
+                self._last_error = None
+            except JobCancelled:
+                return
+            except Exception as exc:  # keep serving the old view; try again later
+                self._last_error = f"{job[0]} of the item index failed: {exc}"
+                log.exception("item index: %s failed", job[0])
+                metrics.INDEX_JOBS.labels(job=job[0], outcome="failed").inc()
+                self._closing.wait(10)
+
+    def _run(self, job: Literal["merge", "rebuild"], kind: IndexKind) -> None:
+        with self._job_lock:
+            try:
+                self._run_locked(job, kind)
+            finally:
+                with self._lock:
+                    self._job = None
+                self._job_status = None
+
+    def _run_locked(self, job: Literal["merge", "rebuild"], kind: IndexKind) -> None:
+        started = time.perf_counter()
+        with self._lock:
+            view = self._view
+            self._job = current = _Job(watermark=self._max_seq)
+        self._progress(job, kind, 0, view.size)
+        if job == "merge":
+            main = view.main.clone()
+            main.add(view.delta_seqs, view.delta_vectors)
+            main.remove(view.removed)
+            self._progress(job, kind, view.size, view.size)
+        else:
+            seqs, vectors = self._read_all(current.watermark)
+            main = ItemIndex.build(
+                self.dim,
+                kind,
+                seqs,
+                vectors,
+                progress=lambda done, total: self._progress(job, kind, done, total),
+            )
+        main.save(self._snapshot_path, model_id=self._model_id, watermark=current.watermark)
+        self._last_snapshot = time.time()
+        in_main = np.sort(main.ids())  # O(n), outside the lock
+        with self._lock:
+            now = self._view
+            keep = now.delta_seqs > current.watermark
+            deleted = np.unique(np.asarray(current.deleted, np.int64))
+            deleted = deleted[(deleted <= current.watermark) & _contains(in_main, deleted)]
+            self._view = View(main, now.delta_seqs[keep], now.delta_vectors[keep], deleted)
+        self._publish_metrics()
+        seconds = time.perf_counter() - started
+        metrics.INDEX_JOBS.labels(job=job, outcome="done").inc()
+        metrics.INDEX_JOB_SECONDS.labels(job=job).observe(seconds)
+        log.info(
+            "item index: %s done: %s with %d vectors, snapshot written (%.1fs)",
+            job,
+            kind,
+            main.size,
+            seconds,
+        )
+
+    def _read_all(self, watermark: int) -> tuple[np.ndarray, np.ndarray]:
+        seq_chunks, vector_chunks = [], []
+        for seqs, vectors in self._read_store(watermark):
+            if self._closing.is_set():
+                raise JobCancelled
+            seq_chunks.append(seqs)
+            vector_chunks.append(vectors)
+        if not seq_chunks:
+            return _no_seqs(), np.zeros((0, self.dim), np.float32)
+        return np.concatenate(seq_chunks), np.vstack(vector_chunks)
+
+    def _progress(
+        self, job: Literal["merge", "rebuild"], kind: IndexKind, done: int, total: int
+    ) -> None:
+        if self._closing.is_set():
+            raise JobCancelled
+        status = self._job_status
+        started = status.started if status is not None else time.time()
+        self._job_status = JobStatus(job, kind, done, total, started)
+        metrics.INDEX_JOB_PROGRESS.set(done / total if total else 1.0)
+        if total >= 100_000:
+            log.info("item index: %s to %s, %d of %d vectors", job, kind, done, total)
+
+
+def _no_seqs() -> np.ndarray:
+    return np.zeros(0, np.int64)
+
+
+def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if len(sorted_values) == 0:
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return np.asarray(sorted_values[at] == values)
+
+
+def _exact(
+    queries: np.ndarray, view: View, k: int, allowed: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:  # (Q, <=k) scores and seqs over the delta
+    seqs, vectors = view.delta_seqs, view.delta_vectors
+    if allowed is not None:
+        keep = np.isin(seqs, allowed)
+        seqs, vectors = seqs[keep], vectors[keep]
+    if len(seqs) == 0:
+        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+    scores = l2_normalise(queries) @ vectors.T  # (Q, n)
+    top = min(k, len(seqs))
+    part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+    return np.take_along_axis(scores, part, 1), seqs[part]

@@ -1,0 +1,202 @@
+"""The live item index: exact answers over main + delta, background merges and rebuilds that
+lose no write made while they run, `auto` switching kinds, and catching up after a restart.
+
+The "store" here is a dict of seq -> vector, read the way the real store is (in chunks, up
+to a watermark); tests/service/items/test_service.py runs the same over real SQLite.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corel.class_rule import l2_normalise
+from service.items.live_index import LiveIndex
+
+DIM = 16
+
+
+class Store:
+    """Committed vectors by seq; `gate` (when set) holds a reader after it has read the rows
+    and before it hands them over, so writes can land in between."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, np.ndarray] = {}
+        self.gate: threading.Event | None = None
+        self.reading = threading.Event()
+
+    def put(self, seqs: np.ndarray, vectors: np.ndarray) -> None:
+        self.rows.update(zip(seqs.tolist(), vectors, strict=True))
+
+    def read(self, up_to: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        seqs = np.array(sorted(s for s in self.rows if s <= up_to), np.int64)
+        rows = [self.rows[s] for s in seqs]
+        self.reading.set()
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        if len(seqs):
+            yield seqs, np.stack(rows)
+
+    def fetch(self, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seqs = np.array([s for s in seqs if s in self.rows], np.int64)
+        return seqs, np.stack([self.rows[s] for s in seqs]) if len(seqs) else np.zeros((0, DIM))
+
+
+def vectors(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+def open_index(tmp_path: Path, store: Store, **kw: object) -> LiveIndex:
+    index = LiveIndex(
+        DIM,
+        snapshot_path=tmp_path / "items.index",
+        model_id="m",
+        read_store=store.read,
+        **{"setting": "flat", **kw},
+    )  # type: ignore[arg-type]
+    index.open(np.array(sorted(store.rows), np.int64), store.fetch)
+    return index
+
+
+def write(index: LiveIndex, store: Store, seqs: np.ndarray, vecs: np.ndarray) -> None:
+    store.put(seqs, vecs)  # commit, then index: what ItemService does under its lock
+    index.add(seqs, vecs)
+
+
+def exact_top(store: Store, query: np.ndarray, k: int) -> list[int]:
+    seqs = np.array(sorted(store.rows))
+    scores = l2_normalise(np.stack([store.rows[s] for s in seqs])) @ l2_normalise(query)
+    return seqs[np.argsort(-scores, kind="stable")[:k]].tolist()
+
+
+def test_search_over_main_and_delta_is_exact_for_the_flat_kind(tmp_path: Path) -> None:
+    store = Store()
+    index = open_index(tmp_path, store)
+    write(index, store, np.arange(1, 301), vectors(300))
+    index.flush()  # 1..300 in main
+    write(index, store, np.arange(301, 351), vectors(50, seed=1))  # in the delta
+    query = vectors(1, seed=2)
+
+    _, found = index.search(query, 10)
+
+    assert found[0].tolist() == exact_top(store, query[0], 10)
+    assert index.status().delta == 50
+    index.close()
+
+
+def test_deletes_hide_items_in_main_and_in_the_delta(tmp_path: Path) -> None:
+    store = Store()
+    index = open_index(tmp_path, store)
+    data = vectors(100)
+    write(index, store, np.arange(1, 81), data[:80])
+    index.flush()
+    write(index, store, np.arange(81, 101), data[80:])
+
+    index.remove(np.array([5, 90]))  # one in main, one in the delta
+
+    _, found = index.search(data[[4, 89]], 100)
+    assert 5 not in found and 90 not in found
+    assert index.size == 98
+    status = index.status()
+    assert (status.main, status.delta, status.removed) == (79, 19, 1)
+    index.close()
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_a_stored_item_is_found_by_its_own_vector_whatever_the_kind(
+    tmp_path: Path, kind: str
+) -> None:
+    store = Store()
+    index = open_index(tmp_path, store, setting=kind)
+    data = vectors(2_000)
+    write(index, store, np.arange(1, 2_001), data)
+    index.flush()
+
+    scores, found = index.search(data[:200], 1)
+
+    assert index.status().kind == kind
+    assert (found[:, 0] == np.arange(1, 201)).all()
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
+    index.close()
+
+
+def test_writes_made_while_a_rebuild_runs_are_kept(tmp_path: Path) -> None:
+    store = Store()
+    index = open_index(tmp_path, store, setting="hnsw")
+    data = vectors(400)
+    write(index, store, np.arange(1, 301), data[:300])
+    store.gate = threading.Event()  # the rebuild waits inside its read of the store
+    rebuild = threading.Thread(target=index._run, args=("rebuild", "hnsw"))
+    rebuild.start()
+    assert store.reading.wait(10)
+
+    write(index, store, np.arange(301, 401), data[300:])  # after its watermark
+    index.remove(np.array([7, 350]))  # one it covers, one it does not
+    del store.rows[7], store.rows[350]
+    store.gate.set()
+    rebuild.join(10)
+
+    status = index.status()
+    assert (status.main, status.delta, status.removed) == (299, 99, 1)
+    assert index.size == 398
+    _, found = index.search(data[[6, 349, 399]], 5)
+    assert 7 not in found and 350 not in found
+    assert found[2, 0] == 400  # written during the rebuild, found
+    index.close()
+
+
+def test_auto_serves_exact_then_switches_to_hnsw_in_the_background(tmp_path: Path) -> None:
+    store = Store()
+    index = open_index(tmp_path, store, setting="auto", auto_threshold=1_000)
+    data = vectors(1_500)
+    write(index, store, np.arange(1, 901), data[:900])
+    index.flush()
+    assert index.status().kind == "flat"
+
+    write(index, store, np.arange(901, 1_501), data[900:])
+    assert index.status().wanted == "hnsw"
+    index.flush()  # what the background thread would do next
+
+    status = index.status()
+    assert (status.kind, status.size, status.delta) == ("hnsw", 1_500, 0)
+    assert index.search(data[1_499:], 1)[1][0, 0] == 1_500
+    index.close()
+
+
+def test_a_restart_loads_the_snapshot_and_catches_up_with_the_store(tmp_path: Path) -> None:
+    store = Store()
+    first = open_index(tmp_path, store)
+    data = vectors(60)
+    write(first, store, np.arange(1, 51), data[:50])
+    first.flush()  # the snapshot holds 1..50
+    first.close()
+    store.put(np.arange(51, 61), data[50:])  # committed after it, then a crash
+    del store.rows[3]
+
+    again = open_index(tmp_path, store)
+
+    status = again.status()
+    assert (status.main, status.delta, status.removed) == (49, 10, 1)
+    assert status.last_snapshot is not None
+    assert again.search(data[59:], 1)[1][0, 0] == 60
+    again.close()
+
+
+def test_the_background_thread_merges_a_delta_past_its_limit(tmp_path: Path) -> None:
+    store = Store()
+    index = open_index(tmp_path, store)
+    write(index, store, np.arange(1, 5_001), vectors(5_000))  # over the 4,096 minimum
+
+    for _ in range(100):  # it wakes on the write; give it up to 10 s
+        if index.status().delta == 0:
+            break
+        threading.Event().wait(0.1)
+
+    status = index.status()
+    assert (status.main, status.delta) == (5_000, 0)
+    assert (tmp_path / "items.index").exists()
+    index.close()
