@@ -1,0 +1,81 @@
+"""What every source shares: the model's input it must fit, the `Rows` it yields, and
+`Source`, whose `rows(start, stop, size)` reads rows start..stop-1 a batch at a time."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from service.importer.errors import ImportFailed
+
+__all__ = ["ModelInput", "Reader", "Rows", "Source", "check_shape", "labels_of", "skip"]
+
+
+class Reader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What the served model takes, from its manifest (GET /model)."""
+
+    kind: Literal["image", "vector"]
+    shape: tuple[int, ...]  # one item, e.g. (1, 28, 28)
+    resize: bool = False  # the manifest lets images of another size be resized
+
+    def accepts(self, row_shape: tuple[int, ...]) -> bool:
+        """The shape itself, H x W for one channel, or flat (C-order) rows of its size."""
+        grey = self.kind == "image" and self.shape[0] == 1 and row_shape == self.shape[1:]
+        return row_shape in (self.shape, (math.prod(self.shape),)) or grey
+
+
+@dataclass
+class Rows:
+    start: int  # row number of the first row
+    values: np.ndarray  # (n, ...) raw values, one row per item
+    labels: list[str | None]
+    ids: list[str] | None = None  # the source's own ids; None: `{prefix}{row}`
+    metadata: list[dict[str, Any]] | None = None
+
+
+class Source(ABC):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.total = 0  # rows
+
+    @property
+    def name(self) -> str:
+        """The default id prefix's stem."""
+        return self.path.stem
+
+    @abstractmethod
+    def rows(self, start: int, stop: int, size: int) -> Iterator[Rows]:
+        """Rows start..stop-1, `size` at a time."""
+
+
+def check_shape(where: str, row_shape: tuple[int, ...], model: ModelInput) -> None:
+    if not model.accepts(row_shape):
+        raise ImportFailed(
+            f"{where} has rows of shape {list(row_shape)}; the served model takes "
+            f"{list(model.shape)}"
+        )
+
+
+def labels_of(values: Iterable[object]) -> list[str | None]:
+    """Labels as the service takes them: text (numbers as their digits); empty: none."""
+    return [str(value) or None for value in values]
+
+
+def skip(f: Reader, count: int, chunk: int = 1 << 24) -> None:
+    """Read past `count` bytes of a stream that cannot seek cheaply (a compressed member)."""
+    while count > 0:
+        got = len(f.read(min(chunk, count)))
+        if got == 0:
+            return
+        count -= got
