@@ -42,6 +42,8 @@ IndexSetting = Literal["auto", "flat", "hnsw", "ivf"]
 MIN_DELTA = 4_096  # the delta and removed set may grow to max(this, DELTA_SHARE * main)
 DELTA_SHARE = 0.05
 COMPACT_AT = 0.25  # tombstone share of main above which it is rebuilt from the store
+# Filters allowing at most max(this many, this share of main) are answered exactly
+EXACT_FILTER_MIN, EXACT_FILTER_SHARE = 4_096, 0.05
 
 # (seqs, raw vectors) of the current model's stored items with seq <= watermark, in chunks
 StoreReader = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
@@ -54,6 +56,7 @@ class JobCancelled(Exception):
 @dataclass(frozen=True)
 class View:
     main: ItemIndex
+    main_ids: np.ndarray  # (m,) int64, sorted: the live seqs main holds (before `removed`)
     delta_seqs: np.ndarray  # (n,) int64, ascending
     delta_vectors: np.ndarray  # (n, D) float32, unit
     removed: np.ndarray  # (r,) int64, sorted: seqs in main that were deleted
@@ -107,7 +110,7 @@ class LiveIndex:
         self._lock = threading.Lock()  # guards _view, _max_seq and _job's deleted list
         self._job_lock = threading.Lock()  # one merge or rebuild at a time
         empty = ItemIndex(dim, kind=self._first_kind())
-        self._view = View(empty, _no_seqs(), np.zeros((0, dim), np.float32), _no_seqs())
+        self._view = View(empty, _no_seqs(), _no_seqs(), np.zeros((0, dim), np.float32), _no_seqs())
         self._max_seq = 0
         self._job: _Job | None = None
         self._job_status: JobStatus | None = None
@@ -130,13 +133,14 @@ class LiveIndex:
         """Load the snapshot and catch it up with the store's seqs (`fetch(seqs)` gives the
         raw vectors of those still stored), then start the background thread."""
         main = self._load_snapshot()
-        live = main.ids()
+        live = np.sort(main.ids())
         missing = np.setdiff1d(store_seqs, live)
         stale = np.setdiff1d(live, store_seqs)
         seqs, vectors = fetch(missing) if len(missing) else (_no_seqs(), np.zeros((0, self.dim)))
         order = np.argsort(seqs)
         self._view = View(
             main,
+            live,
             seqs[order].astype(np.int64),
             l2_normalise(vectors[order]).reshape(-1, self.dim),
             stale,
@@ -205,8 +209,15 @@ class LiveIndex:
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:  # scores (Q, k) float32, seqs (Q, k) int64, -1 = none
-        """Top-k by cosine over main and delta (among `allowed` seqs when given)."""
+        """Top-k by cosine over main and delta, among `allowed` seqs when given.
+
+        A filter that allows few of main's vectors is answered exactly, from main's own
+        copies of the allowed vectors: cheaper than a full scan, and an approximate index
+        walked under a selective filter misses hits. Wider filters restrict main's search.
+        """
         view = self._view  # one read: a consistent main, delta and removed set
+        if allowed is not None and len(allowed) <= self._exact_limit(view):
+            return _exact_among(queries, view, k, allowed)
         scores, seqs = view.main.search(queries, k, allowed, excluded=view.removed)
         if len(view.delta_seqs):
             d_scores, d_seqs = _exact(queries, view, k, allowed)
@@ -216,6 +227,12 @@ class LiveIndex:
             np.take_along_axis(scores, order, 1).astype(np.float32),
             np.take_along_axis(seqs, order, 1),
         )
+
+    @staticmethod
+    def _exact_limit(view: View) -> int:
+        if view.main.kind == "flat":  # exact either way: a scan of N or a gather of a few
+            return len(view.main_ids) // 4
+        return max(EXACT_FILTER_MIN, int(EXACT_FILTER_SHARE * len(view.main_ids)))
 
     # -- writing (the caller serialises writes, in the store's commit order) -------------
 
@@ -344,7 +361,7 @@ class LiveIndex:
             keep = now.delta_seqs > current.watermark
             deleted = np.unique(np.asarray(current.deleted, np.int64))
             deleted = deleted[(deleted <= current.watermark) & _contains(in_main, deleted)]
-            self._view = View(main, now.delta_seqs[keep], now.delta_vectors[keep], deleted)
+            self._view = View(main, in_main, now.delta_seqs[keep], now.delta_vectors[keep], deleted)
         self._publish_metrics()
         seconds = time.perf_counter() - started
         metrics.INDEX_JOBS.labels(job=job, outcome="done").inc()
@@ -392,6 +409,25 @@ def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.asarray(sorted_values[at] == values)
 
 
+def _exact_among(
+    queries: np.ndarray, view: View, k: int, allowed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # (Q, k) scores and seqs, -1 = none
+    """Exact top-k over the allowed seqs, gathered from main and the delta."""
+    allowed = np.unique(np.asarray(allowed, np.int64))
+    # a seq committed to the store a moment ago may not be in this view yet: left out
+    in_main = allowed[_contains(view.main_ids, allowed) & ~_contains(view.removed, allowed)]
+    keep = np.isin(view.delta_seqs, allowed)
+    seqs = np.concatenate([in_main, view.delta_seqs[keep]])
+    vectors = np.vstack(
+        [
+            view.main.vectors(in_main).reshape(-1, view.delta_vectors.shape[1]),
+            view.delta_vectors[keep],
+        ]
+    )
+    scores, found = _top(queries, seqs, vectors, k)
+    return _pad_to(scores, found, k)
+
+
 def _exact(
     queries: np.ndarray, view: View, k: int, allowed: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:  # (Q, <=k) scores and seqs over the delta
@@ -399,9 +435,25 @@ def _exact(
     if allowed is not None:
         keep = np.isin(seqs, allowed)
         seqs, vectors = seqs[keep], vectors[keep]
+    return _top(queries, seqs, vectors, k)
+
+
+def _top(
+    queries: np.ndarray, seqs: np.ndarray, vectors: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:  # (Q, <=k), unsorted
     if len(seqs) == 0:
         return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
     scores = l2_normalise(queries) @ vectors.T  # (Q, n)
     top = min(k, len(seqs))
     part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
     return np.take_along_axis(scores, part, 1), seqs[part]
+
+
+def _pad_to(scores: np.ndarray, seqs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-scores, axis=1, kind="stable")
+    scores, seqs = np.take_along_axis(scores, order, 1), np.take_along_axis(seqs, order, 1)
+    missing = k - scores.shape[1]
+    if missing > 0:
+        scores = np.pad(scores, ((0, 0), (0, missing)), constant_values=-np.inf)
+        seqs = np.pad(seqs, ((0, 0), (0, missing)), constant_values=-1)
+    return scores.astype(np.float32), seqs.astype(np.int64)

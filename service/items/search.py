@@ -1,10 +1,8 @@
-"""Neighbour search over the stored items: filters, exact scoring for narrow filters, ranking.
+"""Neighbour search over the stored items: queries, filters, ranking.
 
-A filter (label, metadata fields) is first resolved to the seqs it matches in SQLite. When
-it matches few items, their vectors are read from the store and scored exactly with numpy:
-exact whatever the index kind, and cheaper than a selector-restricted walk of HNSW, which
-can miss hits when most of the graph is filtered out. Otherwise FAISS searches with the
-allowed seqs. Scores are cosine similarities.
+A filter (label, metadata fields) is first resolved to the seqs it matches in SQLite; the
+live index searches among those (exactly, when they are few: live_index.py). Scores are
+cosine similarities; a stored item is never its own neighbour.
 """
 
 from __future__ import annotations
@@ -14,21 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from corel.class_rule import l2_normalise
 from service.errors import ConflictError, NotFoundError, ValidationFailedError
 from service.items.live_index import LiveIndex
 from service.items.store import ItemStore, MetadataValue, StoredItem
 
 __all__ = [
-    "EXACT_FILTER_LIMIT",
     "Neighbour",
     "SearchOptions",
     "check_vector",
     "find_neighbours",
     "resolve_queries",
 ]
-
-EXACT_FILTER_LIMIT = 4_096  # filters matching at most this many items are scored exactly
 
 
 @dataclass(frozen=True)
@@ -94,23 +88,9 @@ def find_neighbours(
     allowed = None
     if options.label is not None or options.metadata:
         allowed = store.seqs(model_id, label=options.label, metadata=options.metadata)
-    if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
-        scores, seqs = _exact(store, model_id, vectors, allowed, fetch)
-    else:
-        scores, seqs = index.search(vectors, fetch, allowed)
+    scores, seqs = index.search(vectors, fetch, allowed)
     items = store.get_by_seqs(np.unique(seqs[seqs >= 0]).tolist())
     return [_rank(scores[q], seqs[q], own[q], items, options) for q in range(len(vectors))]
-
-
-def _exact(
-    store: ItemStore, model_id: str, queries: np.ndarray, allowed: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:  # (Q, <=k) scores and seqs
-    rows = store.vectors(model_id, seqs=allowed)
-    if len(rows.seqs) == 0:
-        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-    scores = l2_normalise(queries) @ l2_normalise(rows.vectors).T  # (Q, n)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, order, 1), rows.seqs[order]
 
 
 def _rank(

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from corel.class_rule import l2_normalise
-from service.items import search as item_search
+from service.items import live_index
 from service.items.service import ItemService, SearchOptions
 from service.items.store import ItemStore, NewItem
 
@@ -175,7 +175,8 @@ def test_neighbours_filter_same_by_index_and_exact(
         for n, i in enumerate(items)
     ]
     _run(service.add(items))
-    monkeypatch.setattr(item_search, "EXACT_FILTER_LIMIT", exact_limit)
+    monkeypatch.setattr(live_index, "EXACT_FILTER_MIN", exact_limit)
+    service._index.flush()  # in main, where the two paths differ
 
     (hits,) = _run(
         service.neighbours(
