@@ -21,6 +21,7 @@ next start catches the snapshot up with it (missing vectors into the delta).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+import faiss
 import numpy as np
 
 from corel.class_rule import l2_normalise
@@ -305,6 +307,9 @@ class LiveIndex:
         return None
 
     def _maintain(self) -> None:
+        # OpenMP's thread count is per calling thread: this limits the background builds
+        # only, leaving a core to the event loop and the searches it runs
+        faiss.omp_set_num_threads(max(1, (os.cpu_count() or 2) - 1))
         while not self._closing.is_set():
             self._wake.wait(timeout=1.0)
             self._wake.clear()
