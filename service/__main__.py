@@ -1,14 +1,15 @@
 """`python -m service [--host H] [--port P]`: serve the configured bundle with uvicorn.
 
 Settings come from `COREL_*` environment variables (service/settings.py); the two options
-override COREL_HOST and COREL_PORT. A bad setting, a broken bundle or a data directory that
-another live server holds exits with status 2 and one line naming the problem, before the
-port is bound.
+override COREL_HOST and COREL_PORT. A bad setting, a broken bundle, a data directory that
+another live server holds or a port already in use exits with status 2 and one line naming
+the problem, before the model is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 import uvicorn
@@ -54,16 +55,34 @@ def main(argv: list[str] | None = None) -> int:
         data_lock.acquire()
     except (DataDirInUseError, OSError) as exc:
         return _fail(str(exc))
+    try:  # bound before the model loads: a port in use is one line, not a crash after it
+        listener = bind(settings.host, settings.port)
+    except OSError as exc:
+        return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
     from service.app import create_app
 
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings=settings, data_lock=data_lock),
-        host=settings.host,
-        port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port, as uvicorn would open it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError:
+        listener.close()
+        raise
+    listener.set_inheritable(True)
+    return listener
 
 
 if __name__ == "__main__":

@@ -68,6 +68,18 @@ def test_a_second_server_on_a_held_data_directory_exits_naming_the_holder(
     assert f"pid {first.process.pid}" in lines[0]
 
 
+def test_a_port_in_use_exits_with_one_line_before_the_model_loads(tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        done = run_service({"COREL_PORT": str(port), "COREL_DATA_DIR": str(tmp_path)})
+
+    assert done.returncode == 2
+    assert done.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
 def test_the_data_directory_is_free_again_after_a_kill_9(start_server, tmp_path) -> None:
     start_server(data_dir=tmp_path / "data").kill()  # the kernel drops the lock with the process
 
