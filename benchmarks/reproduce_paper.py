@@ -29,6 +29,7 @@ import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from benchmarks.paper_table import LOSS_TITLES, plot_tsne_grid, write_table  # noqa: E402
+from corel.files import atomic_write  # noqa: E402
+from corel.logs import setup_logging  # noqa: E402
 
 log = logging.getLogger("reproduce_paper")
 
@@ -54,18 +57,17 @@ def run_one(spec: dict[str, Any], cache_dir: str, tsne: bool) -> dict[str, Any]:
 
     from training.config import TrainConfig
     from training.data import load_dataset
-    from training.evaluate import evaluate_embeddings, headline
+    from training.evaluate import evaluate_embeddings
     from training.train import embed, train
 
-    config = TrainConfig(**spec)
-    # a spawned worker starts with no logging set up: show each epoch, tagged by run
-    # (force: a worker runs several runs, and each needs its own tag)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        force=True,
-        format=f"%(asctime)s [{config.loss} seed {config.seed}] %(message)s",
-    )
+    config = TrainConfig.from_dict(spec)
+    # a spawned worker starts with no logging set up: show each epoch, tagged by run (a
+    # worker trains several runs one after another, so the tag is set for each)
+    setup_logging()
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s [{config.loss} seed {config.seed}] %(message)s")
+        )
     torch.set_num_threads(config.threads or 1)
     data = load_dataset(
         config.dataset, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed
@@ -76,13 +78,13 @@ def run_one(spec: dict[str, Any], cache_dir: str, tsne: bool) -> dict[str, Any]:
     loss = result.loss
     bias = None if loss.bias is None else loss.bias.detach().numpy()
     eval_start = time.perf_counter()
-    metrics = evaluate_embeddings(
+    evaluation = evaluate_embeddings(
         h, data.y_test, loss.weight.detach().numpy(), loss.class_rule, bias, seed=config.seed
     )
     row = {
         "loss": config.loss,
         "seed": config.seed,
-        "lam": loss.lam,
+        "lam": loss.hyperparameters().get("lam"),
         "hyperparameters": loss.hyperparameters(),
         "class_rule": loss.class_rule,
         "best_epoch": result.best_epoch,
@@ -90,18 +92,17 @@ def run_one(spec: dict[str, Any], cache_dir: str, tsne: bool) -> dict[str, Any]:
         "epochs_run": len(result.history),
         "train_seconds": round(result.seconds, 1),
         "eval_seconds": round(time.perf_counter() - eval_start, 1),
-        "headline": headline(metrics),
-        "metrics": metrics,
-        "history": result.history,
+        "headline": evaluation.headline().to_json(),
+        "metrics": evaluation.to_json(),
+        "history": [asdict(epoch) for epoch in result.history],
         "config": config.to_dict(),
     }
     if tsne:
         row["tsne_file"] = save_tsne(
             h, data.y_test, data.labels, Path(cache_dir).parent / "tsne", config.loss, config.seed
         )
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(row, indent=1) + "\n")
-    tmp.replace(result_path)  # atomic: a killed run never leaves half a result
+    # atomic: a killed run never leaves half a result
+    atomic_write(result_path, (json.dumps(row, indent=1) + "\n").encode())
     checkpoint.unlink(missing_ok=True)  # the result replaces it; checkpoints are large
     return row
 
@@ -170,7 +171,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    setup_logging()
     args = parse_args(argv)
     # --report-only only re-reads the cache: the command that makes the table is without it
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]

@@ -28,10 +28,12 @@ def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.train import train
 
     out = tmp_path_factory.mktemp("bundles") / "digits-cosine"
-    config = TrainConfig(dataset="digits", loss="cosine", epochs=12, seed=0)
+    # one torch thread: for these tiny batches several times faster than torch's default here
+    config = TrainConfig(dataset="digits", loss="cosine", epochs=12, seed=0, threads=1)
     data = load_dataset("digits", data_dir="", seed=0)
     result = train(config, data, progress=False)
-    export_bundle(result, data, out, name="digits-cosine", command="tests/conftest.py")
+    # no figures: nothing asserts on them, and their t-SNE costs seconds
+    export_bundle(result, data, out, name="digits-cosine", command="tests/conftest.py", plots=False)
     return out
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -132,9 +133,7 @@ def train(
         config, data, checkpoint=out / "checkpoint.pt", resume=resume, progress=not quiet
     )
     command = "corel-train " + shlex.join(sys.argv[1:])
-    bundle = export_bundle(
-        result, data, out, name=name or out.name, command=command, progress=not quiet
-    )
+    bundle = export_bundle(result, data, out, name=name or out.name, command=command)
     typer.echo(
         json.dumps(
             {
@@ -170,7 +169,7 @@ def evaluate(
     _setup_logging(quiet)
     from corel.bundle import BundleError, load_bundle
     from training.data import DatasetError, load_dataset
-    from training.evaluate import evaluate_bundle, headline, write_report
+    from training.evaluate import evaluate_bundle, write_report
 
     try:
         bundle = load_bundle(bundle_path)
@@ -184,14 +183,15 @@ def evaluate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     # the clustering seed of the training run, so the numbers reproduce the manifest's
-    metrics, embeddings = evaluate_bundle(
+    evaluation, embeddings = evaluate_bundle(
         bundle, data.x_test, data.y_test, seed=config.get("seed", 0)
     )
+    evaluation = replace(evaluation, dataset=data.name, split="test")
     if report is not None:
         write_report(
             report,
             title=f"{bundle.manifest.name} re-evaluated on {data.name}",
-            metrics=metrics,
+            evaluation=evaluation,
             history=None,
             embeddings=embeddings,
             labels=data.y_test,
@@ -202,8 +202,8 @@ def evaluate(
             {
                 "bundle": str(bundle_path),
                 "dataset": data.name,
-                "n": metrics["n"],
-                **headline(metrics),
+                "n": evaluation.n,
+                **evaluation.headline().to_json(),
             },
             indent=2,
         )

@@ -12,6 +12,7 @@ import gzip
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -34,6 +35,9 @@ FASHION_MNIST_FILES = {
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
+InputKind = Literal["image", "vector"]
+
+
 class DatasetError(Exception):
     """A dataset is missing or malformed; the message says how to fix it."""
 
@@ -42,7 +46,7 @@ class DatasetError(Exception):
 class Dataset:
     name: str
     labels: list[str]  # class names; y holds indices into this list
-    kind: str  # image | vector
+    kind: InputKind
     shape: tuple[int, ...]  # one item, no batch axis: (C, H, W) or (D,)
     scale: float  # model input = raw * scale + offset
     offset: float
@@ -56,6 +60,18 @@ class Dataset:
 
     def model_input(self, raw: np.ndarray) -> np.ndarray:
         return (raw * self.scale + self.offset).astype(np.float32)
+
+
+class _Spec(TypedDict):
+    """A dataset's fields but its arrays, as the loaders know them before splitting."""
+
+    name: str
+    labels: list[str]
+    kind: InputKind
+    shape: tuple[int, ...]
+    scale: float
+    offset: float
+    source: dict[str, object]
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -102,7 +118,7 @@ def load_dataset(
     if name == "fashion-mnist":
         x, y = load_fashion_mnist_split(data_dir, "train")
         x_test, y_test = load_fashion_mnist_split(data_dir, "test")
-        spec = dict(
+        spec = _Spec(
             name=name,
             labels=FASHION_MNIST_LABELS,
             kind="image",
@@ -117,7 +133,7 @@ def load_dataset(
 
         digits = load_digits()
         x = digits.images.astype(np.float32)[:, None]  # (1797, 1, 8, 8), values 0..16
-        spec = dict(
+        spec = _Spec(
             name=name,
             labels=[str(d) for d in range(10)],
             kind="image",
@@ -148,7 +164,7 @@ def load_dataset(
     else:  # standardise features with one global scale and offset, kept in the manifest
         std = float(x.std()) or 1.0
         scale, offset = 1.0 / std, -float(x.mean()) / std
-    spec = dict(
+    spec = _Spec(
         name=path.stem,
         labels=labels,
         kind=kind,
@@ -165,7 +181,7 @@ def _split(
     y: np.ndarray,
     x_test: np.ndarray,
     y_test: np.ndarray,
-    spec: dict,
+    spec: _Spec,
     val_size: int,
     seed: int,
 ) -> Dataset:
@@ -185,7 +201,7 @@ def _split(
 
 
 def _split_with_test(
-    x: np.ndarray, y: np.ndarray, spec: dict, val_size: int | None, seed: int, test_fraction: float
+    x: np.ndarray, y: np.ndarray, spec: _Spec, val_size: int | None, seed: int, test_fraction: float
 ) -> Dataset:
     # A fixed test split (seed 0), so every training seed is scored on the same items.
     order = np.random.default_rng(0).permutation(len(x))
@@ -200,7 +216,7 @@ def _encode_labels(raw: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return y.astype(np.int64), [str(n) for n in names]
 
 
-def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], InputKind]:
     from PIL import Image
 
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
@@ -220,7 +236,7 @@ def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], s
     return np.stack(images), np.array(targets, np.int64), classes, "image"
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], InputKind]:
     with np.load(path, allow_pickle=False) as data:
         if "x" not in data or "y" not in data:
             raise DatasetError(f"{path}: an .npz dataset needs arrays 'x' and 'y'")
@@ -233,7 +249,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     return x, y, labels, "image" if x.ndim == 4 else "vector"
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], InputKind]:
     import csv
 
     with path.open(newline="") as f:

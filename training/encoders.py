@@ -44,7 +44,8 @@ class PaperCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, D)
-        return self.head(self.features(x))
+        h: torch.Tensor = self.head(self.features(x))
+        return h
 
 
 class PaperFFNN(nn.Module):
@@ -67,7 +68,8 @@ class PaperFFNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, ...) -> (N, D)
-        return self.net(x)
+        h: torch.Tensor = self.net(x)
+        return h
 
 
 def build_encoder(
@@ -87,11 +89,3 @@ def build_encoder(
     if name == "ffnn":
         return PaperFFNN(input_shape, embedding_dim, leaky_slope, final_activation)
     raise ValueError(f"unknown encoder {name!r} (expected auto, cnn or ffnn)")
-
-
-def describe_encoder(encoder: nn.Module) -> dict[str, object]:
-    return {
-        "name": type(encoder).__name__,
-        "parameters": sum(p.numel() for p in encoder.parameters()),
-        "layers": str(encoder),
-    }

@@ -7,18 +7,14 @@ bundle with onnxruntime alone, exactly as the service will see it.
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from corel.bundle import Bundle
 from corel.class_rule import l2_normalise, rule_for
-from corel.clustering import evaluate_latent_space
-
-log = logging.getLogger(__name__)
+from corel.clustering import LatentSpaceScores, evaluate_latent_space
+from training.results import Calibration, EpochRow, Evaluation
 
 PLOT_POINTS = 2000  # t-SNE is quadratic; a seeded sample of the test set is plotted
 
@@ -42,39 +38,15 @@ def evaluate_embeddings(
     class_bias: np.ndarray | None = None,
     *,
     seed: int = 0,
-    with_raw: bool = True,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Accuracy by the class rule, then clustering quality on normalised and raw embeddings."""
     predicted = rule_for(rule).scores(embeddings, class_vectors, class_bias).argmax(1)
-    metrics: dict[str, Any] = {
-        "n": len(labels),
-        "accuracy": float((predicted == labels).mean()),
-        "l2_normalised": asdict(
-            evaluate_latent_space(embeddings, labels, normalise=True, seed=seed)
-        ),
-    }
-    if with_raw:
-        metrics["raw"] = asdict(
-            evaluate_latent_space(embeddings, labels, normalise=False, seed=seed)
-        )
-    return metrics
-
-
-def headline(metrics: dict[str, Any]) -> dict[str, float]:
-    """The few numbers that go into a manifest and a results table."""
-    norm = metrics["l2_normalised"]
-    out = {
-        "accuracy": metrics["accuracy"],
-        "kmeans_accuracy": norm["kmeans"]["accuracy"],
-        "gmm_accuracy": norm["gmm"]["accuracy"],
-        "ari": norm["kmeans"]["ari"],
-        "v_measure": norm["kmeans"]["v_measure"],
-        "silhouette": norm["silhouette_kmeans"],
-        "silhouette_labels": norm["silhouette_labels"],
-    }
-    if "raw" in metrics:
-        out["kmeans_accuracy_raw"] = metrics["raw"]["kmeans"]["accuracy"]
-    return out
+    return Evaluation(
+        n=len(labels),
+        accuracy=float((predicted == labels).mean()),
+        l2_normalised=evaluate_latent_space(embeddings, labels, normalise=True, seed=seed),
+        raw=evaluate_latent_space(embeddings, labels, normalise=False, seed=seed),
+    )
 
 
 def calibrate_unknown_thresholds(
@@ -85,7 +57,7 @@ def calibrate_unknown_thresholds(
     names: list[str],
     class_bias: np.ndarray | None = None,
     quantile: float = 0.05,
-) -> dict[str, Any]:
+) -> Calibration:
     """Per class, the `quantile` of held-out items' score to their own class vector.
 
     A new item whose best score falls below its class's threshold is less typical than
@@ -94,26 +66,26 @@ def calibrate_unknown_thresholds(
     own = rule_for(rule).scores(embeddings, class_vectors, class_bias)[
         np.arange(len(labels)), labels
     ]
-    thresholds = {}
+    thresholds: dict[str, float | None] = {}
     for k, name in enumerate(names):
         scores = own[labels == k]
         thresholds[name] = float(np.quantile(scores, quantile)) if len(scores) else None
-    return {
-        "method": "held-out quantile of own-class score",
-        "quantile": quantile,
-        "split": "validation",
-        "rule": rule,
-        "thresholds": thresholds,
-    }
+    return Calibration(
+        method="held-out quantile of own-class score",
+        quantile=quantile,
+        split="validation",
+        rule=rule,
+        thresholds=thresholds,
+    )
 
 
 def evaluate_bundle(
     bundle: Bundle, x_raw: np.ndarray, labels: np.ndarray, *, seed: int = 0
-) -> tuple[dict[str, Any], np.ndarray]:
+) -> tuple[Evaluation, np.ndarray]:
     spec = bundle.manifest.input
     model_input = (x_raw * spec.scale + spec.offset).astype(np.float32)
     embeddings = onnx_embed(bundle.encoder_path, model_input)
-    metrics = evaluate_embeddings(
+    evaluation = evaluate_embeddings(
         embeddings,
         labels,
         bundle.class_vectors,
@@ -121,24 +93,24 @@ def evaluate_bundle(
         bundle.class_bias,
         seed=seed,
     )
-    return metrics, embeddings
+    return evaluation, embeddings
 
 
 # -- report ---------------------------------------------------------------------------------
 
 
-def plot_training_curves(history: list[dict[str, float]], path: Path) -> None:
+def plot_training_curves(history: list[EpochRow], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [row["epoch"] for row in history]
+    epochs = [row.epoch for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax_loss.plot(epochs, [row["train_loss"] for row in history], marker=".")
+    ax_loss.plot(epochs, [row.train_loss for row in history], marker=".")
     ax_loss.set(title="training loss", xlabel="epoch")
-    ax_acc.plot(epochs, [row["train_accuracy"] for row in history], marker=".", label="train")
-    ax_acc.plot(epochs, [row["val_accuracy"] for row in history], marker=".", label="validation")
+    ax_acc.plot(epochs, [row.train_accuracy for row in history], marker=".", label="train")
+    ax_acc.plot(epochs, [row.val_accuracy for row in history], marker=".", label="validation")
     ax_acc.set(title="accuracy by class rule", xlabel="epoch")
     ax_acc.legend()
     fig.tight_layout()
@@ -198,36 +170,42 @@ def write_report(
     out_dir: Path,
     *,
     title: str,
-    metrics: dict[str, Any],
-    history: list[dict[str, float]] | None,
+    evaluation: Evaluation,
+    history: list[EpochRow] | None,
     embeddings: np.ndarray,
     labels: np.ndarray,
     names: list[str],
-    notes: str = "",
+    plots: bool = True,
 ) -> list[str]:
-    """Write metrics.json, report.md and its plots into out_dir; returns the file names."""
+    """Write metrics.json, report.md and (with `plots`) its figures into out_dir; returns the
+    file names. The t-SNE of the projections is the slow part: seconds per thousand items."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    files = ["metrics.json", "report.md", "projections.png"]
-    plot_projections(embeddings, labels, names, out_dir / "projections.png", title)
-    if history:
+    (out_dir / "metrics.json").write_text(json.dumps(evaluation.to_json(), indent=2) + "\n")
+    files = ["metrics.json", "report.md"]
+    if plots:
+        plot_projections(embeddings, labels, names, out_dir / "projections.png", title)
+        files.append("projections.png")
+    if plots and history:
         plot_training_curves(history, out_dir / "training_curves.png")
         files.append("training_curves.png")
 
-    def row(geometry: str) -> str:
-        m = metrics[geometry]
+    def row(m: LatentSpaceScores) -> str:
+        gmm = (
+            "– | – | –"
+            if m.gmm is None
+            else f"{m.gmm.accuracy:.4f} | {m.gmm.ari:.4f} | {m.gmm.v_measure:.4f}"
+        )
         return (
-            f"| {m['geometry']} | {m['kmeans']['accuracy']:.4f} | {m['kmeans']['ari']:.4f} | "
-            f"{m['kmeans']['v_measure']:.4f} | {m['gmm']['accuracy']:.4f} | "
-            f"{m['gmm']['ari']:.4f} | {m['gmm']['v_measure']:.4f} | "
-            f"{m['silhouette_kmeans']:.4f} | {m['silhouette_labels']:.4f} |"
+            f"| {m.geometry} | {m.kmeans.accuracy:.4f} | {m.kmeans.ari:.4f} | "
+            f"{m.kmeans.v_measure:.4f} | {gmm} | "
+            f"{m.silhouette_kmeans:.4f} | {m.silhouette_labels:.4f} |"
         )
 
     lines = [
         f"# {title}",
         "",
-        f"Test items: {metrics['n']}. Accuracy by nearest class vector (the bundle's class "
-        f"rule): **{metrics['accuracy']:.4f}**.",
+        f"Test items: {evaluation.n}. Accuracy by nearest class vector (the bundle's class "
+        f"rule): **{evaluation.accuracy:.4f}**.",
         "",
         "Clustering with K = number of classes; accuracy after Hungarian matching; silhouette "
         'with cosine distance against the K-Means clusters (the paper\'s "K-Means density") '
@@ -236,27 +214,23 @@ def write_report(
         "| embeddings | K-Means acc | K-Means ARI | K-Means V | GMM acc | GMM ARI | GMM V | "
         "silhouette (K-Means) | silhouette (labels) |",
         "|---|---|---|---|---|---|---|---|---|",
-        row("l2_normalised"),
+        row(evaluation.l2_normalised),
     ]
-    if "raw" in metrics:
-        lines.append(row("raw"))
-    lines += ["", "![projections](projections.png)", ""]
+    if evaluation.raw is not None:
+        lines.append(row(evaluation.raw))
+    lines.append("")
+    if "projections.png" in files:
+        lines += ["![projections](projections.png)", ""]
     if history:
+        lines += ["## Training", ""]
+        if "training_curves.png" in files:
+            lines += ["![training curves](training_curves.png)", ""]
+        lines += ["| epoch | loss | train acc | val acc | seconds |", "|---|---|---|---|---|"]
         lines += [
-            "## Training",
-            "",
-            "![training curves](training_curves.png)",
-            "",
-            "| epoch | loss | train acc | val acc | seconds |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['epoch']} | {r['train_loss']:.4f} | {r['train_accuracy']:.4f} | "
-            f"{r['val_accuracy']:.4f} | {r['seconds']:.1f} |"
+            f"| {r.epoch} | {r.train_loss:.4f} | {r.train_accuracy:.4f} | "
+            f"{r.val_accuracy:.4f} | {r.seconds:.1f} |"
             for r in history
         ]
         lines.append("")
-    if notes:
-        lines += [notes, ""]
     (out_dir / "report.md").write_text("\n".join(lines))
     return files

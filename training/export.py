@@ -6,8 +6,8 @@ import logging
 import subprocess
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -15,11 +15,9 @@ from torch import nn
 
 from corel.bundle import Bundle, write_bundle
 from training.data import Dataset
-from training.encoders import describe_encoder
 from training.evaluate import (
     calibrate_unknown_thresholds,
     evaluate_embeddings,
-    headline,
     onnx_embed,
     write_report,
 )
@@ -55,6 +53,8 @@ def export_onnx(encoder: nn.Module, input_shape: tuple[int, ...], path: Path) ->
             external_data=False,
             verbose=False,
         )
+    if program is None:  # only the legacy exporter returns nothing
+        raise ExportError("torch.onnx.export returned no program")
     program.save(str(path), external_data=False)
 
 
@@ -90,14 +90,17 @@ def export_bundle(
     *,
     name: str,
     command: str | None = None,
-    progress: bool = True,
+    plots: bool = True,
 ) -> Bundle:
-    """Export, verify parity, evaluate on the test split with onnxruntime and write the bundle."""
-    config, loss = result.config, result.loss
+    """Export, verify parity, evaluate on the test split with onnxruntime and write the bundle.
+
+    `plots=False` leaves out the report's figures (their t-SNE takes seconds), for tests.
+    """
+    config, loss, encoder = result.config, result.loss, result.encoder
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "encoder.onnx"
-        export_onnx(result.encoder, data.shape, onnx_path)
-        parity = check_parity(result.encoder, onnx_path, data.model_input(data.x_test[:256]))
+        export_onnx(encoder, data.shape, onnx_path)
+        parity = check_parity(encoder, onnx_path, data.model_input(data.x_test[:256]))
         log.info(
             "ONNX parity on %d test items: max |diff| = %.2e", min(256, len(data.x_test)), parity
         )
@@ -106,32 +109,35 @@ def export_bundle(
         bias = None if loss.bias is None else loss.bias.detach().numpy().astype(np.float32)
         log.info("evaluating the exported encoder on %d test items", len(data.y_test))
         test_emb = onnx_embed(onnx_path, data.model_input(data.x_test))
-        metrics = evaluate_embeddings(
-            test_emb, data.y_test, class_vectors, loss.class_rule, bias, seed=config.seed
+        evaluation = replace(
+            evaluate_embeddings(
+                test_emb, data.y_test, class_vectors, loss.class_rule, bias, seed=config.seed
+            ),
+            dataset=data.name,
+            split="test",
         )
-        metrics["dataset"], metrics["split"] = data.name, "test"
         val_emb = onnx_embed(onnx_path, data.model_input(data.x_val))
         calibration = calibrate_unknown_thresholds(
             val_emb, data.y_val, class_vectors, loss.class_rule, data.labels, bias
         )
 
         report_dir = Path(tmp) / "report"
-        title = f"{name}: {LOSS_MANIFEST_NAMES[config.loss]} on {data.name}"
         files = write_report(
             report_dir,
-            title=title,
-            metrics=metrics,
+            title=f"{name}: {LOSS_MANIFEST_NAMES[config.loss]} on {data.name}",
+            evaluation=evaluation,
             history=result.history,
             embeddings=test_emb,
             labels=data.y_test,
             names=data.labels,
+            plots=plots,
         )
-        manifest: dict[str, Any] = {
+        manifest: dict[str, object] = {
             "name": name,
             "loss": {"name": LOSS_MANIFEST_NAMES[config.loss], **loss.hyperparameters()},
             "architecture": {
-                "encoder": describe_encoder(result.encoder)["name"],
-                "parameters": describe_encoder(result.encoder)["parameters"],
+                "encoder": type(encoder).__name__,
+                "parameters": sum(p.numel() for p in encoder.parameters()),
                 "embedding_dim": config.embedding_dim,
                 "leaky_slope": config.leaky_slope,
                 "final_activation": config.final_activation,
@@ -160,8 +166,8 @@ def export_bundle(
                 "torch": torch.__version__,
                 "onnx_parity_max_abs_diff": parity,
             },
-            "metrics": headline(metrics),
-            "calibration": calibration,
+            "metrics": evaluation.headline().to_json(),
+            "calibration": calibration.to_json(),
         }
         return write_bundle(
             out_dir,

@@ -8,39 +8,53 @@ continues from the checkpoint that each epoch writes.
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from corel.files import atomic_write
 from training.config import TrainConfig
 from training.data import Dataset
 from training.encoders import build_encoder
 from training.losses import ClassVectorLoss, build_loss
+from training.results import EpochRow
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 1024
 
 
+StateDict = dict[str, torch.Tensor]
+
+
 @dataclass
 class TrainResult:
     config: TrainConfig
-    encoder: nn.Module
-    loss: ClassVectorLoss
-    history: list[dict[str, float]]  # one row per epoch
+    encoder: nn.Module  # with the weights of the best epoch, in eval mode
+    loss: ClassVectorLoss  # likewise: its class vectors are the bundle's
+    history: list[EpochRow]  # one row per epoch run
     best_epoch: int
     best_val_accuracy: float
     seconds: float
     interrupted: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BestEpoch:
+    """The epoch with the best validation accuracy so far, and its weights."""
+
+    epoch: int = 0
+    val_accuracy: float = -1.0
+    encoder: StateDict | None = None
+    loss: StateDict | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -127,11 +141,11 @@ def train(
         x_train, y_train = x_train[: config.max_train], y_train[: config.max_train]
     generator = torch.Generator().manual_seed(config.seed)
 
-    history: list[dict[str, float]] = []
-    best = {"epoch": 0, "val_accuracy": -1.0, "encoder": None, "loss": None}
+    history: list[EpochRow] = []
+    best = BestEpoch()
     start_epoch, elapsed = 1, 0.0
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=True)  # tensors and plain data, no code
         # Compare as configs, so a checkpoint from before a new option (at its default) resumes.
         if TrainConfig.from_dict(state["config"]) != config:
             raise ValueError(f"{checkpoint} was written with a different config; not resuming")
@@ -141,7 +155,8 @@ def train(
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
-        history, best, elapsed = state["history"], state["best"], state["seconds"]
+        history = [EpochRow(**row) for row in state["history"]]
+        best, elapsed = BestEpoch(**state["best"]), state["seconds"]
         start_epoch = len(history) + 1
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
 
@@ -191,34 +206,34 @@ def train(
 
             fit_class_vectors(encoder, loss, data)
             val_accuracy = validation_accuracy(encoder, loss, data)
-            row = {
-                "epoch": epoch,
-                "train_loss": total / seen,
-                "train_accuracy": correct / seen,
-                "val_accuracy": val_accuracy,
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": time.perf_counter() - epoch_start,
-            }
+            row = EpochRow(
+                epoch=epoch,
+                train_loss=total / seen,
+                train_accuracy=correct / seen,
+                val_accuracy=val_accuracy,
+                lr=float(optimizer.param_groups[0]["lr"]),
+                seconds=time.perf_counter() - epoch_start,
+            )
             history.append(row)
-            if val_accuracy > best["val_accuracy"]:
-                best = {
-                    "epoch": epoch,
-                    "val_accuracy": val_accuracy,
-                    "encoder": copy.deepcopy(encoder.state_dict()),
-                    "loss": copy.deepcopy(loss.state_dict()),
-                }
+            if val_accuracy > best.val_accuracy:
+                best = BestEpoch(
+                    epoch,
+                    val_accuracy,
+                    copy.deepcopy(encoder.state_dict()),
+                    copy.deepcopy(loss.state_dict()),
+                )
             epochs.set_postfix(
-                loss=f"{row['train_loss']:.4f}",
+                loss=f"{row.train_loss:.4f}",
                 val_acc=f"{val_accuracy:.4f}",
-                best=f"{best['val_accuracy']:.4f}@{best['epoch']}",
+                best=f"{best.val_accuracy:.4f}@{best.epoch}",
             )
             log.info(
                 "epoch %d: loss %.4f train_acc %.4f val_acc %.4f (%.1fs)",
                 epoch,
-                row["train_loss"],
-                row["train_accuracy"],
+                row.train_loss,
+                row.train_accuracy,
                 val_accuracy,
-                row["seconds"],
+                row.seconds,
             )
             if checkpoint is not None:
                 _save_checkpoint(
@@ -233,17 +248,17 @@ def train(
                     best,
                     time.perf_counter() - started,
                 )
-            if config.patience is not None and epoch - best["epoch"] >= config.patience:
+            if config.patience is not None and epoch - best.epoch >= config.patience:
                 log.info("no better validation accuracy for %d epochs; stopping", config.patience)
                 break
     except KeyboardInterrupt:
         interrupted = True
-        log.warning("interrupted: keeping the best epoch so far (%s)", best["epoch"] or "none")
-    if best["encoder"] is None:
+        log.warning("interrupted: keeping the best epoch so far (%s)", best.epoch or "none")
+    if best.encoder is None or best.loss is None:
         raise RuntimeError("training stopped before a single epoch finished")
 
-    encoder.load_state_dict(best["encoder"])
-    loss.load_state_dict(best["loss"])
+    encoder.load_state_dict(best.encoder)
+    loss.load_state_dict(best.loss)
     encoder.eval()
     loss.eval()
     return TrainResult(
@@ -251,8 +266,8 @@ def train(
         encoder,
         loss,
         history,
-        int(best["epoch"]),
-        float(best["val_accuracy"]),
+        best.epoch,
+        best.val_accuracy,
         time.perf_counter() - started,
         interrupted,
     )
@@ -264,13 +279,13 @@ def _save_checkpoint(
     encoder: nn.Module,
     loss: nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     generator: torch.Generator,
-    history: list[dict[str, float]],
-    best: dict[str, Any],
+    history: list[EpochRow],
+    best: BestEpoch,
     seconds: float,
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # plain dicts and lists inside: a checkpoint outlives these classes' current shapes
     state = {
         "config": config.to_dict(),
         "encoder": encoder.state_dict(),
@@ -278,10 +293,10 @@ def _save_checkpoint(
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "generator": generator.get_state(),
-        "history": history,
-        "best": best,
+        "history": [asdict(row) for row in history],
+        "best": vars(best),
         "seconds": seconds,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: an interrupted save never leaves a broken checkpoint
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, buffer.getvalue())  # an interrupted save never breaks a checkpoint
