@@ -98,9 +98,7 @@ case $cmd in
   train-default)
     ensure_fashion_mnist
     ensure_venv "train,dev"
-    exec "$VENV/bin/corel-train" --dataset fashion-mnist --loss cosine --lam 0.15 \
-      --epochs 30 --lr-schedule cosine --seed 0 --threads 1 \
-      --out models/fashion-mnist-cosine "$@"
+    exec "$VENV/bin/corel-train" --preset fashion-mnist-cosine --out models/fashion-mnist-cosine "$@"
     ;;
   install-gpu)
     ensure_venv ""

@@ -3,6 +3,8 @@
 Each lambda is trained with the same config and seeds; its score is the best validation
 accuracy over the epochs (the epoch the protocol would keep). The test split is never
 loaded into the decision: a lambda chosen on test items would overstate the test result.
+The config comes from the same options and presets as `corel-train`'s, less `--lam` and
+`--seed`, which `--lams` and `--seeds` replace.
 
 Example: corel-sweep --loss gaussian --dataset digits --lams 0.25,0.5,0.85 --epochs 10
 """
@@ -11,22 +13,21 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Annotated
 
+import click
 import numpy as np
-import typer
 
-from training.config import DEFAULT_FASHION_MNIST_DIR, TrainConfig
+from corel.logs import setup_logging
+from training.config import TrainConfig
+from training.options import CONTEXT, config_options
 
 log = logging.getLogger(__name__)
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
 # Losses with a lambda to tune, and the grids we search by default: the COREL losses weigh
 # attraction against repulsion in [0, 1]; center loss's weight is unbounded, so a log grid.
-DEFAULT_GRIDS = {
+DEFAULT_GRIDS: dict[str, list[float]] = {
     "cosine": [0.05, 0.15, 0.25, 0.35, 0.5, 0.65, 0.75, 0.85, 0.95],
     "gaussian": [0.05, 0.15, 0.25, 0.35, 0.5, 0.65, 0.75, 0.85, 0.95],
     "center": [0.01, 0.03, 0.1, 0.35, 1.0, 3.0],
@@ -56,15 +57,16 @@ def sweep(
     from training.data import load_dataset
     from training.train import train
 
-    points = []
+    points: list[SweepPoint] = []
     datasets = {
         seed: load_dataset(base.dataset, data_dir=base.data_dir, val_size=base.val_size, seed=seed)
         for seed in seeds
     }
     for lam in lams:
-        accuracies, epochs = [], []
+        accuracies: list[float] = []
+        epochs: list[int] = []
         for seed in seeds:
-            config = TrainConfig.from_dict({**base.to_dict(), "lam": lam, "seed": seed})
+            config = replace(base, lam=lam, seed=seed)
             result = train(config, datasets[seed], progress=progress)
             accuracies.append(result.best_val_accuracy)
             epochs.append(result.best_epoch)
@@ -124,101 +126,73 @@ def _parse_floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from exc
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from exc
 
 
-@app.command()
-def main(
-    loss: Annotated[str, typer.Option(help="cosine, gaussian or center.")] = "cosine",
-    lams: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated lambdas (default: a grid over [0.05, 0.95], or a log grid "
-            "for center)."
-        ),
-    ] = None,
-    dataset: Annotated[
-        str, typer.Option(help="fashion-mnist, digits or a path (folder, .npz, .csv).")
-    ] = "fashion-mnist",
-    data_dir: Annotated[
-        str, typer.Option(envvar="COREL_FASHION_MNIST_DIR")
-    ] = DEFAULT_FASHION_MNIST_DIR,
-    epochs: Annotated[int, typer.Option(help="Epochs per training run.")] = 10,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each lambda runs all.")] = "0",
-    max_train: Annotated[
-        int | None, typer.Option(help="Train on a subset to sweep faster.")
-    ] = None,
-    val_size: Annotated[int | None, typer.Option(help="Validation items.")] = None,
-    encoder: Annotated[str, typer.Option(help="auto, cnn or ffnn.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
-    plot: Annotated[
-        Path | None, typer.Option(help="Write a PNG of validation accuracy against lambda here.")
-    ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the results as JSON here.")] = None,
-    quiet: Annotated[bool, typer.Option(help="No per-run logs or progress bars.")] = False,
+@click.command(context_settings=CONTEXT)
+@click.option(
+    "--lams",
+    help="Comma-separated lambdas (default: a grid over [0.05, 0.95], or a log grid for center).",
+)
+@click.option(
+    "--seeds", default="0", show_default=True, help="Comma-separated seeds; each lambda runs all."
+)
+@config_options(exclude=("lam", "seed"), defaults={"epochs": 10})
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a PNG of validation accuracy against lambda here.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON here."
+)
+@click.option("--quiet", is_flag=True, help="No per-run logs or progress bars.")
+def app(
+    lams: str | None,
+    seeds: str,
+    config: TrainConfig,
+    plot: Path | None,
+    out: Path | None,
+    quiet: bool,
 ) -> None:
-    """Sweep lambda for one loss on the validation split; print a table and the best."""
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Sweep lambda for one loss (cosine, gaussian or center) on the validation split;
+    print a table and the best lambda.
+
+    \b
+    Example:
+      corel-sweep --loss gaussian --dataset digits --lams 0.25,0.5,0.85 --epochs 10
+    """
+    setup_logging(logging.WARNING if quiet else logging.INFO)
     from training.data import DatasetError
 
-    if loss not in DEFAULT_GRIDS:
-        typer.echo(
-            f"error: {loss!r} has no lambda to sweep; choose one of {', '.join(DEFAULT_GRIDS)}",
-            err=True,
+    if config.loss not in DEFAULT_GRIDS:
+        raise click.UsageError(
+            f"{config.loss!r} has no lambda to sweep; choose one of {', '.join(DEFAULT_GRIDS)}"
         )
-        raise typer.Exit(2)
-    grid = _parse_floats(lams) if lams else DEFAULT_GRIDS[loss]
+    grid = _parse_floats(lams) if lams else DEFAULT_GRIDS[config.loss]
     seed_list = [int(s) for s in _parse_floats(seeds)]
     try:
-        base = TrainConfig(
-            dataset=dataset,
-            data_dir=data_dir,
-            loss=loss,
-            epochs=epochs,
-            max_train=max_train,
-            val_size=val_size,
-            encoder=encoder,
-            threads=threads,
-        )
         for lam in grid:  # validate every lambda before hours of training
-            TrainConfig.from_dict({**base.to_dict(), "lam": lam})
-        points = sweep(base, grid, seed_list, progress=not quiet)
+            replace(config, lam=lam)
+        points = sweep(config, grid, seed_list, progress=not quiet)
     except (ValueError, DatasetError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise click.UsageError(str(exc)) from exc
     best = best_point(points)
-    typer.echo(format_table(loss, points))
-    typer.echo(
-        f"\nbest lambda for {loss} on {dataset} (validation): {best.lam:g} "
+    click.echo(format_table(config.loss, points))
+    click.echo(
+        f"\nbest lambda for {config.loss} on {config.dataset} (validation): {best.lam:g} "
         f"(val acc {best.mean:.4f})"
     )
     if plot is not None:
-        plot_sweep(loss, points, plot, dataset)
+        plot_sweep(config.loss, points, plot, config.dataset)
     if out is not None:
-        out.write_text(
-            json.dumps(
-                {
-                    "loss": loss,
-                    "dataset": dataset,
-                    "epochs": epochs,
-                    "seeds": seed_list,
-                    "split": "validation",
-                    "best_lam": best.lam,
-                    "points": [
-                        {
-                            "lam": p.lam,
-                            "val_accuracies": p.val_accuracies,
-                            "best_epochs": p.best_epochs,
-                            "mean": p.mean,
-                            "std": p.std,
-                        }
-                        for p in points
-                    ],
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        report = {
+            "loss": config.loss,
+            "dataset": config.dataset,
+            "epochs": config.epochs,
+            "seeds": seed_list,
+            "split": "validation",
+            "best_lam": best.lam,
+            "points": [{**asdict(p), "mean": p.mean, "std": p.std} for p in points],
+        }
+        out.write_text(json.dumps(report, indent=2) + "\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from corel.bundle import load_bundle
+from training.config import TrainConfig
 
 
 def run_cli(module_app: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -22,34 +23,31 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("cli") / "digits-gaussian"
     done = run_cli(
         "train_app",
-        "--dataset",
-        "digits",
-        "--loss",
-        "gaussian",
-        "--epochs",
-        "3",
-        "--seed",
-        "1",
-        "--out",
-        str(out),
-        "--quiet",
+        *("--dataset", "digits", "--loss", "gaussian", "--epochs", "3", "--seed", "1"),
+        *("--threads", "1", "--out", str(out), "--quiet"),
     )
     assert done.returncode == 0, done.stderr
     return out, json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_train_writes_a_loadable_bundle_and_prints_its_metrics(trained) -> None:
     out, printed = trained
     bundle = load_bundle(out)
     assert bundle.manifest.loss == {"name": "gaussian_corel", "lam": 0.85, "gamma": 0.5}
     assert bundle.manifest.class_rule == "euclidean"
     assert bundle.manifest.training["command"].startswith("corel-train --dataset digits")
-    assert bundle.manifest.training["config"]["epochs"] == 3
+    config = TrainConfig(dataset="digits", loss="gaussian", epochs=3, seed=1, threads=1)
+    assert bundle.manifest.training["config"] == config.to_dict()
     assert printed["accuracy"] == bundle.manifest.metrics["accuracy"]
     assert (out / "checkpoint.pt").is_file()  # resumable, and not part of the bundle
     assert "checkpoint.pt" not in bundle.manifest.files
+    for figure in ("projections.png", "training_curves.png"):  # the CLI draws the figures
+        assert figure in bundle.manifest.files
+        assert f"]({figure})" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_eval_rescores_a_bundle_with_onnxruntime_alone(trained, tmp_path: Path) -> None:
     out, printed = trained
     done = run_cli("eval_app", str(out), "--report", str(tmp_path / "report"), "--quiet")
@@ -59,6 +57,8 @@ def test_eval_rescores_a_bundle_with_onnxruntime_alone(trained, tmp_path: Path) 
     assert rescored["accuracy"] == pytest.approx(printed["accuracy"], abs=1e-6)
     assert rescored["kmeans_accuracy"] == pytest.approx(printed["kmeans_accuracy"], abs=1e-6)
     assert (tmp_path / "report" / "report.md").is_file()
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics.keys() == json.loads((out / "metrics.json").read_text()).keys()
 
 
 def test_eval_names_a_broken_bundle(tmp_path: Path) -> None:
@@ -70,10 +70,14 @@ def test_eval_names_a_broken_bundle(tmp_path: Path) -> None:
 def test_train_explains_a_bad_option() -> None:
     done = run_cli("train_app", "--loss", "softmax", "--out", "/tmp/never", "--quiet")
     assert done.returncode == 2
-    assert "loss must be one of cosine, gaussian, cce, center, contrastive" in done.stderr
+    assert "'softmax' is not one of 'cosine', 'gaussian', 'cce', 'center', 'contrastive'" in (
+        done.stderr
+    )
+    assert not Path("/tmp/never").exists()
 
 
 def test_train_help_shows_an_example() -> None:
     done = run_cli("train_app", "--help")
     assert done.returncode == 0
     assert "corel-train --dataset fashion-mnist --loss cosine" in done.stdout
+    assert "corel-train --preset fashion-mnist-cosine" in done.stdout
