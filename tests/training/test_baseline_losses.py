@@ -2,14 +2,18 @@
 against values worked out by hand or with plain torch ops on small tensors."""
 
 import math
+from typing import get_args
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from corel.class_rule import rule_for
+from corel.class_rule import RULES, rule_for
+from training.config import LossName
 from training.losses import (
+    LOSS_MANIFEST_NAMES,
+    TORCH_SCORES,
     CenterLoss,
     ClassVectorLoss,
     ContrastiveLoss,
@@ -219,6 +223,28 @@ def test_class_rules_on_a_constructed_cloud() -> None:
         assert (predicted == y).all(), name
         bias = None if loss.bias is None else loss.bias.detach().numpy()
         assert (rule_for(loss.class_rule).scores(h, w, bias).argmax(1) == y).all(), name
+
+
+def test_every_class_rule_has_a_torch_twin() -> None:
+    assert set(TORCH_SCORES) == set(RULES)
+    assert set(LOSS_MANIFEST_NAMES) == set(get_args(LossName))
+
+
+@pytest.mark.parametrize("name", get_args(LossName))
+def test_torch_scores_equal_the_bundle_rule_on_random_tensors(name: str) -> None:
+    # what training selects the best epoch by must be what the service predicts with
+    torch.manual_seed(0)
+    loss = build_loss(name, 7, 5)
+    with torch.no_grad():
+        loss.weight.copy_(3.0 * torch.randn(7, 5))
+        if loss.bias is not None:
+            loss.bias.copy_(torch.randn(7))
+    h = 2.0 * torch.randn(40, 5)
+    torch_scores = loss.scores(h).detach().numpy()  # (N, K)
+    bias = None if loss.bias is None else loss.bias.detach().numpy()
+    numpy_scores = rule_for(loss.class_rule).scores(h.numpy(), loss.weight.detach().numpy(), bias)
+    np.testing.assert_allclose(torch_scores, numpy_scores, rtol=1e-4, atol=1e-4)
+    assert (torch_scores.argmax(1) == numpy_scores.argmax(1)).all()
 
 
 # -- degenerate batches ---------------------------------------------------------------------

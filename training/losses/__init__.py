@@ -1,6 +1,7 @@
 """One module per loss; `build_loss` maps the CLI's `--loss` names to them."""
 
-from training.losses.base import ClassVectorLoss
+from training.config import LossName
+from training.losses.base import TORCH_SCORES, ClassVectorLoss
 from training.losses.cce import CrossEntropyLoss
 from training.losses.center import CenterLoss
 from training.losses.contrastive import ContrastiveLoss
@@ -9,6 +10,7 @@ from training.losses.gaussian_corel import GaussianCorelLoss
 
 __all__ = [
     "LOSS_MANIFEST_NAMES",
+    "TORCH_SCORES",
     "CenterLoss",
     "ClassVectorLoss",
     "ContrastiveLoss",
@@ -19,7 +21,7 @@ __all__ = [
 ]
 
 # CLI name -> the `loss.name` written into a bundle manifest (DESIGN section 3)
-LOSS_MANIFEST_NAMES = {
+LOSS_MANIFEST_NAMES: dict[LossName, str] = {
     "cosine": "cosine_corel",
     "gaussian": "gaussian_corel",
     "cce": "cce",
@@ -29,7 +31,7 @@ LOSS_MANIFEST_NAMES = {
 
 
 def build_loss(
-    name: str,
+    name: LossName,
     num_classes: int,
     embedding_dim: int,
     *,

@@ -6,26 +6,54 @@ NaN) and scoring by class rule live here once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from corel.class_rule import ClassRuleName
+
+Scorer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def cosine_scores(h: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return F.normalize(h, dim=1) @ F.normalize(w, dim=1).T
+
+
+def euclidean_scores(h: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return -torch.cdist(h, w).pow(2)
+
+
+def dot_scores(h: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    logits = h @ w.T
+    return logits if bias is None else logits + bias
+
+
+# The torch twin of each rule in `corel.class_rule`: scores (N, K), higher is better. The
+# tests hold every loss's scores to the numpy rule the service and the evaluation use.
+TORCH_SCORES: dict[ClassRuleName, Scorer] = {
+    "cosine": cosine_scores,
+    "euclidean": euclidean_scores,
+    "dot": dot_scores,
+}
 
 
 class ClassVectorLoss(nn.Module):
     """A loss over the last hidden layer h (N, D) with K class vectors W (K, D)."""
 
-    class_rule: str = "cosine"  # cosine | euclidean | dot: how a class is predicted from h
-    default_lam: float | None = None
-    learns_class_vectors = True  # False: W is set from class means by `fit_class_vectors`
+    class_rule: ClassVar[ClassRuleName]  # how a class is predicted from h
+    learns_class_vectors: ClassVar[bool] = True  # False: W is fitted by `fit_class_vectors`
+    weight: torch.Tensor  # (K, D): a parameter, or a buffer when not learned
 
-    def __init__(self, num_classes: int, embedding_dim: int, lam: float | None = None) -> None:
+    def __init__(self, num_classes: int, embedding_dim: int) -> None:
         super().__init__()
         self.num_classes, self.embedding_dim = num_classes, embedding_dim
-        self.lam = self.default_lam if lam is None else lam
         weight = torch.empty(num_classes, embedding_dim)
         nn.init.xavier_uniform_(weight)
         if self.learns_class_vectors:
-            self.weight = nn.Parameter(weight)  # (K, D)
+            self.weight = nn.Parameter(weight)
         else:
             self.register_buffer("weight", weight)
 
@@ -48,13 +76,7 @@ class ClassVectorLoss(nn.Module):
         return None
 
     def scores(self, h: torch.Tensor) -> torch.Tensor:  # (N, K), higher is better
-        w = self.weight
-        if self.class_rule == "cosine":
-            return F.normalize(h, dim=1) @ F.normalize(w, dim=1).T
-        if self.class_rule == "euclidean":
-            return -torch.cdist(h, w).pow(2)
-        logits = h @ w.T
-        return logits if self.bias is None else logits + self.bias
+        return TORCH_SCORES[self.class_rule](h, self.weight, self.bias)
 
     @torch.no_grad()
     def fit_class_vectors(self, h: torch.Tensor, y: torch.Tensor) -> None:
@@ -67,4 +89,5 @@ class ClassVectorLoss(nn.Module):
                 self.weight[k] = F.normalize(F.normalize(members, dim=1).mean(0), dim=0)
 
     def hyperparameters(self) -> dict[str, float]:
-        return {} if self.lam is None else {"lam": float(self.lam)}
+        """What the manifest records beside the loss's name (`loss` in DESIGN section 3)."""
+        return {}

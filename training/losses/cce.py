@@ -11,8 +11,8 @@ class CrossEntropyLoss(ClassVectorLoss):
 
     class_rule = "dot"
 
-    def __init__(self, num_classes: int, embedding_dim: int, lam: float | None = None) -> None:
-        super().__init__(num_classes, embedding_dim, lam)
+    def __init__(self, num_classes: int, embedding_dim: int) -> None:
+        super().__init__(num_classes, embedding_dim)
         self.class_bias = nn.Parameter(torch.zeros(num_classes))
 
     @property

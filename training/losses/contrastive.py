@@ -18,10 +18,8 @@ class ContrastiveLoss(ClassVectorLoss):
     class_rule = "cosine"
     learns_class_vectors = False
 
-    def __init__(
-        self, num_classes: int, embedding_dim: int, lam: float | None = None, margin: float = 1.0
-    ) -> None:
-        super().__init__(num_classes, embedding_dim, lam)
+    def __init__(self, num_classes: int, embedding_dim: int, margin: float = 1.0) -> None:
+        super().__init__(num_classes, embedding_dim)
         self.margin = margin
 
     def compute_loss(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -17,10 +17,17 @@ class CosineCorelLoss(ClassVectorLoss):
     class_rule = "cosine"
     default_lam = 0.15  # the paper's tuned value for the Fashion-MNIST CNN
 
+    def __init__(self, num_classes: int, embedding_dim: int, lam: float | None = None) -> None:
+        super().__init__(num_classes, embedding_dim)
+        self.lam = self.default_lam if lam is None else lam
+
     def compute_loss(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        cos = F.normalize(h, dim=1) @ F.normalize(self.weight, dim=1).T  # (N, K)
+        cos = self.scores(h)  # (N, K): the cosine rule
         attract = cos.gather(1, y[:, None]).squeeze(1)  # (N,)
         own_class = F.one_hot(y, self.num_classes).bool()
         most_similar_wrong = cos.masked_fill(own_class, float("-inf")).max(1).values  # (N,)
         repel = most_similar_wrong.clamp(min=0.0).pow(2)
         return (-self.lam * attract + (1.0 - self.lam) * repel).mean()
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lam": self.lam}
