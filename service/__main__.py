@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from corel.bundle import BundleError, load_bundle
 from corel.logs import setup_logging
+from service.api.http_protocol import with_header_timeout
 from service.data_lock import DataDirInUseError, DataDirLock
 from service.settings import Settings
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = uvicorn.Config(
         create_app(settings=settings, data_lock=data_lock),
+        http=with_header_timeout(settings.header_timeout_s),
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )

@@ -16,7 +16,7 @@ from service import metrics
 from service.api.auth import require_api_key
 from service.api.deps import AppState
 from service.api.errors import install_error_handlers
-from service.api.middleware import BodySizeLimit, RequestMetrics
+from service.api.middleware import Admission, RequestBody, RequestMetrics
 from service.api.routes import classes, clustering, embed, items, neighbors, system
 from service.classes.index import ClassIndex
 from service.data_lock import DataDirLock
@@ -52,6 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         in_flight=state.in_flight,
     )
     await batcher.start()
+    state.batcher = batcher
     try:
         state.embedder = Embedder(
             bundle.manifest.input, batcher, max_image_pixels=settings.max_image_pixels
@@ -79,6 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         state.ready = False
         gc.unfreeze()  # the process may go on (tests run many apps one after another)
+        state.batcher = None
         await batcher.stop()
         if state.items is not None:
             state.items.close()
@@ -100,7 +102,12 @@ def create_app(
     state = AppState(settings=settings or Settings(), data_lock=data_lock)
     app.state.corel = state  # typed access for routes: service.api.deps
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=state.settings.max_body_bytes)
+    app.add_middleware(
+        RequestBody,
+        max_bytes=state.settings.max_body_bytes,
+        timeout=state.settings.body_timeout_s,
+    )
+    app.add_middleware(Admission, batcher=lambda: state.batcher)
     app.add_middleware(RequestMetrics, in_flight=state.in_flight)
     app.include_router(system.router)
     # Without a key there is nothing to check: no dependency, no per-request cost

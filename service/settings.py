@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     # request limits
     max_inputs_per_request: int = Field(1024, ge=1, description="More inputs: 413")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Larger body: 413")
+    header_timeout_s: float = Field(
+        10, gt=0, description="Request headers not complete this long after connecting: 408"
+    )
+    body_timeout_s: float = Field(
+        30, gt=0, description="A request body that stalls this long between parts: 408"
+    )
     max_image_pixels: int = Field(4096 * 4096, ge=1, description="Larger decoded image: 413")
     max_k: int = Field(100, ge=1, description="Largest k a request may ask for")
     unknown_threshold: float | None = Field(

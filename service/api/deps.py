@@ -17,6 +17,7 @@ from service.api.middleware import InFlight
 from service.classes.index import ClassIndex
 from service.data_lock import DataDirLock
 from service.errors import PayloadTooLargeError, ServiceUnavailableError
+from service.inference.batcher import MicroBatcher
 from service.inference.embedder import Embedder, RequestEmbedder
 from service.inference.runtime import EncoderRuntime
 from service.items.service import ItemService
@@ -43,6 +44,7 @@ class AppState:
     bundle: Bundle | None = None
     runtime: EncoderRuntime | None = None
     embedder: Embedder | None = None
+    batcher: MicroBatcher | None = None
     class_index: ClassIndex | None = None
     items: ItemService | None = None
     data_lock: DataDirLock | None = None

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _HTTP_CODES = {cls.status: cls.code for cls in ServiceError.__subclasses__()} | {
     400: "bad_request",
     405: "method_not_allowed",
+    408: "request_timeout",
 }
 
 

@@ -1,12 +1,16 @@
 """Micro-batching: concurrent requests are coalesced into one onnxruntime run.
 
-Each request puts a job (its items and a future) on a bounded queue. One worker takes the
-first job, waits `max_wait_ms` for company (only while other requests are still on their
-way: the app tells it how many are in flight), drains up to `max_batch_size` items, runs
-the model in a thread and resolves the futures. A job whose client went away (its future
-was cancelled) or that waited longer than `queue_timeout_ms` is dropped, not computed.
-With batching off, each request runs on its own through the same single inference thread;
-the same queue limit (429) and timeout (503) apply, counted over requests in flight.
+Each request puts its items on a bounded queue as jobs of at most `max_batch_size` items
+(a future each). One worker takes the first job, waits `max_wait_ms` for company (only
+while other requests are still on their way: the app tells it how many are in flight),
+adds whole jobs while the batch stays within `max_batch_size`, runs the model in a thread
+and resolves the futures. A job whose client went away (its future was cancelled) or that
+waited longer than `queue_timeout_ms` is dropped, not computed. With batching off, each
+job runs on its own through the same single inference thread.
+
+Admission is by queue state, not by request size: a request is taken whenever fewer than
+`queue_size` items wait (so the queue may overshoot by one request), else 429. Refusing a
+request whose items do not fit would starve large requests behind a stream of small ones.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,7 +51,8 @@ class MicroBatcher:
         self._run, self.batching, self._in_flight = run, batching, in_flight
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000
         self.queue_size, self.queue_timeout = queue_size, queue_timeout_ms / 1000
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._pending: deque[_Job] = deque()
+        self._has_work = asyncio.Event()
         self._queued_items = 0
         # one inference thread: onnxruntime parallelises inside a run, not across runs
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
@@ -65,29 +71,50 @@ class MicroBatcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        while not self._queue.empty():
-            self._fail([self._queue.get_nowait()], self._closing_error())
+        while self._pending:
+            self._fail([self._pending.popleft()], self._closing_error())
         self._executor.shutdown(wait=True)
+
+    @property
+    def full(self) -> bool:
+        """No request would be taken now (the app refuses one before reading its body)."""
+        return self._queued_items >= self.queue_size
+
+    def refusal(self) -> TooManyRequestsError:
+        return TooManyRequestsError(
+            f"the inference queue is full ({self._queued_items} items waiting); retry later",
+            headers={"Retry-After": "1"},
+        )
 
     async def embed(self, items: np.ndarray) -> np.ndarray:  # (n, ...) -> (n, D)
         if self._closed:
             raise self._closing_error()
-        if self._queued_items + len(items) > self.queue_size:
-            raise TooManyRequestsError(
-                f"the inference queue is full ({self._queued_items} items waiting); retry later",
-                headers={"Retry-After": "1"},
-            )
+        if self.full:
+            raise self.refusal()
+        chunks = [
+            items[i : i + self.max_batch_size] for i in range(0, len(items), self.max_batch_size)
+        ]
         self._queued_items += len(items)
         metrics.QUEUE_SIZE.set(self._queued_items)
         if not self.batching:  # pass-through: the executor's queue is the queue
             try:
-                return await self._infer(items, enqueued=time.monotonic())
+                enqueued = time.monotonic()
+                outs = [await self._infer(chunk, enqueued=enqueued) for chunk in chunks]
             finally:
                 self._queued_items -= len(items)
                 metrics.QUEUE_SIZE.set(self._queued_items)
-        job = _Job(items, asyncio.get_running_loop().create_future())
-        self._queue.put_nowait(job)
-        return await job.future  # cancelled with the request when the client goes away
+            return np.concatenate(outs)
+        loop = asyncio.get_running_loop()
+        jobs = [_Job(chunk, loop.create_future()) for chunk in chunks]
+        self._pending.extend(jobs)
+        self._has_work.set()
+        try:  # cancelled with the request when the client goes away
+            outs = await asyncio.gather(*(job.future for job in jobs))
+        except BaseException:
+            for job in jobs:
+                job.future.cancel()  # the worker drops what it has not run
+            raise
+        return np.concatenate(outs)
 
     async def _infer(self, batch: np.ndarray, *, enqueued: float | None = None) -> np.ndarray:
         """Run in the inference thread; cancelling the caller before it starts skips it."""
@@ -116,7 +143,10 @@ class MicroBatcher:
 
     async def _work(self) -> None:
         while True:
-            jobs = [await self._queue.get()]
+            while not self._pending:
+                self._has_work.clear()
+                await self._has_work.wait()
+            jobs = [self._pending.popleft()]
             try:
                 await self._run_batch(jobs)
             except asyncio.CancelledError:  # stop(): nobody may wait forever on these
@@ -128,8 +158,8 @@ class MicroBatcher:
         if self.max_wait and self._company_expected(jobs[0]):
             await asyncio.sleep(self.max_wait)  # let concurrent requests join
         count = len(jobs[0].items)
-        while not self._queue.empty() and count < self.max_batch_size:
-            job = self._queue.get_nowait()
+        while self._pending and count + len(self._pending[0].items) <= self.max_batch_size:
+            job = self._pending.popleft()
             jobs.append(job)
             count += len(job.items)
         self._queued_items -= count
@@ -152,9 +182,10 @@ class MicroBatcher:
         """Is waiting for more work worth it? Not when the batch is full already, nor when
         every request in the server has already queued its items (a lone client would
         otherwise pay max_wait on every call for nothing)."""
-        if self._queue.qsize() + len(first.items) >= self.max_batch_size:
+        waiting = sum(len(job.items) for job in self._pending)
+        if waiting + len(first.items) >= self.max_batch_size:
             return False
-        return self._in_flight is None or self._in_flight() > 1 + self._queue.qsize()
+        return self._in_flight is None or self._in_flight() > 1 + len(self._pending)
 
     @staticmethod
     def _fail(jobs: list[_Job], exc: BaseException) -> None:

@@ -113,6 +113,41 @@ def test_embed_full_queue_is_429(runtime, images, batching) -> None:
 
 
 @pytest.mark.parametrize("batching", [True, False])
+def test_no_run_is_larger_than_max_batch_size(runtime, images, batching) -> None:
+    recorder = Recorder(runtime)
+
+    async def scenario() -> np.ndarray:
+        batcher = await started(
+            MicroBatcher(recorder, batching=batching, max_batch_size=4, max_wait_ms=20)
+        )
+        out = await asyncio.gather(batcher.embed(images[:10]), batcher.embed(images[10:13]))
+        await batcher.stop()
+        return np.concatenate(out)
+
+    out = asyncio.run(scenario())
+
+    assert max(recorder.batches) <= 4 and sum(recorder.batches) == 13
+    np.testing.assert_allclose(out, runtime.run(images[:13]), rtol=1e-4, atol=1e-5)
+
+
+def test_a_large_request_gets_in_whenever_the_queue_has_room(runtime, images) -> None:
+    # Small requests keep the queue nearly full; one that needs more room than is left is
+    # still taken (admission by queue state), so it is not starved behind them.
+    recorder = Recorder(runtime, delay=0.05)
+
+    async def scenario() -> None:
+        batcher = await started(MicroBatcher(recorder, max_batch_size=4, queue_size=4))
+        small = [asyncio.ensure_future(batcher.embed(images[i : i + 1])) for i in range(3)]
+        await asyncio.sleep(0)
+        large = await batcher.embed(images[:12])  # 3 waiting + 12 > 4, but 3 < 4: taken
+        await asyncio.gather(*small)
+        assert large.shape == (12, 128)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("batching", [True, False])
 def test_embed_waiting_too_long_is_dropped_with_503(runtime, images, batching) -> None:
     recorder = Recorder(runtime, delay=0.3)
     before = dropped("timeout")
