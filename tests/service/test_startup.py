@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,7 +21,7 @@ from service.data_lock import DataDirInUseError
 from service.inference.runtime import choose_providers
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE, REPO
-from tests.service.conftest import as_input, sample
+from tests.service.conftest import as_input, sample, tensor_input
 from tests.support.server import launch
 
 
@@ -208,21 +210,19 @@ def test_server_classes_survive_a_restart(start_server, fashion_sample, tmp_path
 
 @pytest.mark.slow
 def test_server_drops_the_job_of_a_client_that_went_away(start_server) -> None:
-    # A second request still sending its body keeps the batcher waiting max_wait_ms for it;
-    # the first client gives up well before that, so its job must be dropped, not run.
-    server = start_server(env={"COREL_MAX_WAIT_MS": "1000"})
+    # A large request keeps the inference thread busy (one image per run); a second client
+    # queues behind it and gives up before its turn: its job must be dropped, not run.
+    server = start_server(env={"COREL_MAX_BATCH_SIZE": "1", "COREL_MAX_WAIT_MS": "0"})
+    busy = {"inputs": [tensor_input(np.zeros((28, 28)))] * 1024}
     blank = {"inputs": [{"data": [[0] * 28] * 28}]}
-    port = int(server.url.rsplit(":", 1)[1])
-    with server.client() as http, socket.create_connection(("127.0.0.1", port)) as slow:
+    with server.client() as http, ThreadPoolExecutor(1) as pool:
         runs_before = sample(http.get("/metrics").text, "corel_batch_size_count")
-        slow.sendall(
-            b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 1000\r\n\r\n{"
-        )
-        time.sleep(0.2)  # the slow request is in flight
+        large = pool.submit(http.post, "/embed", json=busy)
+        time.sleep(0.2)  # its 1,024 jobs are queued
         with pytest.raises(httpx.ReadTimeout):
-            http.post("/embed", json=blank, timeout=0.3)
-        time.sleep(1.2)  # the worker wakes, finds the job cancelled, drops it
+            httpx.post(f"{server.url}/embed", json=blank, timeout=0.1)
+        assert large.result().status_code == 200
+        time.sleep(0.2)  # the worker reaches the abandoned job and drops it
         text = http.get("/metrics").text
     assert sample(text, "corel_queue_dropped_total", reason="cancelled") == 1
-    assert sample(text, "corel_batch_size_count") == runs_before
+    assert sample(text, "corel_batch_size_count") == runs_before + 1024
