@@ -12,11 +12,21 @@ These are the inference layer's own types: the HTTP schemas reuse them, and
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Any, Literal
 
+import numpy as np
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["Input", "Tensor", "exactly_one"]
+
+
+def _png_base64(pixels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def exactly_one(**fields: object) -> None:
@@ -26,10 +36,20 @@ def exactly_one(**fields: object) -> None:
         raise ValueError(f"give exactly one of {', '.join(names[:-1])} and {names[-1]}")
 
 
+# Examples for the OpenAPI schema, each accepted by the shipped 28x28 model: a blank image.
+EXAMPLE_TENSOR: dict[str, Any] = {
+    "b64": base64.b64encode(bytes(28 * 28)).decode(),
+    "dtype": "uint8",
+}
+EXAMPLE_DATA: dict[str, Any] = {"data": [[0] * 28 for _ in range(28)]}
+EXAMPLE_IMAGE: dict[str, Any] = {"image": _png_base64(np.zeros((28, 28), np.uint8))}
+
+
 class Tensor(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"b64": "AP8A/w==", "dtype": "uint8", "shape": [2, 2]}]},
+        strict=True,
+        json_schema_extra={"examples": [EXAMPLE_TENSOR]},
     )
 
     b64: str = Field(
@@ -44,12 +64,10 @@ class Tensor(BaseModel):
 class Input(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
-            "examples": [
-                {"data": [[0, 255], [255, 0]]},
-                {"image": "iVBORw0KGgo..."},
-                {"tensor": {"b64": "AP8A/w==", "dtype": "uint8"}},
-            ]
+            "examples": [EXAMPLE_DATA, EXAMPLE_IMAGE, {"tensor": EXAMPLE_TENSOR}],
+            "oneOf": [{"required": ["data"]}, {"required": ["image"]}, {"required": ["tensor"]}],
         },
     )
 

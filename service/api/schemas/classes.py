@@ -10,7 +10,7 @@ from service.inference.inputs import Input
 
 
 class ClassCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
     inputs: list[Input] = Field(min_length=1, description="A few examples of the new class")

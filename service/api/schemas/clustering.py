@@ -14,7 +14,7 @@ MAX_K_CANDIDATES = 20  # K values tried in one /cluster call, each a full K-Mean
 
 
 class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     inputs: list[Input] | None = Field(None, description="Inputs to embed (or give vectors)")
     vectors: list[list[float]] | None = Field(None, description="Raw embeddings of this model")

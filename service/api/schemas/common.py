@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from pydantic import StringConstraints
 
+from service.inference.inputs import EXAMPLE_DATA
+
 __all__ = ["EXAMPLE_INPUT", "ItemId", "Label", "refuse_renamed"]
 
-# A blank 28x28 image: the shipped model's input, for the OpenAPI examples.
-EXAMPLE_INPUT: dict[str, Any] = {"data": [[0] * 28 for _ in range(28)]}
+EXAMPLE_INPUT = EXAMPLE_DATA  # a blank 28x28 image: the shipped model's input
 
 # No "/" (it would leave the /items/{id} path) and no control characters.
 ItemId = Annotated[

@@ -12,7 +12,7 @@ from service.inference.inputs import Input
 
 class EmbedRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT]}]}
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT]}]}
     )
 
     inputs: list[Input] = Field(min_length=1)
@@ -40,7 +40,9 @@ class EmbedResponse(BaseModel):
 
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT], "k": 3}]}
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT], "k": 3}]},
     )
 
     inputs: list[Input] = Field(min_length=1)

@@ -19,7 +19,7 @@ PAGE_LIMIT = 1_000
 
 
 class ItemCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: ItemId | None = Field(None, description="Unique id; a uuid is generated when absent.")
     input: Input | None = Field(None, description="What to embed (exactly one of input, vector).")
@@ -37,6 +37,7 @@ class ItemCreate(BaseModel):
 class ItemsCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {

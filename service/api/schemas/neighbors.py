@@ -14,7 +14,7 @@ MAX_OFFSET = 10_000
 
 
 class NeighbourQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: ItemId | None = Field(None, description="A stored item's id")
     input: Input | None = Field(None, description="A new input, embedded for this query")
@@ -27,7 +27,7 @@ class NeighbourQuery(BaseModel):
 
 
 class NeighbourFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     label: Label | None = None
     metadata: dict[str, MetadataValue] = Field(
@@ -38,6 +38,7 @@ class NeighbourFilter(BaseModel):
 class NeighboursRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {
