@@ -5,6 +5,7 @@
     ├── NotFoundError                 404 not_found
     ├── ConflictError                 409 conflict
     ├── PayloadTooLargeError          413 payload_too_large
+    ├── UnsupportedMediaTypeError     415 unsupported_media_type
     ├── ValidationFailedError         422 validation_failed
     ├── TooManyRequestsError          429 too_many_requests
     └── ServiceUnavailableError       503 service_unavailable
@@ -51,6 +52,10 @@ class ConflictError(ServiceError):
 
 class PayloadTooLargeError(ServiceError):
     status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    status, code = 415, "unsupported_media_type"
 
 
 class ValidationFailedError(ServiceError):

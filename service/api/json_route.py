@@ -17,6 +17,8 @@ import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+from service.errors import UnsupportedMediaTypeError
+
 
 class ORJSONRequest(Request):
     async def json(self) -> Any:
@@ -28,8 +30,23 @@ class ORJSONRequest(Request):
 class ORJSONRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        takes_body = self.body_field is not None
 
         async def handle(request: Request) -> Response:
+            if takes_body:
+                _check_json(request.headers.get("content-type"))
             return await handler(ORJSONRequest(request.scope, request.receive))
 
         return handle
+
+
+def _check_json(content_type: str | None) -> None:
+    """415 unless the body is declared JSON (FastAPI would try to validate it as one anyway,
+    and answer a confusing 422 about 'a valid dictionary')."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaTypeError(
+            f"the body must be JSON (Content-Type: application/json), not "
+            f"{media_type or 'undeclared'}",
+            details={"content_type": content_type},
+        )

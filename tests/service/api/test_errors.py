@@ -140,3 +140,48 @@ def test_validation_error_names_the_field(client) -> None:
     )
     assert error["message"].startswith("body.k:")
     assert error["details"][0]["loc"] == ["body", "k"]
+
+
+def test_405_names_every_method_the_path_takes(client) -> None:
+    response = client.put("/classes")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["error"]["details"] == {"allowed": ["GET", "POST"]}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_declared_json_is_415(client, content_type) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+
+    response = client.post("/embed", content=b'{"inputs": []}', headers=headers)
+
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in response.json()["error"]["message"]
+
+
+def test_json_with_a_charset_or_a_json_suffix_is_taken(client) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/vnd.corel+json"):
+        response = client.post(
+            "/embed", content=b'{"inputs": []}', headers={"content-type": content_type}
+        )
+        assert response.status_code == 422  # past the content type: the list is empty
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        ("/classify", {"threshold": False}, "threshold"),
+        ("/classify", {"k": "3"}, "k"),
+        ("/embed", {"normalize": 0}, "normalize"),
+        ("/embed", {"normalize": "no"}, "normalize"),
+    ],
+)
+def test_types_are_strict_no_false_as_zero_nor_zero_as_false(client, route, body, field) -> None:
+    blank = {"data": [[0] * 28] * 28}
+
+    response = client.post(route, json={"inputs": [blank], **body})
+
+    assert response.status_code == 422
+    assert response.json()["error"]["message"].startswith(f"body.{field}:")
