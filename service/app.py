@@ -17,7 +17,9 @@ from service.api.auth import require_api_key
 from service.api.deps import AppState
 from service.api.errors import install_error_handlers
 from service.api.middleware import Admission, RequestBody, RequestMetrics
+from service.api.openapi import with_limits
 from service.api.routes import classes, clustering, embed, items, neighbors, system
+from service.api.schemas.errors import errors
 from service.classes.index import ClassIndex
 from service.data_lock import DataDirLock
 from service.inference.batcher import MicroBatcher
@@ -112,6 +114,7 @@ def create_app(
     app.include_router(system.router)
     # Without a key there is nothing to check: no dependency, no per-request cost
     protected = [Depends(require_api_key)] if state.settings.api_key else []
+    unauthorized = errors(401) if state.settings.api_key else {}
     for router in (
         system.model_router,
         embed.router,
@@ -120,5 +123,6 @@ def create_app(
         neighbors.router,
         clustering.router,
     ):
-        app.include_router(router, dependencies=protected)
+        app.include_router(router, dependencies=protected, responses=unauthorized)
+    app.openapi = with_limits(app, state.settings)  # type: ignore[method-assign]
     return app

@@ -10,6 +10,7 @@ from service import metrics
 from service.api.deps import ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
 from service.api.schemas.classes import ClassCreate, ClassInfo, ClassList
+from service.api.schemas.errors import errors
 
 router = APIRouter(prefix="/classes", tags=["classes"], route_class=ORJSONRoute)
 
@@ -24,12 +25,14 @@ def _listing(classes: ClassIndexDep) -> ClassList:
     )
 
 
-@router.get("")
+@router.get("", responses=errors(503))
 async def list_classes(classes: ClassIndexDep) -> ClassList:
     return _listing(classes)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=errors(409, 408, 413, 415, 422, 429, 503)
+)
 async def add_class(
     body: ClassCreate, classes: ClassIndexDep, embedder: EmbedderDep, settings: SettingsDep
 ) -> ClassInfo:
@@ -41,7 +44,7 @@ async def add_class(
     return next(c for c in _listing(classes).classes if c.name == body.name)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409, 503))
 async def remove_class(name: str, classes: ClassIndexDep) -> None:
     await asyncio.to_thread(classes.remove, name)
     metrics.INDEX_SIZE.labels(index="classes").set(len(classes))

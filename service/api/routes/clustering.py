@@ -39,6 +39,7 @@ from service.api.schemas.clustering import (
     ScoreRequest,
     ScoreResponse,
 )
+from service.api.schemas.errors import errors
 from service.errors import ValidationFailedError
 from service.inference.embedder import RequestEmbedder
 from service.items.search import check_vector
@@ -61,7 +62,12 @@ async def _embeddings(
     return np.stack([check_vector(v, dim, f"vectors[{n}]") for n, v in enumerate(vectors)])
 
 
-@router.post("/score", response_model=ScoreResponse, response_model_exclude_none=True)
+@router.post(
+    "/score",
+    response_model=ScoreResponse,
+    response_model_exclude_none=True,
+    responses=errors(408, 413, 415, 422, 429, 503),
+)
 async def score(
     body: ScoreRequest, embedder: EmbedderDep, settings: SettingsDep, bundle: BundleDep
 ) -> ScoreResponse:
@@ -86,7 +92,12 @@ async def score(
     return ScoreResponse.model_validate(result, from_attributes=True)
 
 
-@router.post("/cluster", response_model=ClusterResponse, response_model_exclude_none=True)
+@router.post(
+    "/cluster",
+    response_model=ClusterResponse,
+    response_model_exclude_none=True,
+    responses=errors(408, 413, 415, 422, 429, 503),
+)
 async def cluster(
     body: ClusterRequest, embedder: EmbedderDep, settings: SettingsDep, bundle: BundleDep
 ) -> ClusterResponse:
@@ -120,7 +131,7 @@ async def cluster(
     )
 
 
-@router.get("/report", response_model=Report)
+@router.get("/report", response_model=Report, responses=errors(422, 503))
 async def report(
     items: ItemsDep,
     class_index: ClassIndexDep,

@@ -17,6 +17,7 @@ from service.api.deps import (
     check_input_count,
 )
 from service.api.json_route import ORJSONRoute
+from service.api.schemas.errors import errors
 from service.api.schemas.inference import (
     Classification,
     ClassifyRequest,
@@ -29,7 +30,7 @@ from service.errors import ValidationFailedError
 router = APIRouter(tags=["inference"], route_class=ORJSONRoute)
 
 
-@router.post("/embed")
+@router.post("/embed", responses=errors(408, 413, 415, 422, 429, 503))
 async def embed(
     body: EmbedRequest, embedder: EmbedderDep, bundle: BundleDep, settings: SettingsDep
 ) -> EmbedResponse:
@@ -53,7 +54,7 @@ async def embed(
     )
 
 
-@router.post("/classify")
+@router.post("/classify", responses=errors(408, 413, 415, 422, 429, 503))
 async def classify(
     body: ClassifyRequest,
     embedder: EmbedderDep,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from service.api.deps import EmbedderDep, ItemsDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
+from service.api.schemas.errors import errors
 from service.api.schemas.items import (
     PAGE_LIMIT,
     IndexStatus,
@@ -33,7 +34,12 @@ __all__ = ["router"]
 router = APIRouter(tags=["items"], route_class=ORJSONRoute)
 
 
-@router.post("/items", status_code=status.HTTP_201_CREATED, response_model=ItemsCreated)
+@router.post(
+    "/items",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ItemsCreated,
+    responses=errors(409, 408, 413, 415, 422, 429, 503),
+)
 async def create_items(
     body: ItemsCreate, items: ItemsDep, embedder: EmbedderDep, settings: SettingsDep
 ) -> ItemsCreated:
@@ -58,13 +64,13 @@ async def create_items(
     return ItemsCreated(items=[item_public(s, items.model_id) for s in stored])
 
 
-@router.get("/items/{item_id}", response_model=ItemPublic)
+@router.get("/items/{item_id}", response_model=ItemPublic, responses=errors(404, 422, 503))
 async def get_item(item_id: str, items: ItemsDep, include_vector: bool = False) -> ItemPublic:
     """One item; `include_vector` adds its raw embedding."""
     return item_public(await items.get(item_id), items.model_id, include_vector)
 
 
-@router.get("/items", response_model=ItemList)
+@router.get("/items", response_model=ItemList, responses=errors(422, 503))
 async def list_items(
     items: ItemsDep,
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
@@ -99,13 +105,15 @@ def _parse_cursor(cursor: str | None) -> int:
     return int(cursor)
 
 
-@router.delete("/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 503)
+)
 async def delete_item(item_id: str, items: ItemsDep) -> Response:
     await items.delete(item_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/items/reembed", response_model=Reembedded)
+@router.post("/items/reembed", response_model=Reembedded, responses=errors(429, 503))
 async def reembed_items(items: ItemsDep, embedder: EmbedderDep) -> Reembedded:
     """Re-embed, with the current model, every stored item of another model that kept its
     input. Items without a stored input cannot be re-embedded and are counted."""

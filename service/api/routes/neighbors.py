@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 
 from service.api.deps import EmbedderDep, ItemsDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
+from service.api.schemas.errors import errors
 from service.api.schemas.neighbors import (
     MAX_OFFSET,
     NeighbourOut,
@@ -52,7 +53,7 @@ def _out(hits: list[Neighbour], include_vectors: bool) -> NeighboursResult:
     )
 
 
-@router.get("/neighbors", response_model=NeighboursResult)
+@router.get("/neighbors", response_model=NeighboursResult, responses=errors(404, 409, 422, 503))
 async def neighbours_of_item(
     items: ItemsDep,
     settings: SettingsDep,
@@ -70,7 +71,11 @@ async def neighbours_of_item(
     return _out(hits, include_vectors)
 
 
-@router.post("/neighbors", response_model=NeighboursResponse)
+@router.post(
+    "/neighbors",
+    response_model=NeighboursResponse,
+    responses=errors(404, 409, 408, 413, 415, 422, 429, 503),
+)
 async def neighbours(
     body: NeighboursRequest, items: ItemsDep, embedder: EmbedderDep, settings: SettingsDep
 ) -> NeighboursResponse:

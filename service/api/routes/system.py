@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import metrics
 from service.api.deps import BundleDep, ClassIndexDep, SettingsDep, StateDep
+from service.api.schemas.errors import errors
 from service.api.schemas.system import Batching, Health, IndexSizes, ModelInfo, Ready
 from service.errors import ServiceUnavailableError
 
@@ -20,7 +21,7 @@ async def healthz() -> Health:
     return Health()
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=errors(503))
 async def readyz(state: StateDep) -> Ready:
     """200 once the model is loaded and warmed up and the indexes are ready, else 503."""
     if not state.ready or state.bundle is None or state.runtime is None:
@@ -30,7 +31,7 @@ async def readyz(state: StateDep) -> Ready:
     return Ready(model=state.bundle.manifest.name, provider=state.runtime.provider)
 
 
-@model_router.get("/model")
+@model_router.get("/model", responses=errors(503))
 async def model(
     state: StateDep, bundle: BundleDep, classes: ClassIndexDep, settings: SettingsDep
 ) -> ModelInfo:
