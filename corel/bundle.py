@@ -59,6 +59,14 @@ class InputSpec(BaseModel):
     dtype: Literal["float32"] = "float32"
     scale: float = 1.0  # model input = raw * scale + offset
     offset: float = 0.0
+    # Raw values outside [low, high] are refused; absent: 0..255 for images, none for vectors
+    value_range: tuple[float, float] | None = None
+
+    @property
+    def accepted_range(self) -> tuple[float, float] | None:
+        if self.value_range is not None:
+            return self.value_range
+        return (0.0, 255.0) if self.kind == "image" else None
 
 
 class Manifest(BaseModel):

@@ -42,7 +42,7 @@ def _from_numbers(data: object, where: str) -> np.ndarray:
         raise ValidationFailedError(
             f"{where}.data must be a rectangular array of numbers, got {_kind(parsed)}"
         )
-    return parsed.astype(np.float32)
+    return parsed.astype(np.float64)  # checked before float32 could turn 1e39 into inf
 
 
 def _from_tensor(tensor: Tensor, spec: InputSpec, where: str) -> np.ndarray:
@@ -65,11 +65,19 @@ def _from_tensor(tensor: Tensor, spec: InputSpec, where: str) -> np.ndarray:
 
 
 def _checked(raw: np.ndarray, spec: InputSpec, max_pixels: int, where: str) -> np.ndarray:
-    """Size, finiteness and shape of a float32 array of numbers from `data` or `tensor`."""
+    """Size, finiteness, range and shape of an array of numbers from `data` or `tensor`."""
     if raw.size > max_pixels * max(spec.shape[0], 1):
         raise PayloadTooLargeError(f"{where} has {raw.size} values; the limit is {max_pixels}")
     if not np.isfinite(raw).all():
         raise ValidationFailedError(f"{where} contains NaN or infinite values")
+    accepted = spec.accepted_range
+    if accepted is not None and (raw.min() < accepted[0] or raw.max() > accepted[1]):
+        low, high = accepted
+        raise ValidationFailedError(
+            f"{where} has values from {raw.min():g} to {raw.max():g}; this model takes raw "
+            f"values from {low:g} to {high:g}",
+            details={"range": [low, high]},
+        )
     expected = tuple(spec.shape)
     if spec.kind == "image" and raw.ndim == 2 and expected[0] == 1:
         raw = raw[None]  # H x W for a one-channel model

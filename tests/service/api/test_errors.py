@@ -1,5 +1,6 @@
 """Bad input gets its status and the one error shape, never a 500."""
 
+import base64
 import json
 import math
 
@@ -28,7 +29,18 @@ GOOD = {"data": [[0] * 28 for _ in range(28)]}
         ({"data": [["a"] * 28 for _ in range(28)]}, "got strings"),
         ({"data": [["1"] * 28 for _ in range(28)]}, "got strings"),
         ({"data": [[True] * 28 for _ in range(28)]}, "got true/false values"),
-        ({"data": [[10**30] * 28 for _ in range(28)]}, "out of float32 range"),
+        ({"data": [[10**30] * 28 for _ in range(28)]}, "takes raw values from 0 to 255"),
+        ({"data": [[1e39] * 28 for _ in range(28)]}, "has values from 1e+39 to 1e+39"),
+        ({"data": [[-1000] * 28 for _ in range(28)]}, "has values from -1000 to -1000"),
+        (
+            {
+                "tensor": {
+                    "b64": base64.b64encode(np.full(784, 300, "<f4").tobytes()).decode(),
+                    "dtype": "float32",
+                }
+            },
+            "takes raw values from 0 to 255",
+        ),
         ({"data": [[10**400] * 28 for _ in range(28)]}, "not valid JSON"),
         ({"data": [[{"x": 1}] * 28 for _ in range(28)]}, "rectangular array of numbers"),
         ({"image": "not base64!"}, "not valid base64"),
