@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from corel.bundle import load_bundle
 from service import metrics
@@ -19,6 +19,7 @@ from service.api.errors import install_error_handlers
 from service.api.middleware import Admission, RequestBody, RequestMetrics
 from service.api.openapi import with_limits
 from service.api.routes import classes, clustering, embed, items, neighbors, system
+from service.api.routes.docs import mount_docs
 from service.api.schemas.errors import errors
 from service.classes.index import ClassIndex
 from service.data_lock import DataDirLock
@@ -100,6 +101,10 @@ def create_app(
         summary="Cosine-COREL embeddings: embed, classify by class vector, search, cluster",
         version="0.1.0",
         lifespan=lifespan,
+        # served from local files by routes/docs.py, behind the key when the settings say so
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     state = AppState(settings=settings or Settings(), data_lock=data_lock)
     app.state.corel = state  # typed access for routes: service.api.deps
@@ -115,6 +120,11 @@ def create_app(
     # Without a key there is nothing to check: no dependency, no per-request cost
     protected = [Depends(require_api_key)] if state.settings.api_key else []
     unauthorized = errors(401) if state.settings.api_key else {}
+    docs_router = APIRouter()
+    mount_docs(app, docs_router)
+    app.include_router(
+        docs_router, dependencies=protected if state.settings.docs_require_key else []
+    )
     for router in (
         system.model_router,
         embed.router,

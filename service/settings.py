@@ -41,7 +41,10 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     api_key: SecretStr | None = Field(
-        None, description="Bearer key for all routes but /healthz, /readyz, /metrics"
+        None, description="Bearer key for all but /healthz, /readyz, /metrics (and the docs)"
+    )
+    docs_require_key: bool = Field(
+        False, description="/docs, /redoc and /openapi.json need the API key too"
     )
     # micro-batching
     batching: bool = Field(True, description="Coalesce concurrent requests into one run")

@@ -3,6 +3,8 @@ typed answers for every route, and examples the service itself accepts."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.service.conftest import sample  # noqa: F401 (fixtures come from the conftest)
@@ -53,3 +55,22 @@ def test_the_examples_are_accepted_by_the_service(make_client) -> None:
     for name, route in (("EmbedRequest", "/embed"), ("ClassifyRequest", "/classify")):
         for example in schemas[name]["examples"]:
             assert client.post(route, json=example).status_code == 200, name
+
+
+def test_the_docs_pages_load_everything_from_this_server(client) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets and all(a.startswith("/docs-assets/") for a in assets), (page, assets)
+        assert "cdn" not in html and "googleapis" not in html
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset
+
+
+@pytest.mark.parametrize(("require_key", "status"), [(False, 200), (True, 401)])
+def test_whether_the_docs_need_the_key_is_a_setting(make_client, require_key, status) -> None:
+    client = make_client(api_key="k" * 20, docs_require_key=require_key)
+
+    for page in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(page).status_code == status, page
+    assert client.get("/model").status_code == 401  # the API itself always needs it
