@@ -7,8 +7,6 @@ import re
 
 import pytest
 
-from tests.service.conftest import sample  # noqa: F401 (fixtures come from the conftest)
-
 
 @pytest.fixture
 def spec(make_client) -> dict:
