@@ -23,8 +23,10 @@ from service.api.routes.docs import mount_docs
 from service.api.schemas.errors import errors
 from service.classes.index import ClassIndex
 from service.data_lock import DataDirLock
+from service.errors import ServiceError
 from service.inference.batcher import MicroBatcher
 from service.inference.embedder import Embedder
+from service.inference.inputs import Input
 from service.inference.runtime import EncoderRuntime
 from service.items.service import ItemService
 from service.settings import Settings
@@ -66,6 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(
             runtime.warm_up, bundle.manifest.input.shape, settings.max_batch_size
         )
+        await carry_over_classes(state.class_index, state.embedder)
         # Everything loaded so far (modules, the model, pydantic/FastAPI internals) lives as
         # long as the process: take it out of the garbage collector's view. Otherwise every
         # full collection walks it all: measured here, ~100 ms pauses of the whole server
@@ -90,6 +93,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if own_lock:
             state.data_lock.release()
             state.data_lock = None
+
+
+async def carry_over_classes(classes: ClassIndex, embedder: Embedder) -> None:
+    """On a new model's first start, imprint the earlier model's imprinted classes again from
+    their stored example inputs (a class vector of another model means nothing here)."""
+    for record in classes.classes_to_carry_over():
+        if not record.inputs:
+            log.warning(
+                "class %r cannot be carried over to this model: it was imprinted "
+                "without stored examples; imprint it again",
+                record.name,
+            )
+            continue
+        try:
+            inputs = [Input.model_validate(i) for i in record.inputs]
+            h = await embedder.embed_inputs(inputs)
+        except (ValueError, ServiceError) as exc:
+            log.warning("class %r cannot be carried over to this model: %s", record.name, exc)
+            continue
+        await asyncio.to_thread(classes.add, record.name, h, None, record.inputs)
+        log.info(
+            "class %r re-imprinted for this model from its %d stored examples",
+            record.name,
+            len(inputs),
+        )
 
 
 def create_app(

@@ -18,7 +18,7 @@ import numpy as np
 from corel.bundle import Bundle
 from corel.files import atomic_write
 
-__all__ = ["ClassRecord", "ClassSet", "load_class_set", "save_class_set"]
+__all__ = ["ClassRecord", "ClassSet", "load_class_set", "save_class_set", "saved_class_sets"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ class ClassRecord:
     source: Literal["bundle", "imprinted"]
     examples: int | None  # how many examples an imprinted class was made from
     threshold: float | None  # below this best score a prediction is flagged unknown
+    # the example inputs (as sent), so that a new model can imprint the class again
+    inputs: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def save_class_set(path: Path, classes: ClassSet, *, model_id: str) -> None:
                 "source": r.source,
                 "examples": r.examples,
                 "threshold": r.threshold,
+                "inputs": list(r.inputs),
             }
             for r in classes.records
         ],
@@ -113,6 +116,7 @@ def load_class_set(path: Path, *, model_id: str) -> ClassSet | None:
                 c["source"],
                 c["examples"],
                 c["threshold"],
+                tuple(c.get("inputs", ())),
             )
             for c in state["classes"]
         )
@@ -133,3 +137,14 @@ def _records_from_lists(state: dict[str, Any]) -> list[dict[str, Any]]:
             strict=True,
         )
     ]
+
+
+def saved_class_sets(data_dir: Path, *, except_model: str) -> list[tuple[Path, ClassSet]]:
+    """The class sets saved in the data directory for other models, newest first."""
+    found = []
+    for path in sorted(data_dir.glob("classes-*.json"), key=lambda p: -p.stat().st_mtime):
+        state = json.loads(path.read_text())
+        model_id = state.get("model_id", "")
+        if model_id != except_model and (classes := load_class_set(path, model_id=model_id)):
+            found.append((path, classes))
+    return found

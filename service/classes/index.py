@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,13 @@ import numpy as np
 
 from corel.bundle import ENCODER_FILE, Bundle
 from corel.class_rule import ClassRule, rule_for
-from service.classes.class_set import ClassRecord, ClassSet, load_class_set, save_class_set
+from service.classes.class_set import (
+    ClassRecord,
+    ClassSet,
+    load_class_set,
+    save_class_set,
+    saved_class_sets,
+)
 from service.errors import ConflictError, NotFoundError
 
 __all__ = ["ClassIndex", "ClassScore", "Prediction"]
@@ -67,10 +74,17 @@ class ClassIndex:
     def __init__(self, bundle: Bundle, data_dir: Path) -> None:
         self.rule = rule_for(bundle.manifest.class_rule)
         self.model_id = bundle.manifest.files[ENCODER_FILE]
+        self._data_dir = data_dir
         self._path = data_dir / f"classes-{self.model_id[:16]}.json"
         self._lock = threading.Lock()
+        self._bundle_classes = ClassSet.from_bundle(bundle)
+        # An imprinted class's default threshold: the typical calibrated one of the model's
+        # own classes (all of them: removing some must not move it)
+        known = [r.threshold for r in self._bundle_classes.records if r.threshold is not None]
+        self._typical_threshold = float(np.median(known)) if known else None
+        self.new_model = not self._path.is_file()
         saved = load_class_set(self._path, model_id=self.model_id)
-        self._set(saved or ClassSet.from_bundle(bundle))
+        self._set(saved or self._bundle_classes)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -115,37 +129,77 @@ class ClassIndex:
 
     # -- changing --------------------------------------------------------------------------
 
-    def add(self, name: str, embeddings: np.ndarray, threshold: float | None = None) -> None:
-        """Imprint a class from example embeddings (N, D) under the class rule."""
+    def add(
+        self,
+        name: str,
+        embeddings: np.ndarray,
+        threshold: float | None = None,
+        inputs: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Imprint a class from example embeddings (N, D) under the class rule; `inputs`
+        (the examples as sent) are kept so that a new model can imprint it again."""
         with self._lock:
             old = self.classes
             if name in old.names:
                 raise ConflictError(f"class {name!r} exists; delete it first to re-imprint")
             vector, bias = self.rule.imprint(embeddings, old.vectors, old.bias)
-            if threshold is None:  # the typical calibrated threshold of the bundle's classes
-                known = [r.threshold for r in old.records if r.threshold is not None]
-                threshold = float(np.median(known)) if known else None
-            self._change(
-                old.with_record(
-                    ClassRecord(
-                        name,
-                        vector.astype(np.float32),
-                        bias,
-                        "imprinted",
-                        len(embeddings),
-                        threshold,
-                    )
-                )
+            record = ClassRecord(
+                name,
+                vector.astype(np.float32),
+                bias,
+                "imprinted",
+                len(embeddings),
+                self._typical_threshold if threshold is None else threshold,
+                tuple(inputs),
             )
+            self._change(old.with_record(record))
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, *, force: bool = False) -> None:
+        """Remove a class; one that comes with the model only with `force` (and `restore`
+        brings it back)."""
         with self._lock:
             old = self.classes
-            if name not in old.names:
+            record = next((r for r in old.records if r.name == name), None)
+            if record is None:
                 raise NotFoundError(f"no class named {name!r}")
+            if record.source == "bundle" and not force:
+                raise ConflictError(
+                    f"class {name!r} comes with the model: remove it with force=true "
+                    "(POST /classes/restore brings it back)"
+                )
             if len(old) == 1:
                 raise ConflictError("cannot remove the last class")
             self._change(old.without(name))
+
+    def restore(self, names: Sequence[str] | None = None) -> list[str]:
+        """Bring back removed classes of the model (all, or those named); their names."""
+        with self._lock:
+            old = self.classes
+            missing = [r for r in self._bundle_classes.records if r.name not in old.names]
+            if names is not None:
+                unknown = set(names) - {r.name for r in self._bundle_classes.records}
+                if unknown:
+                    raise NotFoundError(f"the model has no class named {sorted(unknown)[0]!r}")
+                missing = [r for r in missing if r.name in names]
+            new = old
+            for record in missing:
+                new = new.with_record(record)
+            if missing:
+                self._change(new)
+            return [r.name for r in missing]
+
+    def classes_to_carry_over(self) -> list[ClassRecord]:
+        """Imprinted classes of an earlier model that this model does not have yet: on its
+        first start, the lifespan imprints them again from their example inputs."""
+        if not self.new_model:
+            return []
+        for _, earlier in saved_class_sets(self._data_dir, except_model=self.model_id):
+            return [
+                r
+                for r in earlier.records
+                if r.source == "imprinted" and r.name not in self.classes.names
+            ]
+        return []
 
     def _change(self, classes: ClassSet) -> None:
         save_class_set(self._path, classes, model_id=self.model_id)  # saved before served

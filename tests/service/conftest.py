@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from corel.bundle import load_bundle, write_bundle
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE
@@ -51,6 +53,24 @@ def sample(text: str, name: str, **labels: str) -> float:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return float(s.value)
     return 0.0
+
+
+def other_model_bundle(out: Path) -> Path:
+    """The default bundle under another model identity: its ONNX file differs by one doc
+    string (the same network, so embeddings match, but its sha256, the model id, does not)."""
+    import onnx
+
+    model = onnx.load(str(DEFAULT_BUNDLE / "encoder.onnx"))
+    model.doc_string = "a retrained encoder, for the test"
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = out.parent / f"{out.name}-encoder.onnx"
+    onnx.save(model, str(encoder))
+    original = load_bundle(DEFAULT_BUNDLE)
+    manifest = json.loads((DEFAULT_BUNDLE / "manifest.json").read_text())
+    manifest = {k: v for k, v in manifest.items() if k not in ("files", "created")}
+    write_bundle(out, manifest=manifest, encoder_onnx=encoder,
+                 class_vectors=original.class_vectors)  # fmt: skip
+    return out
 
 
 @pytest.fixture

@@ -145,7 +145,14 @@ def test_model_reports_manifest_provider_and_index_sizes(client) -> None:
 
 def test_openapi_documents_every_route_with_examples(client) -> None:
     spec = client.get("/openapi.json").json()
-    for path in ("/embed", "/classify", "/classes", "/classes/{name}", "/model"):
+    for path in (
+        "/embed",
+        "/classify",
+        "/classes",
+        "/classes/{name}",
+        "/classes/restore",
+        "/model",
+    ):
         assert path in spec["paths"]
     assert spec["components"]["schemas"]["Input"]["examples"]
     assert client.get("/docs").status_code == 200

@@ -1,15 +1,28 @@
-"""GET /classes, POST /classes (imprint from examples), DELETE /classes/{name}."""
+"""GET /classes, POST /classes (imprint from examples), DELETE /classes/{name} and
+POST /classes/restore.
+
+Names may hold a '/' (the shipped model has "T-shirt/top"): the DELETE path takes the rest
+of the URL, encoded or not. The model's own classes are removed only with `force=true`,
+and `POST /classes/restore` brings them back.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from service import metrics
 from service.api.deps import ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
-from service.api.schemas.classes import ClassCreate, ClassInfo, ClassList
+from service.api.schemas.classes import (
+    ClassCreate,
+    ClassInfo,
+    ClassList,
+    ClassRestore,
+    Restored,
+)
 from service.api.schemas.errors import errors
 
 router = APIRouter(prefix="/classes", tags=["classes"], route_class=ORJSONRoute)
@@ -39,12 +52,27 @@ async def add_class(
     """Add a class from a few examples: its vector is their normalised mean embedding."""
     check_input_count(len(body.inputs), settings)
     h = await embedder.embed_inputs(body.inputs)
-    await asyncio.to_thread(classes.add, body.name, h, body.threshold)
+    stored = [i.model_dump(exclude_none=True) for i in body.inputs]
+    await asyncio.to_thread(classes.add, body.name, h, body.threshold, stored)
     metrics.INDEX_SIZE.labels(index="classes").set(len(classes))
     return next(c for c in _listing(classes).classes if c.name == body.name)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409, 503))
-async def remove_class(name: str, classes: ClassIndexDep) -> None:
-    await asyncio.to_thread(classes.remove, name)
+@router.post("/restore", responses=errors(404, 415, 422, 503))
+async def restore_classes(body: ClassRestore, classes: ClassIndexDep) -> Restored:
+    """Bring back the model's own classes that were removed (all, or those named)."""
+    restored = await asyncio.to_thread(classes.restore, body.names)
+    metrics.INDEX_SIZE.labels(index="classes").set(len(classes))
+    return Restored(restored=restored)
+
+
+@router.delete(
+    "/{name:path}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409, 503)
+)
+async def remove_class(
+    name: str,
+    classes: ClassIndexDep,
+    force: Annotated[bool, Query(description="Needed to remove a class of the model")] = False,
+) -> None:
+    await asyncio.to_thread(classes.remove, name, force=force)
     metrics.INDEX_SIZE.labels(index="classes").set(len(classes))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.inference.inputs import Input
 
@@ -12,9 +12,33 @@ from service.inference.inputs import Input
 class ClassCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="Any text without control characters, not blank (may hold a '/')",
+    )
     inputs: list[Input] = Field(min_length=1, description="A few examples of the new class")
     threshold: float | None = Field(None, description="Unknown threshold for this class")
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, name: str) -> str:
+        if not name.strip() or name != name.strip():
+            raise ValueError("a class name is not blank and has no spaces at either end")
+        return name
+
+
+class ClassRestore(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    names: list[str] | None = Field(
+        None, description="The model's classes to bring back; absent: every removed one"
+    )
+
+
+class Restored(BaseModel):
+    restored: list[str] = Field(description="Classes brought back")
 
 
 class ClassInfo(BaseModel):

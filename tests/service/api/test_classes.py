@@ -1,8 +1,12 @@
-"""Classes: listed from the bundle, imprinted from a few examples, removed, persisted."""
+"""Classes: listed from the bundle, imprinted from a few examples, removed (the model's own
+only with force, and restored), persisted, and carried over to a new model."""
+
+import logging
 
 import numpy as np
+import pytest
 
-from tests.service.conftest import as_input
+from tests.service.conftest import as_input, other_model_bundle
 
 
 def test_list_classes_comes_from_the_bundle(client) -> None:
@@ -15,7 +19,7 @@ def test_list_classes_comes_from_the_bundle(client) -> None:
 def test_imprinted_class_is_then_predicted(client, fashion_sample) -> None:
     images, labels = fashion_sample
     bags = images[labels == 8]
-    assert client.delete("/classes/Bag").status_code == 204
+    assert client.delete("/classes/Bag", params={"force": True}).status_code == 204
     # Without a Bag class, bags land elsewhere; imprint one from five examples.
     response = client.post(
         "/classes", json={"name": "handbag", "inputs": [as_input(im) for im in bags[:5]]}
@@ -38,7 +42,7 @@ def test_duplicate_class_is_409(client, fashion_sample) -> None:
 def test_class_changes_survive_a_restart(make_client, fashion_sample) -> None:
     images, labels = fashion_sample
     first = make_client()
-    first.delete("/classes/Sandal")
+    first.delete("/classes/Sandal", params={"force": True})
     first.post(
         "/classes",
         json={"name": "sandal-ish", "inputs": [as_input(im) for im in images[labels == 5][:3]]},
@@ -46,3 +50,64 @@ def test_class_changes_survive_a_restart(make_client, fashion_sample) -> None:
     first.__exit__(None, None, None)
     names = [c["name"] for c in make_client().get("/classes").json()["classes"]]
     assert "Sandal" not in names and names[-1] == "sandal-ish"
+
+
+def test_a_class_of_the_model_is_removed_only_with_force_and_can_be_restored(client) -> None:
+    refused = client.delete("/classes/Coat")
+    assert refused.status_code == 409 and "force=true" in refused.json()["error"]["message"]
+
+    assert client.delete("/classes/Coat", params={"force": True}).status_code == 204
+    assert client.delete("/classes/Bag", params={"force": True}).status_code == 204
+    restored = client.post("/classes/restore", json={"names": ["Coat"]})
+
+    assert restored.status_code == 200 and restored.json() == {"restored": ["Coat"]}
+    assert client.post("/classes/restore", json={}).json() == {"restored": ["Bag"]}
+    assert len(client.get("/classes").json()["classes"]) == 10
+
+
+@pytest.mark.parametrize("path", ["/classes/T-shirt/top", "/classes/T-shirt%2Ftop"])
+def test_a_name_with_a_slash_can_be_removed(client, path) -> None:
+    assert client.delete(path, params={"force": True}).status_code == 204
+    assert "T-shirt/top" not in [c["name"] for c in client.get("/classes").json()["classes"]]
+
+
+def test_an_imprinted_name_with_a_slash_round_trips(client, fashion_sample) -> None:
+    body = {"name": "a/b", "inputs": [as_input(fashion_sample[0][0])]}
+    assert client.post("/classes", json=body).status_code == 201
+    assert client.delete("/classes/a%2Fb").status_code == 204  # imprinted: no force needed
+
+
+@pytest.mark.parametrize("name", ["   ", " padded", "tab\tname"])
+def test_a_blank_or_padded_name_is_422(client, fashion_sample, name) -> None:
+    body = {"name": name, "inputs": [as_input(fashion_sample[0][0])]}
+    assert client.post("/classes", json=body).status_code == 422
+
+
+def test_an_imprinted_class_takes_the_models_typical_threshold_whatever_was_removed(
+    client, fashion_sample
+) -> None:
+    thresholds = [c["threshold"] for c in client.get("/classes").json()["classes"]]
+    for name in ("Coat", "Shirt", "Pullover"):
+        client.delete(f"/classes/{name}", params={"force": True})
+
+    body = {"name": "new", "inputs": [as_input(fashion_sample[0][0])]}
+    created = client.post("/classes", json=body).json()
+
+    assert created["threshold"] == pytest.approx(float(np.median(thresholds)))
+
+
+def test_imprinted_classes_are_carried_over_to_a_new_model(
+    make_client, fashion_sample, tmp_path, caplog
+) -> None:
+    images, labels = fashion_sample
+    first = make_client()
+    bags = [as_input(im) for im in images[labels == 8][:5]]
+    assert first.post("/classes", json={"name": "handbag", "inputs": bags}).status_code == 201
+    first.__exit__(None, None, None)
+
+    with caplog.at_level(logging.INFO, logger="service"):
+        second = make_client(bundle_path=other_model_bundle(tmp_path / "v2"))
+
+    handbag = next(c for c in second.get("/classes").json()["classes"] if c["name"] == "handbag")
+    assert handbag["source"] == "imprinted" and handbag["examples"] == 5
+    assert "class 'handbag' re-imprinted for this model from its 5 stored examples" in caplog.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from corel.bundle import load_bundle, write_bundle
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE
-from tests.service.conftest import as_input, tensor_input
+from tests.service.conftest import as_input, other_model_bundle, tensor_input
 
 
 def _ready(client: TestClient) -> TestClient:
@@ -142,22 +140,6 @@ def test_delete_item_then_it_is_gone(http: TestClient) -> None:
     assert http.get("/items").json()["index"]["index_size"] == 0
 
 
-def _other_model(bundle: Path, out: Path) -> Path:
-    """The same network under another identity: its ONNX file differs by one doc string."""
-    import onnx
-
-    model = onnx.load(str(bundle / "encoder.onnx"))
-    model.doc_string = "a retrained encoder, for the test"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out.parent / "encoder.onnx"))
-    original = load_bundle(bundle)
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest = {k: v for k, v in manifest.items() if k not in ("files", "created")}
-    write_bundle(out, manifest=manifest, encoder_onnx=out.parent / "encoder.onnx",
-                 class_vectors=original.class_vectors)  # fmt: skip
-    return out
-
-
 def test_reembed_after_model_change(
     tmp_path: Path, fashion_sample: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -174,7 +156,7 @@ def test_reembed_after_model_change(
         ]  # kept as bytes, too
         old.post("/items", json={"items": [*items, {"id": "vec", "vector": [1.0] * 128}]})
         before = old.get("/items/in0", params={"include_vector": True}).json()
-    new_bundle = _other_model(DEFAULT_BUNDLE, tmp_path / "bundles" / "v2")
+    new_bundle = other_model_bundle(tmp_path / "bundles" / "v2")
 
     with TestClient(create_app(settings=Settings(bundle_path=new_bundle, data_dir=data))) as new:
         _ready(new)

@@ -63,7 +63,7 @@ def test_add_imprints_the_normalised_mean_and_persists(default, tmp_path) -> Non
     expected = l2_normalise(l2_normalise(examples).mean(0))
     assert np.allclose(index.classes.vectors[-1], expected, atol=1e-6)
     assert index.classify(expected[None], k=1)[0].label == "new"
-    index.remove(default.manifest.labels[0])
+    index.remove(default.manifest.labels[0], force=True)
 
     again = ClassIndex(default, tmp_path)  # a restart
     assert again.classes.names == index.classes.names
@@ -71,7 +71,7 @@ def test_add_imprints_the_normalised_mean_and_persists(default, tmp_path) -> Non
 
 
 def test_saved_classes_belong_to_their_bundle(default, tmp_path: Path) -> None:
-    ClassIndex(default, tmp_path).remove(default.manifest.labels[0])
+    ClassIndex(default, tmp_path).remove(default.manifest.labels[0], force=True)
     other = with_rule(default, "cosine", model_id="0" * 64)  # another encoder
     assert ClassIndex(other, tmp_path).classes.names == default.manifest.labels
     assert len(ClassIndex(default, tmp_path)) == K - 1
