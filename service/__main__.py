@@ -1,4 +1,5 @@
 """`python -m service [--host H] [--port P]`: serve the configured bundle with uvicorn.
+`python -m service backup DEST` / `restore SRC`: back up or restore the data directory.
 
 Settings come from `COREL_*` environment variables (service/settings.py); the two options
 override COREL_HOST and COREL_PORT. A bad setting, a broken bundle, a data directory that
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -20,6 +22,7 @@ from corel.logs import setup_logging
 from service.api.http_protocol import with_header_timeout
 from service.data_lock import DataDirInUseError, DataDirLock
 from service.settings import Settings
+from service.storage import StorageError, backup, check_data_dir, restore
 
 
 def _fail(message: str) -> int:
@@ -35,6 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", help="interface to bind (default: COREL_HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: COREL_PORT, 8000)")
+    commands = parser.add_subparsers(dest="command", metavar="[backup DEST | restore SRC]")
+    backup_cmd = commands.add_parser(
+        "backup", help="copy COREL_DATA_DIR to DEST, consistently, also while a server runs"
+    )
+    backup_cmd.add_argument("dest", type=Path, help="a new or empty folder")
+    restore_cmd = commands.add_parser(
+        "restore", help="replace COREL_DATA_DIR's files by the backup in SRC (server stopped)"
+    )
+    restore_cmd.add_argument("source", type=Path, help="a folder made by `backup`")
     args = parser.parse_args(argv)
     try:
         settings = Settings()
@@ -47,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return _fail(f"bad setting: {problems}")
     setup_logging(settings.log_level)
+    if args.command is not None:
+        return _storage_command(args, settings.data_dir)
     try:  # fail before binding the port, with the reason in one line
         load_bundle(settings.bundle_path)
     except BundleError as exc:
@@ -54,8 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     data_lock = DataDirLock(settings.data_dir)
     try:  # held until the process exits
         data_lock.acquire()
-    except (DataDirInUseError, OSError) as exc:
+        check_data_dir(settings.data_dir)
+    except (DataDirInUseError, StorageError) as exc:
         return _fail(str(exc))
+    except OSError as exc:  # a read-only or foreign directory
+        return _fail(f"the data directory {settings.data_dir} is not writable: {exc.strerror}")
     try:  # bound before the model loads: a port in use is one line, not a crash after it
         listener = bind(settings.host, settings.port)
     except OSError as exc:
@@ -69,6 +86,22 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run(sockets=[listener])
+    return 0
+
+
+def _storage_command(args: argparse.Namespace, data_dir: Path) -> int:
+    try:
+        if args.command == "backup":
+            report = backup(data_dir, args.dest)
+            done = f"backed up {report.items} items of {data_dir} into {args.dest}"
+        else:
+            report = restore(args.source, data_dir)
+            done = f"restored {report.items} items into {data_dir} (backup of {report.created})"
+    except (StorageError, DataDirInUseError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{exc.filename}: {exc.strerror}")
+    print(done)  # noqa: T201 (the command's result)
     return 0
 
 

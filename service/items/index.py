@@ -32,7 +32,7 @@ import numpy as np
 from corel.class_rule import l2_normalise
 from corel.files import atomic_write
 
-__all__ = ["IndexKind", "ItemIndex", "SnapshotError", "read_snapshot"]
+__all__ = ["IndexKind", "ItemIndex", "SnapshotError", "read_snapshot", "read_snapshot_header"]
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,20 @@ def _sample(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     if len(x) <= n:
         return x
     return x[np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))]
+
+
+def read_snapshot_header(path: Path) -> dict[str, Any]:
+    """A snapshot's header alone (model, kind, dim, ntotal), without reading the index."""
+    try:
+        with path.open("rb") as f:
+            start = f.read(len(_MAGIC) + 4)
+            if not start.startswith(_MAGIC) or len(start) < len(_MAGIC) + 4:
+                raise SnapshotError(f"{path}: not an item index snapshot")
+            (size,) = struct.unpack("<I", start[len(_MAGIC) :])
+            header: dict[str, Any] = json.loads(f.read(size))
+            return header
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"{path}: unreadable header ({exc})") from exc
 
 
 def read_snapshot(path: Path) -> tuple[dict[str, Any], bytes]:
