@@ -1,6 +1,6 @@
 """The model bundle: the contract between `training` (writes it) and `service` (reads it).
 
-A bundle is a folder (README, "Model bundle format"):
+A bundle is a folder (docs/bundle-format.md):
 
     manifest.json        format_version, name, created, loss, architecture, input,
                          embedding_dim, class_rule, labels, files {name: sha256},
