@@ -107,6 +107,7 @@ class ItemService:
         self._ready = threading.Event()
         self._load_error: str | None = None
         self._loader: threading.Thread | None = None
+        self._closing = threading.Event()
 
     @classmethod
     def open(cls, *, settings: Settings, bundle: Bundle) -> ItemService:
@@ -128,6 +129,7 @@ class ItemService:
         self._loader.start()
 
     def close(self) -> None:
+        self._closing.set()
         if self._loader is not None:
             self._loader.join()
         self._index.close()
@@ -171,14 +173,19 @@ class ItemService:
     # -- loading -----------------------------------------------------------------------
 
     def _load(self) -> None:
-        started = time.perf_counter()
-        try:
-            with self._lock:  # writes wait: the catch-up must see a store that holds still
-                self._index.open(self.store.seqs(self.model_id), self._fetch)
-        except Exception as exc:  # the service stays up and says why it is not ready
-            self._load_error = f"item index failed to load: {exc}"
-            log.exception("item index: loading failed")
-            return
+        started, delay = time.perf_counter(), 1.0
+        while True:
+            try:
+                with self._lock:  # writes wait: the catch-up must see a store that holds still
+                    self._index.open(self.store.seqs(self.model_id), self._fetch)
+                break
+            except Exception as exc:  # the service stays up, says why, and tries again
+                self._load_error = f"item index failed to load: {exc} (trying again)"
+                log.exception("item index: loading failed; trying again in %g s", delay)
+                if self._closing.wait(delay):
+                    return
+                delay = min(2 * delay, 30.0)
+        self._load_error = None
         self._ready.set()
         log.info(
             "item index: ready, %d vectors (%.2fs)", self._index.size, time.perf_counter() - started

@@ -242,3 +242,33 @@ def test_add_wrong_dimension_is_422(service: ItemService) -> None:
     with pytest.raises(Exception, match="shape") as info:
         _run(service.add([NewItem("bad", np.ones(DIM + 1, np.float32))]))
     assert getattr(info.value, "status_code", None) == 422
+
+
+def test_loading_that_fails_is_tried_again_and_readiness_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _open(tmp_path)
+    _run(first.add(_items(5)))
+    first.close()
+    service = ItemService(
+        ItemStore(tmp_path / "items.sqlite3"),
+        index_path=tmp_path / "items.index",
+        model_id="model-a",
+        dim=DIM,
+    )
+    seqs, failures = service.store.seqs, []
+
+    def flaky(model_id: str, **kw: Any) -> np.ndarray:
+        if len(failures) < 2:  # the store is unreadable for a moment
+            failures.append(1)
+            raise OSError("disk I/O error")
+        return seqs(model_id, **kw)
+
+    monkeypatch.setattr(service.store, "seqs", flaky)
+    service.start()
+
+    assert not service.wait_ready(0.5)
+    assert "disk I/O error" in (service.stats().load_error or "")
+    assert service.wait_ready(10)  # tried again after 1 s, then 2 s
+    assert service.index_size == 5 and service.stats().load_error is None
+    service.close()
