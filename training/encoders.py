@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class DenseHead:
+    """The two fully connected layers both encoders end with; h is the second one's output
+    (LeakyReLU after it too, as in the paper, unless `final_activation` is False)."""
+
+    embedding_dim: int = 128
+    leaky_slope: float = 0.1
+    final_activation: bool = True
+
+    def build(self, in_features: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_features, self.embedding_dim),
+            nn.LeakyReLU(self.leaky_slope),
+            nn.Linear(self.embedding_dim, self.embedding_dim),
+            nn.LeakyReLU(self.leaky_slope) if self.final_activation else nn.Identity(),
+        )
 
 
 class PaperCNN(nn.Module):
@@ -13,35 +33,20 @@ class PaperCNN(nn.Module):
     filters, each followed by LeakyReLU and 2x2 max-pooling, then two fully connected
     layers of `embedding_dim` (128) units with LeakyReLU. h is the second one's output."""
 
-    def __init__(
-        self,
-        input_shape: tuple[int, ...],
-        embedding_dim: int = 128,
-        leaky_slope: float = 0.1,
-        final_activation: bool = True,
-    ) -> None:
+    def __init__(self, input_shape: tuple[int, ...], head: DenseHead) -> None:
         super().__init__()
         channels, height, width = input_shape
+        if height < 8 or width < 8:
+            raise ValueError(f"PaperCNN needs images of at least 8x8, got {height}x{width}")
+        slope = head.leaky_slope
         layers: list[nn.Module] = []
         for c_in, c_out in ((channels, 15), (15, 30), (30, 60)):
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, padding=1),
-                nn.LeakyReLU(leaky_slope),
-                nn.MaxPool2d(2),
-            ]
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(slope), nn.MaxPool2d(2)]
         self.features = nn.Sequential(*layers)
         h, w = height, width
         for _ in range(3):
             h, w = max(h // 2, 1), max(w // 2, 1)
-        if height < 8 or width < 8:
-            raise ValueError(f"PaperCNN needs images of at least 8x8, got {height}x{width}")
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(60 * h * w, embedding_dim),
-            nn.LeakyReLU(leaky_slope),
-            nn.Linear(embedding_dim, embedding_dim),
-            nn.LeakyReLU(leaky_slope) if final_activation else nn.Identity(),
-        )
+        self.head = head.build(60 * h * w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, D)
         h: torch.Tensor = self.head(self.features(x))
@@ -49,23 +54,11 @@ class PaperCNN(nn.Module):
 
 
 class PaperFFNN(nn.Module):
-    """The paper's feed-forward network: two hidden layers of `embedding_dim` units."""
+    """The paper's feed-forward network for vectors: the two fully connected layers alone."""
 
-    def __init__(
-        self,
-        input_shape: tuple[int, ...],
-        embedding_dim: int = 128,
-        leaky_slope: float = 0.1,
-        final_activation: bool = True,
-    ) -> None:
+    def __init__(self, input_shape: tuple[int, ...], head: DenseHead) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(math.prod(input_shape), embedding_dim),
-            nn.LeakyReLU(leaky_slope),
-            nn.Linear(embedding_dim, embedding_dim),
-            nn.LeakyReLU(leaky_slope) if final_activation else nn.Identity(),
-        )
+        self.net = head.build(math.prod(input_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, ...) -> (N, D)
         h: torch.Tensor = self.net(x)
@@ -80,12 +73,13 @@ def build_encoder(
     leaky_slope: float,
     final_activation: bool = True,
 ) -> nn.Module:
+    head = DenseHead(embedding_dim, leaky_slope, final_activation)
     if name == "auto":
         name = "cnn" if input_kind == "image" else "ffnn"
     if name == "cnn":
         if len(input_shape) != 3:
             raise ValueError(f"the CNN needs image inputs (C, H, W), got shape {input_shape}")
-        return PaperCNN(input_shape, embedding_dim, leaky_slope, final_activation)
+        return PaperCNN(input_shape, head)
     if name == "ffnn":
-        return PaperFFNN(input_shape, embedding_dim, leaky_slope, final_activation)
+        return PaperFFNN(input_shape, head)
     raise ValueError(f"unknown encoder {name!r} (expected auto, cnn or ffnn)")
