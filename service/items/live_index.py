@@ -46,6 +46,7 @@ DELTA_SHARE = 0.05
 COMPACT_AT = 0.25  # tombstone share of main above which it is rebuilt from the store
 # Filters allowing at most max(this many, this share of main) are answered exactly
 EXACT_FILTER_MIN, EXACT_FILTER_SHARE = 4_096, 0.05
+OVER_FETCH = 2  # wider filters on approximate indexes: fetch k / share times this, filter
 
 # (seqs, raw vectors) of the current model's stored items with seq <= watermark, in chunks
 StoreReader = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
@@ -215,12 +216,17 @@ class LiveIndex:
 
         A filter that allows few of main's vectors is answered exactly, from main's own
         copies of the allowed vectors: cheaper than a full scan, and an approximate index
-        walked under a selective filter misses hits. Wider filters restrict main's search.
+        walked under a selective filter misses hits. A wider one on an approximate index
+        over-fetches unfiltered hits and keeps the allowed ones (a query left short of k
+        is answered exactly); on the exact index a selector restricts the scan.
         """
         view = self._view  # one read: a consistent main, delta and removed set
         if allowed is not None and len(allowed) <= self._exact_limit(view):
             return _exact_among(queries, view, k, allowed)
-        scores, seqs = view.main.search(queries, k, allowed, excluded=view.removed)
+        if allowed is not None and view.main.kind != "flat":
+            scores, seqs = _over_fetch(queries, view, k, allowed)
+        else:
+            scores, seqs = view.main.search(queries, k, allowed, excluded=view.removed)
         if len(view.delta_seqs):
             d_scores, d_seqs = _exact(queries, view, k, allowed)
             scores, seqs = np.hstack([scores, d_scores]), np.hstack([seqs, d_seqs])
@@ -431,6 +437,30 @@ def _exact_among(
     )
     scores, found = _top(queries, seqs, vectors, k)
     return _pad_to(scores, found, k)
+
+
+def _over_fetch(
+    queries: np.ndarray, view: View, k: int, allowed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # (Q, k) scores and seqs of main, -1 = none
+    """Main's top k among `allowed` from an unfiltered search of k / share * OVER_FETCH hits;
+    the queries that find fewer than k allowed hits that way are answered exactly."""
+    allowed = np.unique(np.asarray(allowed, np.int64))
+    share = len(allowed) / max(len(view.main_ids), 1)
+    fetch = min(len(view.main_ids), int(np.ceil(OVER_FETCH * k / share)))
+    scores, seqs = view.main.search(queries, fetch, excluded=view.removed)
+    keep = _contains(allowed, seqs) & (seqs >= 0)
+    out_s = np.full((len(queries), k), -np.inf, np.float32)
+    out_i = np.full((len(queries), k), -1, np.int64)
+    short = []
+    for row in range(len(queries)):
+        hits = np.flatnonzero(keep[row])[:k]
+        out_s[row, : len(hits)], out_i[row, : len(hits)] = scores[row, hits], seqs[row, hits]
+        if len(hits) < k and fetch < len(view.main_ids):
+            short.append(row)
+    if short:
+        main_only = replace(view, delta_seqs=_no_seqs(), delta_vectors=view.delta_vectors[:0])
+        out_s[short], out_i[short] = _exact_among(queries[short], main_only, k, allowed)
+    return out_s, out_i
 
 
 def _exact(

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from corel.class_rule import l2_normalise
+from service.items import live_index
 from service.items.live_index import LiveIndex
 
 DIM = 16
@@ -224,4 +225,28 @@ def test_a_filtered_search_finds_the_top_k_among_the_allowed(
     assert set(found.ravel()) <= set(allowed.tolist())
     # narrow filters and the flat kind are exact; HNSW and IVF under a wide one nearly so
     assert recall == 1.0 if share < 0.05 or kind == "flat" else recall >= 0.9
+    index.close()
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_a_wide_filter_on_an_approximate_index_over_fetches_and_keeps_its_recall(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_index, "EXACT_FILTER_MIN", 0)  # 10 % is "wide" at this size
+    store = Store()
+    index = open_index(tmp_path, store, setting=kind)
+    data = vectors(3_000)
+    write(index, store, np.arange(1, 3_001), data)
+    index.flush()
+    allowed = np.arange(1, 3_001, 10)
+    queries = vectors(50, seed=11)
+
+    _, found = index.search(queries, 10, allowed)
+
+    allowed_store = Store()
+    allowed_store.put(allowed, data[allowed - 1])
+    truth = [exact_top(allowed_store, q, 10) for q in queries]
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
+    assert set(found.ravel()) <= set(allowed.tolist())
+    assert recall >= 0.95
     index.close()
