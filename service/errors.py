@@ -27,6 +27,9 @@ class ServiceError(Exception):
     status = 500
     code = "internal_error"
 
+    def __init_subclass__(cls, *, status: int, code: str) -> None:
+        cls.status, cls.code = status, code
+
     def __init__(
         self, message: str, *, details: Any = None, headers: dict[str, str] | None = None
     ) -> None:
@@ -38,33 +41,25 @@ class ServiceError(Exception):
         return self.status
 
 
-class UnauthorizedError(ServiceError):
-    status, code = 401, "unauthorized"
+class UnauthorizedError(ServiceError, status=401, code="unauthorized"): ...
 
 
-class NotFoundError(ServiceError):
-    status, code = 404, "not_found"
+class NotFoundError(ServiceError, status=404, code="not_found"): ...
 
 
-class ConflictError(ServiceError):
-    status, code = 409, "conflict"
+class ConflictError(ServiceError, status=409, code="conflict"): ...
 
 
-class PayloadTooLargeError(ServiceError):
-    status, code = 413, "payload_too_large"
+class PayloadTooLargeError(ServiceError, status=413, code="payload_too_large"): ...
 
 
-class UnsupportedMediaTypeError(ServiceError):
-    status, code = 415, "unsupported_media_type"
+class UnsupportedMediaTypeError(ServiceError, status=415, code="unsupported_media_type"): ...
 
 
-class ValidationFailedError(ServiceError):
-    status, code = 422, "validation_failed"
+class ValidationFailedError(ServiceError, status=422, code="validation_failed"): ...
 
 
-class TooManyRequestsError(ServiceError):
-    status, code = 429, "too_many_requests"
+class TooManyRequestsError(ServiceError, status=429, code="too_many_requests"): ...
 
 
-class ServiceUnavailableError(ServiceError):
-    status, code = 503, "service_unavailable"
+class ServiceUnavailableError(ServiceError, status=503, code="service_unavailable"): ...

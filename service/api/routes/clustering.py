@@ -62,12 +62,11 @@ async def _embeddings(
     return np.stack([check_vector(v, dim, f"vectors[{n}]") for n, v in enumerate(vectors)])
 
 
-@router.post(
-    "/score",
-    response_model=ScoreResponse,
-    response_model_exclude_none=True,
-    responses=errors(408, 413, 415, 422, 429, 503),
-)
+# A batch is embedded and clustered: the errors of a body and of the model
+BATCH_ERRORS = errors(408, 413, 415, 422, 429, 503)
+
+
+@router.post("/score", response_model_exclude_none=True, responses=BATCH_ERRORS)
 async def score(
     body: ScoreRequest, embedder: EmbedderDep, settings: SettingsDep, bundle: BundleDep
 ) -> ScoreResponse:
@@ -92,12 +91,7 @@ async def score(
     return ScoreResponse.model_validate(result, from_attributes=True)
 
 
-@router.post(
-    "/cluster",
-    response_model=ClusterResponse,
-    response_model_exclude_none=True,
-    responses=errors(408, 413, 415, 422, 429, 503),
-)
+@router.post("/cluster", response_model_exclude_none=True, responses=BATCH_ERRORS)
 async def cluster(
     body: ClusterRequest, embedder: EmbedderDep, settings: SettingsDep, bundle: BundleDep
 ) -> ClusterResponse:

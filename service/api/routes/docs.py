@@ -8,6 +8,7 @@ are served here under /docs-assets. Whether these pages need the API key is a se
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import fastapi_offline
@@ -31,22 +32,28 @@ def mount_docs(app: FastAPI, router: APIRouter) -> None:
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @router.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
+    pages = {
+        "/docs": get_swagger_ui_html(
             openapi_url="/openapi.json",
             title=f"{app.title}: API",
             swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
-        )
-
-    @router.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
+        ),
+        "/redoc": get_redoc_html(
             openapi_url="/openapi.json",
             title=f"{app.title}: API",
             redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
             redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
-        )
+        ),
+    }
+    for path, page in pages.items():
+        router.add_api_route(path, _serve(page), include_in_schema=False)
+
+
+def _serve(page: HTMLResponse) -> Callable[[], Awaitable[HTMLResponse]]:
+    async def serve() -> HTMLResponse:
+        return page
+
+    return serve
