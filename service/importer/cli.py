@@ -162,7 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     check_usage(p, args)
     client = ServiceClient(args.url, api_key=args.api_key)
-    summary: Summary | None = None
     try:
         summary = run(args, client)
     except ImportFailed as exc:
@@ -199,10 +198,11 @@ def run(args: argparse.Namespace, client: ServiceClient) -> Summary:
             body = encode_batch(rows, ids, store_input=args.store_input, label=args.label)
             while len(pending) >= args.concurrency:
                 _acknowledge(pending.popleft(), state, state_path, progress)
-            count = len(ids)
-            pending.append((rows, pool.submit(client.post_items, body, count, rows.start)))
+            pending.append((rows, pool.submit(client.post_items, body, len(ids), rows.start)))
         while pending:
             _acknowledge(pending.popleft(), state, state_path, progress)
+    except ImportFailed as exc:  # say how far it got
+        raise ImportFailed(f"{exc} [{state.next_row:,} of {stop:,} rows stored]") from exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         progress.close()
@@ -226,15 +226,13 @@ def _acknowledge(
 def _open(args: argparse.Namespace, model: ModelInput) -> Source:
     if args.fashion_mnist is not None:
         return FashionMnist(args.fashion_mnist, args.split or "train", model)
-    source: Source = open_source(args.source, model)
-    return source
+    return open_source(args.source.resolve(), model)  # resolved: `.` has a name then
 
 
 def _default_state(args: argparse.Namespace, source: Source) -> Path:
     if args.fashion_mnist is not None:  # beside a system folder we may not write to
         return Path(f"{source.name}.import-state.json")
-    path: Path = args.source
-    return path.with_name(path.name.rstrip("/") + ".import-state.json")
+    return source.path.with_name(source.path.name + ".import-state.json")
 
 
 def _ids(rows: Rows, prefix: str, prefix_given: bool) -> list[str]:

@@ -1,10 +1,10 @@
 """The service seen by the importer: GET /model and POST /items, with retries.
 
-Retried, with exponential backoff (or the server's Retry-After): 429 and 503 answers and
-transport errors (refused or dropped connections, timeouts). A POST whose answer was lost
-may have been committed: the server stores each batch atomically, so the retry comes back
-as a 409 naming every id of the batch, which counts as "already stored". Any other 4xx or
-5xx stops the import with the server's message.
+Retried for up to five minutes, with exponential backoff (or the server's Retry-After): 429
+and 503 answers and transport errors (refused or dropped connections, timeouts). A POST
+whose answer was lost may have been committed: the server stores each batch atomically, so
+the retry comes back as a 409 naming every id of the batch, which counts as "already
+stored". Any other 4xx or 5xx stops the import with the server's message.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from service.importer.sources import ModelInput, Rows
 
 __all__ = ["ServiceClient", "encode_batch"]
 
-ATTEMPTS = 10  # backoff 0.5, 1, 2, 4, 8, 16, 30, 30, 30 s: about two minutes in all
+GIVE_UP_AFTER = 300.0  # seconds of retrying one request: long enough for a server restart
 MAX_BACKOFF = 30.0
 RETRIED_STATUSES = {429, 503}
 _CONFLICT_COUNT = re.compile(r"^(\d+) item id\(s\) already exist")
@@ -103,8 +103,10 @@ class ServiceClient:
     def _send(
         self, method: str, path: str, *, retry_connect: bool = True, **kwargs: Any
     ) -> httpx.Response:
-        problem = ""
-        for attempt in range(ATTEMPTS):
+        """The response, after retrying 429/503 and transport errors for up to GIVE_UP_AFTER
+        seconds (the server's Retry-After when it gives one, else 0.5, 1, 2, ... 30 s)."""
+        deadline, attempt = time.monotonic() + GIVE_UP_AFTER, 0
+        while True:
             try:
                 response = self.http.request(method, path, **kwargs)
             except httpx.ConnectError as exc:
@@ -120,9 +122,13 @@ class ServiceClient:
                     return response
                 problem = f"{response.status_code} {_message(response)}"
                 wait = _retry_after(response) or _backoff(attempt)
-            if attempt + 1 < ATTEMPTS:
-                time.sleep(wait)
-        raise ImportFailed(f"{method} {path}: gave up after {ATTEMPTS} tries; last: {problem}")
+            if time.monotonic() + wait > deadline:
+                raise ImportFailed(
+                    f"{method} {path}: gave up after {attempt + 1} tries in "
+                    f"{GIVE_UP_AFTER:.0f} s; last: {problem}"
+                )
+            time.sleep(wait)
+            attempt += 1
 
     @staticmethod
     def _conflict(response: httpx.Response, count: int, first_row: int) -> None:
@@ -143,7 +149,10 @@ class ServiceClient:
     def _raise_for(self, response: httpx.Response) -> None:
         if response.is_success:
             return
-        hint = "; give --api-key or set COREL_API_KEY" if response.status_code == 401 else ""
+        hint = {
+            401: "; give --api-key or set COREL_API_KEY",
+            413: "; give a smaller --batch-size",
+        }.get(response.status_code, "")
         raise ImportFailed(
             f"{response.request.method} {response.request.url.path} answered "
             f"{response.status_code}: {_message(response)}{hint}"

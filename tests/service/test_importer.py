@@ -213,6 +213,7 @@ def test_import_stops_when_some_ids_of_a_batch_belong_to_other_items(
     [line] = error_lines(capsys)
     assert line.startswith("corel-import: error: rows 0..49: 409 30 item id(s) already exist")
     assert "clash-0" in line and "--id-prefix" in line
+    assert line.endswith("[0 of 300 rows stored]")
 
 
 @pytest.mark.slow
