@@ -205,11 +205,20 @@ class ItemService:
 
     # -- items -------------------------------------------------------------------------
 
+    async def check_new_ids(self, ids: list[str]) -> None:
+        """409 when any of these ids is stored (insert checks again, in its transaction)."""
+        await asyncio.to_thread(self.store.check_new, ids)
+
     async def add(self, items: list[NewItem]) -> list[StoredItem]:
         """Store items (committed on return) and index them."""
         self._require_ready()
-        for n, item in enumerate(items):
-            check_vector(item.embedding, self.dim, f"items[{n}]")
+        vectors = np.stack([np.asarray(item.embedding, np.float32) for item in items])
+        if (
+            vectors.shape[1:] != (self.dim,)
+            or not (np.isfinite(vectors).all(axis=1) & vectors.any(axis=1)).all()
+        ):
+            for n, item in enumerate(items):  # the slow path, for the message
+                check_vector(item.embedding, self.dim, f"items[{n}]")
         return await asyncio.to_thread(self._add_sync, items)
 
     def _add_sync(self, items: list[NewItem]) -> list[StoredItem]:

@@ -133,6 +133,14 @@ def _chunks(values: Sequence[Any] | np.ndarray, size: int = 500) -> Iterator[tup
         yield chunk, ",".join("?" * len(chunk))
 
 
+def _refuse_existing(existing: list[str]) -> None:
+    if existing:
+        raise ConflictError(
+            f"{len(existing)} item id(s) already exist",
+            details={"ids": existing[:20], "count": len(existing)},
+        )
+
+
 def _metadata_clause(key: str, value: MetadataValue) -> tuple[str, list[Any]]:
     """SQL for `metadata[key] == value` with JSON types kept apart (true is not 1)."""
     path = '$."' + key.replace('"', "") + '"'
@@ -194,17 +202,38 @@ class ItemStore:
 
     # -- writes ------------------------------------------------------------------------
 
+    def check_new(self, ids: list[str]) -> None:
+        """409 if any of these ids is taken."""
+        with self._lock, self._errors():
+            _refuse_existing(self._existing_ids(self._conn, ids))
+
     def insert(self, items: Sequence[NewItem], model_id: str) -> list[StoredItem]:
         """Insert all items in one transaction, or none: a duplicate id is a 409."""
         now = _now()
         with self._transaction() as conn:
-            existing = self._existing_ids(conn, [item.id for item in items])
-            if existing:
-                raise ConflictError(
-                    f"{len(existing)} item id(s) already exist", details={"ids": existing[:20]}
-                )
-            rows = [_insert(conn, item, model_id, item.embedding, now, now) for item in items]
-        return [_row_to_item(row) for row in rows]
+            _refuse_existing(self._existing_ids(conn, [item.id for item in items]))
+            # executemany and no reading back: measured, reading each row back (and parsing
+            # its JSON again) was a quarter of a bulk import's server time
+            conn.executemany(
+                "INSERT INTO items (id, model_id, dim, embedding, label, metadata, source,"
+                " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (item.id, model_id, int(item.embedding.shape[0]),
+                     np.asarray(item.embedding, dtype="<f4").tobytes(), item.label,
+                     json.dumps(item.metadata or {}),
+                     None if item.source is None else json.dumps(item.source), now, now)
+                    for item in items
+                ],
+            )  # fmt: skip
+            last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items'").fetchone()[
+                0
+            ]
+        first = last - len(items) + 1  # one writer, inside one transaction: consecutive seqs
+        return [
+            StoredItem(first + n, item.id, model_id, item.embedding, item.label,
+                       item.metadata or {}, item.source, now, now)
+            for n, item in enumerate(items)
+        ]  # fmt: skip
 
     @staticmethod
     def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> list[str]:

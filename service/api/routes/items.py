@@ -48,6 +48,7 @@ async def create_items(
     ids = [item.id or uuid.uuid4().hex for item in body.items]
     if len(set(ids)) != len(ids):
         raise ConflictError("the same id appears twice in one request")
+    await items.check_new_ids(ids)  # before embedding: a batch sent again costs no model run
     inputs = {n: item.input for n, item in enumerate(body.items) if item.input is not None}
     vectors: dict[int, np.ndarray] = {}
     if inputs:

@@ -71,7 +71,7 @@ def test_create_items_duplicate_id_is_409_and_stores_nothing(http: TestClient) -
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
-    assert response.json()["error"]["details"] == {"ids": ["x"]}
+    assert response.json()["error"]["details"] == {"ids": ["x"], "count": 1}
     assert http.get("/items/y").status_code == 404
 
 

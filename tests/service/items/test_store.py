@@ -55,7 +55,7 @@ def test_insert_duplicate_id_raises_conflict_and_writes_nothing(store: ItemStore
     with pytest.raises(ConflictError) as info:
         store.insert([_item(1), _item(0)], "m1")
 
-    assert info.value.details == {"ids": ["item-0"]}
+    assert info.value.details == {"ids": ["item-0"], "count": 1}
     assert store.get("item-1") is None  # all or nothing
     assert store.count() == 1
 
