@@ -202,7 +202,7 @@ def test_server_classes_survive_a_restart(start_server, fashion_sample, tmp_path
     data_dir = tmp_path / "restart"
     first = start_server(data_dir=data_dir)
     with first.client() as http:
-        assert http.delete("/classes/Bag").status_code == 204
+        assert http.delete("/classes/Bag", params={"force": True}).status_code == 204
         body = {"name": "handbag", "inputs": [as_input(im) for im in images[labels == 8][:5]]}
         assert http.post("/classes", json=body).status_code == 201
     first.stop()
