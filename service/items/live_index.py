@@ -47,6 +47,7 @@ COMPACT_AT = 0.25  # tombstone share of main above which it is rebuilt from the 
 # Filters allowing at most max(this many, this share of main) are answered exactly
 EXACT_FILTER_MIN, EXACT_FILTER_SHARE = 4_096, 0.05
 OVER_FETCH = 2  # wider filters on approximate indexes: fetch k / share times this, filter
+BACKGROUND_NICE = 10  # merges and rebuilds yield the CPU to request threads
 
 # (seqs, raw vectors) of the current model's stored items with seq <= watermark, in chunks
 StoreReader = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
@@ -316,6 +317,10 @@ class LiveIndex:
         # OpenMP's thread count is per calling thread: this limits the background builds
         # only, leaving a core to the event loop and the searches it runs
         faiss.omp_set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        try:  # and the scheduler serves requests first (a Linux thread has its own nice)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except (AttributeError, OSError):
+            log.info("item index: cannot lower the background thread's priority here")
         while not self._closing.is_set():
             self._wake.wait(timeout=1.0)
             self._wake.clear()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 
 from corel.bundle import ENCODER_FILE, Bundle
@@ -310,6 +311,10 @@ class ItemService:
     def _neighbours_sync(
         self, queries: list[np.ndarray | str], options: SearchOptions
     ) -> list[list[Neighbour]]:
+        # One OpenMP thread per request: FAISS would otherwise split even one query over
+        # the cores and wait for a second thread to be scheduled. Measured at 1M items
+        # (HNSW, 2 busy cores): GET /neighbors p99 30.4 ms with both, 9.5 ms with one.
+        faiss.omp_set_num_threads(1)
         vectors, own = resolve_queries(self.store, self.model_id, self.dim, queries)
         return find_neighbours(self.store, self._index, self.model_id, vectors, own, options)
 
