@@ -113,6 +113,7 @@ class LiveIndex:
         self._snapshot_path, self._model_id, self._read_store = snapshot_path, model_id, read_store
         self._lock = threading.Lock()  # guards _view, _max_seq and _job's deleted list
         self._job_lock = threading.Lock()  # one merge or rebuild at a time
+        self._failed_job: Literal["merge", "rebuild"] | None = None  # for the error message
         empty = ItemIndex(dim, kind=self._first_kind())
         self._view = View(empty, _no_seqs(), _no_seqs(), np.zeros((0, dim), np.float32), _no_seqs())
         self._max_seq = 0
@@ -180,7 +181,7 @@ class LiveIndex:
     def flush(self) -> None:
         """Fold the delta and removed set into a new main index and snapshot it, now: what
         the background thread does on its own once they grow (benchmarks and tests)."""
-        self._run(*(self._next_job() or ("merge", self._view.main.kind)))
+        self._run_next(otherwise=("merge", self._view.main.kind))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -326,28 +327,36 @@ class LiveIndex:
             self._wake.clear()
             if self._closing.is_set():
                 return
-            job = self._next_job()
-            if job is None:
-                continue
             try:
-                self._run(*job)
+                self._run_next()
                 self._last_error = None
             except JobCancelled:
                 return
             except Exception as exc:  # keep serving the old view; try again later
-                self._last_error = f"{job[0]} of the item index failed: {exc}"
-                log.exception("item index: %s failed", job[0])
-                metrics.INDEX_JOBS.labels(job=job[0], outcome="failed").inc()
+                name = self._failed_job or "job"
+                self._last_error = f"{name} of the item index failed: {exc}"
+                log.exception("item index: %s failed", name)
+                metrics.INDEX_JOBS.labels(job=name, outcome="failed").inc()
                 self._closing.wait(10)
 
-    def _run(self, job: Literal["merge", "rebuild"], kind: IndexKind) -> None:
+    def _run_next(
+        self, otherwise: tuple[Literal["merge", "rebuild"], IndexKind] | None = None
+    ) -> Literal["merge", "rebuild"] | None:
+        """Run the job the index needs now (or `otherwise`), deciding it under the job lock:
+        a job decided before waiting for another would run again what that one just did."""
         with self._job_lock:
+            chosen = self._next_job() or otherwise
+            if chosen is None:
+                return None
+            self._failed_job = chosen[0]
             try:
-                self._run_locked(job, kind)
+                self._run_locked(*chosen)
             finally:
                 with self._lock:
                     self._job = None
                 self._job_status = None
+            self._failed_job = None
+            return chosen[0]
 
     def _run_locked(self, job: Literal["merge", "rebuild"], kind: IndexKind) -> None:
         started = time.perf_counter()

@@ -131,7 +131,7 @@ def test_writes_made_while_a_rebuild_runs_are_kept(tmp_path: Path) -> None:
     data = vectors(400)
     write(index, store, np.arange(1, 301), data[:300])
     store.gate = threading.Event()  # the rebuild waits inside its read of the store
-    rebuild = threading.Thread(target=index._run, args=("rebuild", "hnsw"))
+    rebuild = threading.Thread(target=index._run_next, args=(("rebuild", "hnsw"),))
     rebuild.start()
     assert store.reading.wait(10)
 
