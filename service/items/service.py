@@ -187,11 +187,13 @@ class ItemService:
                     return
                 delay = min(2 * delay, 30.0)
         self._load_error = None
+        # Counted before ready: the count scans the table under the store's lock (0.6 s at
+        # 1M items), which right after ready stalled the first requests
+        counts = self.store.count_by_model(self.model_id)
         self._ready.set()
         log.info(
             "item index: ready, %d vectors (%.2fs)", self._index.size, time.perf_counter() - started
         )
-        counts = self.store.count_by_model(self.model_id)
         if counts.other:
             log.warning(
                 "%d stored items were embedded by another model and are not searchable;"
