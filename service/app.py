@@ -18,7 +18,7 @@ from service.api.deps import AppState
 from service.api.errors import install_error_handlers
 from service.api.middleware import Admission, RequestBody, RequestMetrics
 from service.api.openapi import with_limits
-from service.api.routes import classes, clustering, embed, items, neighbors, system
+from service.api.routes import classes, clustering, embed, items, maps, neighbors, system
 from service.api.routes.docs import mount_docs
 from service.api.schemas.errors import errors
 from service.classes.index import ClassIndex
@@ -30,6 +30,7 @@ from service.inference.inputs import Input
 from service.inference.runtime import EncoderRuntime
 from service.items.service import ItemService
 from service.settings import Settings
+from service.web import mount_web
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,9 @@ def create_app(
         items.router,
         neighbors.router,
         clustering.router,
+        maps.router,
     ):
         app.include_router(router, dependencies=protected, responses=unauthorized)
+    mount_web(app)  # the page for people at /: no data in it, so no key (service/web)
     app.openapi = with_limits(app, state.settings)  # type: ignore[method-assign]
     return app

@@ -21,6 +21,7 @@ from service.inference.batcher import MicroBatcher
 from service.inference.embedder import Embedder, RequestEmbedder
 from service.inference.runtime import EncoderRuntime
 from service.items.service import ItemService
+from service.maps.latent_map import MapCache
 from service.settings import Settings
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ClassIndexDep",
     "EmbedderDep",
     "ItemsDep",
+    "MapCacheDep",
     "SettingsDep",
     "StateDep",
     "check_input_count",
@@ -49,6 +51,7 @@ class AppState:
     items: ItemService | None = None
     data_lock: DataDirLock | None = None
     in_flight: InFlight = field(default_factory=InFlight)
+    maps: MapCache = field(default_factory=MapCache)  # GET /map's projections
 
 
 def app_state(request: Request) -> AppState:
@@ -90,12 +93,17 @@ async def get_items(request: Request) -> ItemService:
     return _loaded(app_state(request).items)
 
 
+async def get_map_cache(request: Request) -> MapCache:
+    return app_state(request).maps
+
+
 StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 BundleDep = Annotated[Bundle, Depends(get_bundle)]
 EmbedderDep = Annotated[RequestEmbedder, Depends(get_embedder)]
 ClassIndexDep = Annotated[ClassIndex, Depends(get_class_index)]
 ItemsDep = Annotated[ItemService, Depends(get_items)]
+MapCacheDep = Annotated[MapCache, Depends(get_map_cache)]
 
 
 def check_input_count(count: int, settings: Settings) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Query, Response, status
 
-from service.api.deps import EmbedderDep, ItemsDep, SettingsDep, check_input_count
+from service.api.deps import BundleDep, EmbedderDep, ItemsDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
 from service.api.schemas.errors import errors
 from service.api.schemas.items import (
@@ -25,8 +25,9 @@ from service.api.schemas.items import (
     Reembedded,
     item_public,
 )
-from service.errors import ConflictError, ValidationFailedError
+from service.errors import ConflictError, NotFoundError, ValidationFailedError
 from service.inference.inputs import Input
+from service.inference.preview import input_png
 from service.items.store import NewItem
 
 __all__ = ["router"]
@@ -69,6 +70,32 @@ async def create_items(
 async def get_item(item_id: str, items: ItemsDep, include_vector: bool = False) -> ItemPublic:
     """One item; `include_vector` adds its raw embedding."""
     return item_public(await items.get(item_id), items.model_id, include_vector)
+
+
+PNG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "A PNG image"}
+}
+
+
+@router.get(
+    "/items/{item_id}/input.png",
+    response_class=Response,
+    responses={**PNG, **errors(404, 422, 503)},
+)
+async def get_item_input(
+    item_id: str, items: ItemsDep, bundle: BundleDep, settings: SettingsDep
+) -> Response:
+    """The item's stored input as a PNG, as the model sees it (at its input size).
+
+    404 when the item kept no input (`store_input: false`) or the model takes no images.
+    """
+    item = await items.get(item_id)
+    if item.source is None:
+        raise NotFoundError(f"item {item_id!r} was stored without its input")
+    png = await asyncio.to_thread(
+        input_png, item.source, bundle.manifest.input, max_pixels=settings.max_image_pixels
+    )
+    return Response(png, media_type="image/png")
 
 
 @router.get("/items", response_model=ItemList, responses=errors(422, 503))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -9,7 +11,7 @@ from service import metrics
 from service.api.deps import BundleDep, ClassIndexDep, SettingsDep, StateDep
 from service.api.schemas.errors import errors
 from service.api.schemas.system import Batching, Health, IndexSizes, ModelInfo, Ready
-from service.errors import ServiceUnavailableError
+from service.errors import NotFoundError, ServiceUnavailableError
 
 router = APIRouter(tags=["system"])  # open: health checks and scrapers carry no key
 model_router = APIRouter(tags=["system"])  # behind the API key like everything else
@@ -49,6 +51,20 @@ async def model(
             max_wait_ms=settings.max_wait_ms,
         ),
     )
+
+
+@model_router.get(
+    "/model/figures/{name}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "A PNG image"}, **errors(404)},
+)
+async def model_figure(name: str, bundle: BundleDep) -> Response:
+    """A figure the bundle ships (`training_curves.png`, `projections.png`, ...): only the
+    PNG files its manifest lists, so nothing else in the bundle's folder is reachable."""
+    if not name.endswith(".png") or name not in bundle.manifest.files:
+        raise NotFoundError(f"the bundle has no figure {name!r}")
+    figure = await asyncio.to_thread((bundle.path / name).read_bytes)
+    return Response(figure, media_type="image/png")
 
 
 @router.get("/metrics", include_in_schema=False)

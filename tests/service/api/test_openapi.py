@@ -33,6 +33,8 @@ def test_every_route_answers_a_typed_body(spec) -> None:
         ok = next(r for s, r in operation["responses"].items() if s.startswith("2"))
         if name.startswith("DELETE"):
             continue  # 204: no body
+        if "image/png" in ok["content"]:
+            continue  # a picture: GET /items/{id}/input.png, GET /model/figures/{name}
         assert ok["content"]["application/json"]["schema"], name
 
 
