@@ -1,0 +1,160 @@
+// Browse items: a paged gallery with label and metadata filters, an item's neighbours,
+// delete, select for a class, and add by upload.
+
+import { getJson, sendJson } from "./api.js";
+import { el, fileInput, fmt, gallery, itemImage, say, sayError, selection, toggleSelected } from "./ui.js";
+
+const $ = (id) => document.getElementById(id);
+const PAGE = 24;
+const SCAN = 500; // items read per request while a metadata filter looks for matches
+
+// pages[n]: where page n starts: the server cursor, and matches already read past it
+let pages = [{ cursor: null, buffer: [] }];
+let current = 0;
+let filter = { label: "", metadata: {} };
+
+function parseMetadata(text) {
+  const wanted = {};
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const at = part.indexOf("=");
+    if (at < 1) throw new Error(`"${part}" is not key=value`);
+    const raw = part.slice(at + 1).trim();
+    let value = raw;
+    try {
+      value = JSON.parse(raw); // 3, true, null, "text"
+    } catch {
+      // plain text
+    }
+    wanted[part.slice(0, at).trim()] = value;
+  }
+  return wanted;
+}
+
+const matches = (item) =>
+  Object.entries(filter.metadata).every(([key, value]) => item.metadata?.[key] === value);
+
+export async function loadPage(n = 0) {
+  const status = $("browse-status");
+  say(status, "Loading…");
+  try {
+    const filtering = Object.keys(filter.metadata).length > 0;
+    const start = pages[n];
+    let buffer = [...start.buffer];
+    let cursor = start.cursor;
+    let done = false;
+    let total = 0;
+    while (buffer.length < PAGE && !done) {
+      const query = new URLSearchParams({ limit: String(filtering ? SCAN : PAGE - buffer.length) });
+      if (cursor) query.set("cursor", cursor);
+      if (filter.label) query.set("label", filter.label);
+      const answer = await getJson(`/items?${query}`);
+      buffer = buffer.concat(filtering ? answer.items.filter(matches) : answer.items);
+      total = answer.total;
+      cursor = answer.next_cursor;
+      done = cursor === null;
+    }
+    current = n;
+    pages = pages.slice(0, n + 1);
+    if (!done || buffer.length > PAGE) pages.push({ cursor, buffer: buffer.slice(PAGE) });
+    const shown = buffer.slice(0, PAGE);
+    $("browse-gallery").replaceChildren(shown.length
+      ? gallery(shown, { onpick: openItem })
+      : el("p", { class: "muted" }, "No items match."));
+    for (const tile of $("browse-gallery").querySelectorAll(".tile")) {
+      tile.classList.toggle("selected", selection.has(tile.dataset.id));
+    }
+    $("browse-page").textContent = `Page ${n + 1}`;
+    $("browse-prev").disabled = n === 0;
+    $("browse-next").disabled = pages.length <= n + 1;
+    say(status, filtering
+      ? `${shown.length} items on this page match the metadata filter (of ${total} with this label)`
+      : `${total} items${filter.label ? ` labelled ${filter.label}` : ""}`);
+  } catch (error) {
+    sayError(status, error);
+  }
+}
+
+export async function openItem(item) {
+  const panel = $("browse-detail");
+  panel.hidden = false;
+  const status = el("p", { role: "status", class: "status" });
+  const chosen = el("input", { type: "checkbox", id: "detail-select", checked: selection.has(item.id) || null });
+  chosen.addEventListener("change", () => {
+    toggleSelected(item.id, chosen.checked);
+    $("browse-gallery").querySelector(`.tile[data-id="${CSS.escape(item.id)}"]`)
+      ?.classList.toggle("selected", chosen.checked);
+  });
+  const remove = el("button", { type: "button", class: "danger", id: "detail-delete" }, "Delete item");
+  remove.addEventListener("click", async () => {
+    if (!confirm(`Delete item ${item.id}?`)) return;
+    try {
+      await sendJson("DELETE", `/items/${encodeURIComponent(item.id)}`);
+      toggleSelected(item.id, false);
+      panel.hidden = true;
+      await loadPage(current);
+    } catch (error) {
+      sayError(status, error);
+    }
+  });
+  const neighbours = el("div", { id: "detail-neighbours" }, el("p", { class: "muted" }, "Finding neighbours…"));
+  panel.replaceChildren(
+    el("h3", {}, `Item ${item.id}`),
+    el("div", { class: "row" },
+      itemImage(item.id),
+      el("dl", { class: "figures" },
+        el("dt", {}, "Label"), el("dd", {}, item.label ?? "–"),
+        el("dt", {}, "Metadata"), el("dd", {}, JSON.stringify(item.metadata)),
+        el("dt", {}, "Created"), el("dd", {}, item.created))),
+    el("div", { class: "controls" },
+      el("label", { for: "detail-select" }, chosen, " Select for a new class"), remove),
+    status,
+    el("h3", {}, "Nearest stored items"),
+    neighbours);
+  panel.scrollIntoView({ block: "nearest" });
+  try {
+    const answer = await getJson(`/neighbors?id=${encodeURIComponent(item.id)}&k=8`);
+    const found = answer.neighbors;
+    neighbours.replaceChildren(found.length
+      ? gallery(found, { onpick: openItem, caption: (n) => `${n.label ?? "–"} · ${fmt(n.score)}` })
+      : el("p", { class: "muted" }, "No other items."));
+  } catch (error) {
+    neighbours.replaceChildren(el("p", { class: "error" }, error.message));
+  }
+}
+
+async function addItems(event) {
+  event.preventDefault();
+  const status = $("browse-status");
+  const files = [...$("add-files").files];
+  const label = $("add-label").value.trim() || undefined;
+  try {
+    const items = [];
+    for (const file of files) {
+      items.push({ input: await fileInput(file), label, metadata: { source: "web", file: file.name } });
+    }
+    const answer = await sendJson("POST", "/items", { items });
+    $("browse-add").reset();
+    pages = [{ cursor: null, buffer: [] }];
+    await loadPage(0);
+    say(status, `Added ${answer.items.length} item(s)`, "ok");
+  } catch (error) {
+    sayError(status, error);
+  }
+}
+
+export function setUpBrowse() {
+  $("browse-filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    try {
+      filter = { label: $("browse-label").value.trim(), metadata: parseMetadata($("browse-meta").value) };
+    } catch (error) {
+      sayError($("browse-status"), error);
+      return;
+    }
+    pages = [{ cursor: null, buffer: [] }];
+    loadPage(0);
+  });
+  $("browse-prev").addEventListener("click", () => loadPage(Math.max(0, current - 1)));
+  $("browse-next").addEventListener("click", () => loadPage(current + 1));
+  $("browse-add").addEventListener("submit", addItems);
+}
