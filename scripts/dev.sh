@@ -87,6 +87,8 @@ case $cmd in
     ensure_fashion_mnist
     # the item search benchmark's test drives the real server with wrk (a C load generator)
     command -v wrk >/dev/null || apt_install wrk
+    # the web page's tests drive Debian's chromium with Playwright (tests/service/web)
+    command -v chromium >/dev/null || apt_install chromium
     ensure_venv "train,dev"
     run_gates
     # pytest exits 5 when it collected no test: that is a failure here, not a pass.

@@ -1,7 +1,7 @@
 // Classes: the list, imprint from pictures or from items selected in Browse, remove, restore.
 
 import { getJson, sendJson } from "./api.js";
-import { el, fileInput, fmt, say, sayError, selection, selectionChanged, storedInput } from "./ui.js";
+import { el, fileInput, fmt, say, sayError, selection, selectionChanged, storedInput, toggleSelected } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -49,6 +49,7 @@ async function imprint(event) {
     if (!inputs.length) throw new Error("choose example pictures or select items in Browse items");
     const made = await sendJson("POST", "/classes", { name, inputs });
     $("imprint-form").reset();
+    for (const id of [...selection]) toggleSelected(id, false); // used: start afresh
     await loadClasses();
     say(status, `Imprinted ${made.name} from ${made.examples} example(s)`, "ok");
   } catch (error) {

@@ -5,7 +5,7 @@ import { getJson, imageUrl, metricsText } from "./api.js";
 import { el, fmt, gallery, say, sayError } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
-const POLL_MS = 3000;
+const POLL_MS = 2000;
 let previous = null; // the last reading, for rates
 let timer = 0;
 
