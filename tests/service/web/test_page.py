@@ -97,7 +97,7 @@ def test_an_uploaded_test_image_is_classified_and_its_neighbours_shown(
         answer = client.post("/classify", json={"inputs": [tensor_input(images[n])]}).json()
     margin = page.inner_text("#try-answer p").split("margin ")[1]
     assert margin == f"{answer['results'][0]['margin']:.3f}"
-    page.screenshot(path=artifacts / "try.png", full_page=True)
+    page.screenshot(path=artifacts / "web-try.png", full_page=True)
 
 
 def test_a_drawing_is_sent_at_the_models_size_and_classified(page) -> None:
@@ -147,7 +147,7 @@ def test_browse_filters_opens_neighbours_and_deletes(page, artifacts) -> None:
         "#detail-neighbours .caption", "cs => cs.map(c => c.textContent.split(' · ')[0])"
     )
     assert len(neighbours) == 8 and neighbours.count("Ankle boot") >= 6
-    page.screenshot(path=artifacts / "browse.png", full_page=True)
+    page.screenshot(path=artifacts / "web-browse.png", full_page=True)
 
     page.fill("#browse-label", "Bag")
     page.fill("#browse-meta", "index=18")
@@ -165,6 +165,25 @@ def test_browse_filters_opens_neighbours_and_deletes(page, artifacts) -> None:
     assert page.locator("#browse-detail").is_hidden()
     response = page.request.get(page.url.split("#")[0] + "items/fm-2", headers=AUTH)
     assert response.status == 404
+
+
+def test_items_are_added_by_upload_with_a_label(page, server, fashion_test, tmp_path) -> None:
+    images, _ = fashion_test
+    files = []
+    for n in (2000, 2001):
+        files.append(tmp_path / f"test-{n}.png")
+        Image.fromarray(images[n].squeeze().astype(np.uint8)).save(files[-1])
+    open_view(page, "browse")
+
+    page.set_input_files("#add-files", [str(f) for f in files])
+    page.fill("#add-label", "Uploaded")
+    page.click("#browse-add button[type=submit]")
+
+    page.wait_for_function("document.getElementById('browse-status').textContent.includes('Added')")
+    assert page.inner_text("#browse-status") == "Added 2 item(s)"
+    with server.client(headers=AUTH) as client:
+        added = client.get("/items", params={"label": "Uploaded"}).json()["items"]
+    assert sorted(item["metadata"]["file"] for item in added) == ["test-2000.png", "test-2001.png"]
 
 
 def test_a_class_is_imprinted_from_selected_items_then_removed(page, artifacts) -> None:
@@ -187,7 +206,7 @@ def test_a_class_is_imprinted_from_selected_items_then_removed(page, artifacts) 
     row.wait_for()
     assert row.locator("td").nth(0).inner_text() == "imprinted"
     assert row.locator("td").nth(2).inner_text() == "3"
-    page.screenshot(path=artifacts / "classes.png", full_page=True)
+    page.screenshot(path=artifacts / "web-classes.png", full_page=True)
 
     row.get_by_role("button", name="Remove class Flip-flop").click()
     row.wait_for(state="detached")
@@ -208,8 +227,8 @@ def test_the_map_draws_the_stored_items_and_shows_one_on_hover(page, artifacts) 
     open_view(page, "map")
     page.wait_for_selector("#map-canvas[data-points]")
     points = int(page.get_attribute("#map-canvas", "data-points"))
-    assert STORED - 2 <= points <= STORED  # one or two deleted by the browse test
-    assert page.locator("#map-legend li").count() == 10
+    assert STORED - 1 <= points <= STORED + 2  # the browse tests delete one, add two
+    assert page.locator("#map-legend li").count() >= 10
     # the canvas shows points in many colours; find one that is an item, not a diamond
     spot = page.evaluate(
         """() => {
@@ -231,7 +250,7 @@ def test_the_map_draws_the_stored_items_and_shows_one_on_hover(page, artifacts) 
     page.mouse.move(box["x"] + spot["found"][0] + 1, box["y"] + spot["found"][1] + 1)
     page.wait_for_selector("#map-tip:not([hidden]) img[src]")
     assert "fm-" in page.inner_text("#map-tip")
-    page.screenshot(path=artifacts / "map.png", full_page=True)
+    page.screenshot(path=artifacts / "web-map.png", full_page=True)
 
     before = page.locator("#map-canvas").screenshot()
     page.focus("#map-canvas")
@@ -252,11 +271,11 @@ def test_model_and_health_show_the_card_figures_report_and_live_figures(page, ar
     assert "fashion-mnist-cosine" in page.inner_text("#model-card")
     assert images_loaded(page, "#model-figures") == 2
     page.wait_for_selector("#report table")
-    assert page.locator("#report table tbody tr").count() == 10
+    assert page.locator("#report table tbody tr").count() >= 10  # and labels with no class
     page.wait_for_function(
         "document.getElementById('live').textContent.includes('Requests/s')", timeout=10_000
     )
-    page.screenshot(path=artifacts / "health.png", full_page=True)
+    page.screenshot(path=artifacts / "web-health.png", full_page=True)
 
 
 def accessible_controls(page) -> list[dict]:
@@ -307,7 +326,7 @@ def test_the_page_fits_a_phone_screen(browser_context, server, artifacts) -> Non
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (view, width)  # nothing wider than the screen
     open_view(page, "try")
-    page.screenshot(path=artifacts / "phone.png", full_page=True)
+    page.screenshot(path=artifacts / "web-phone.png", full_page=True)
     page.close()
 
 
