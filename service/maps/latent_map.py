@@ -103,25 +103,35 @@ def map_key(method: Method, model_id: str, rows: VectorRows, classes: ClassSet) 
 
 
 class MapCache:
-    """The newest maps by what they were made from; one projection runs at a time, so the
-    same slow t-SNE asked for twice at once is computed once."""
+    """The newest maps by what they were made from. A map asked for while it is being
+    computed is waited for, not computed twice; other maps (a cached PCA while a t-SNE
+    runs) do not wait for it. A computation outlives a client that stops waiting: its map
+    is cached for the next one."""
 
     def __init__(self, size: int = CACHED_MAPS) -> None:
         self._maps: OrderedDict[str, LatentMap] = OrderedDict()
+        self._running: dict[str, asyncio.Task[LatentMap]] = {}
         self._size = size
-        self._lock = asyncio.Lock()
 
     async def get(
         self, method: Method, model_id: str, rows: VectorRows, classes: ClassSet
     ) -> tuple[LatentMap, bool]:
         """(the map, whether it came from the cache)."""
         key = map_key(method, model_id, rows, classes)
-        async with self._lock:
-            if key in self._maps:
-                self._maps.move_to_end(key)
-                return self._maps[key], True
-            latent_map = await asyncio.to_thread(project, method, rows, classes)
-            self._maps[key] = latent_map
-            while len(self._maps) > self._size:
-                self._maps.popitem(last=False)
-            return latent_map, False
+        if key in self._maps:
+            self._maps.move_to_end(key)
+            return self._maps[key], True
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.create_task(asyncio.to_thread(project, method, rows, classes))
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task), False
+
+    def _finished(self, key: str, task: asyncio.Task[LatentMap]) -> None:
+        del self._running[key]
+        if task.cancelled() or task.exception() is not None:
+            return  # the waiters get the error; nothing is cached
+        self._maps[key] = task.result()
+        while len(self._maps) > self._size:
+            self._maps.popitem(last=False)
