@@ -15,6 +15,7 @@ from tests.service.conftest import tensor_input
 from tests.service.web.conftest import needs_chromium
 
 pytestmark = [
+    pytest.mark.slow,  # a browser and a server: about 30 s in all
     needs_chromium,
     pytest.mark.skipif(not Path(FASHION_DIR).is_dir(), reason="needs dataset-fashion-mnist"),
 ]
