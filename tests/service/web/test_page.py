@@ -264,6 +264,7 @@ def test_the_map_draws_the_stored_items_and_shows_one_on_hover(page, artifacts) 
     page.click("#map-form button[type=submit]")
     page.wait_for_function("document.getElementById('map-status').textContent.includes('TSNE')")
     assert page.get_attribute("#map-canvas", "data-points") == "200"
+    page.screenshot(path=artifacts / "web-map-tsne.png", full_page=True)
 
 
 def test_model_and_health_show_the_card_figures_report_and_live_figures(page, artifacts) -> None:

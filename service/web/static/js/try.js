@@ -48,10 +48,11 @@ async function showFile(file) {
 }
 
 function classification(result) {
-  const why = result.unknown
-    ? result.reason ??
-      `best score ${fmt(result.score)} is below the threshold ${fmt(result.threshold)} of ${result.label}`
-    : `best score ${fmt(result.score)} is at or above the threshold ${fmt(result.threshold)}`;
+  const why = result.reason ?? (result.threshold === null || result.threshold === undefined
+    ? `best score ${fmt(result.score)}; ${result.label} has no unknown threshold`
+    : result.unknown
+      ? `best score ${fmt(result.score)} is below the threshold ${fmt(result.threshold)} of ${result.label}`
+      : `best score ${fmt(result.score)} is at or above the threshold ${fmt(result.threshold)}`);
   const rows = result.top.map((t) =>
     el("tr", {},
       el("td", {}, t.label),
