@@ -162,5 +162,5 @@ def create_app(
         clustering.router,
     ):
         app.include_router(router, dependencies=protected, responses=unauthorized)
-    app.openapi = with_limits(app, state.settings)  # type: ignore[method-assign]
+    app.openapi = with_limits(app, state)  # type: ignore[method-assign]
     return app
