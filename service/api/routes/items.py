@@ -39,7 +39,7 @@ router = APIRouter(tags=["items"], route_class=ORJSONRoute)
     "/items",
     status_code=status.HTTP_201_CREATED,
     response_model=ItemsCreated,
-    responses=errors(409, 408, 413, 415, 422, 429, 503),
+    responses=errors(409, 408, 413, 415, 422, 429, 503, 507),
 )
 async def create_items(
     body: ItemsCreate, items: ItemsDep, embedder: EmbedderDep, settings: SettingsDep
@@ -116,14 +116,14 @@ def _parse_cursor(cursor: str | None) -> int:
 @router.delete(
     "/items/{item_id:item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(404, 422, 503),
+    responses=errors(404, 422, 503, 507),
 )
 async def delete_item(item_id: ItemIdPath, items: ItemsDep) -> Response:
     await items.delete(item_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/items/reembed", response_model=Reembedded, responses=errors(429, 503))
+@router.post("/items/reembed", response_model=Reembedded, responses=errors(429, 503, 507))
 async def reembed_items(items: ItemsDep, embedder: EmbedderDep) -> Reembedded:
     """Re-embed, with the current model, every stored item of another model that kept its
     input. Items without a stored input cannot be re-embedded and are counted."""
