@@ -201,8 +201,8 @@ class ItemStore:
                 yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
-                # a COMMIT that fails (a full disk) leaves the transaction open: end it, or
-                # every later BEGIN fails
+                # after a failed statement or COMMIT on a full disk, SQLite may have left the
+                # transaction open: end it, or every later BEGIN fails
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise

@@ -78,6 +78,8 @@ def test_an_insert_on_a_full_disk_is_refused_with_507_and_loses_nothing(
         listed = client.get("/items", params={"limit": 1}).json()
         one = client.get(f"/items/{acknowledged[-1]}")
         near = client.post("/neighbors", json={"queries": [{"id": acknowledged[0]}], "k": 3})
+        blank = {"data": [[0] * 28] * 28}
+        new_class = client.post("/classes", json={"name": "Ring", "inputs": [blank]})
 
         filler.unlink()
         again = client.post("/items", json={"items": [{"id": "after", "vector": [1.0] * 128}]})
@@ -87,6 +89,8 @@ def test_an_insert_on_a_full_disk_is_refused_with_507_and_loses_nothing(
     assert "full" in refused["error"]["message"]
     assert listed["total"] == len(acknowledged)  # nothing of the refused batch, nothing lost
     assert one.status_code == 200 and near.status_code == 200
+    assert new_class.status_code == 507  # the class set is saved before it is served
+    assert new_class.json()["error"]["code"] == "insufficient_storage"
     assert again.status_code == 201
 
     server.stop()

@@ -45,7 +45,9 @@ async def list_classes(classes: ClassIndexDep) -> ClassList:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=errors(409, 408, 413, 415, 422, 429, 503)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(409, 408, 413, 415, 422, 429, 503, 507),
 )
 async def add_class(
     body: ClassCreate, classes: ClassIndexDep, embedder: EmbedderDep, settings: SettingsDep
@@ -59,7 +61,7 @@ async def add_class(
     return next(c for c in _listing(classes).classes if c.name == body.name)
 
 
-@router.post("/restore", responses=errors(404, 415, 422, 503))
+@router.post("/restore", responses=errors(404, 415, 422, 503, 507))
 async def restore_classes(body: ClassRestore, classes: ClassIndexDep) -> Restored:
     """Bring back the model's own classes that were removed (all, or those named)."""
     restored = await asyncio.to_thread(classes.restore, body.names)
@@ -68,7 +70,9 @@ async def restore_classes(body: ClassRestore, classes: ClassIndexDep) -> Restore
 
 
 @router.delete(
-    "/{name:class_name}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409, 503)
+    "/{name:class_name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404, 409, 503, 507),
 )
 async def remove_class(
     name: Annotated[
