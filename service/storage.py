@@ -45,16 +45,21 @@ class BackupReport:
     files: list[str]
 
 
-def check_data_dir(data_dir: Path) -> None:
-    """StorageError unless the item store is sound and agrees with the index snapshot."""
+def check_data_dir(data_dir: Path, *, live: bool = False) -> None:
+    """StorageError unless the item store is sound and agrees with the index snapshot.
+
+    `live`: a server may be writing (a backup); its log is then not read, as a frame being
+    appended while it is read could look damaged.
+    """
     store, snapshot, wal = data_dir / STORE, data_dir / SNAPSHOT, data_dir / f"{STORE}-wal"
     # before anything opens the store: opening it replays the log and drops a damaged tail
-    damage = wal_damage(wal)
+    damage = None if live else wal_damage(wal)
     if damage is not None:
         raise StorageError(
             f"the item store's write-ahead log {wal} is damaged ({damage}): restore the store "
-            f"from a backup (python -m service restore DIR), or to keep only what precedes "
-            f"the damage, open it once with `sqlite3 {store} 'PRAGMA wal_checkpoint'`"
+            f"from a backup (python -m service restore DIR), or keep only the commits before "
+            f"the damage: python -c \"import sqlite3; sqlite3.connect('{store}')"
+            f".execute('PRAGMA wal_checkpoint(TRUNCATE)')\""
         )
     items = _count_items(store) if store.exists() else 0
     if snapshot.exists() and items == 0:
@@ -96,7 +101,7 @@ def backup(data_dir: Path, dest: Path) -> BackupReport:
     files = []
     store = data_dir / STORE
     if store.exists():
-        check_data_dir(data_dir)
+        check_data_dir(data_dir, live=True)
         # The online backup copies a consistent state even while the server commits.
         with (
             sqlite3.connect(f"file:{store}?mode=ro", uri=True) as source,
