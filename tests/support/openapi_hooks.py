@@ -27,12 +27,12 @@ import numpy as np
 import schemathesis
 from PIL import Image
 
+from service.api.schemas.clustering import MAX_CLUSTERS, MAX_K_CANDIDATES
 from tests.conftest import DEFAULT_BUNDLE
 
 _MANIFEST = json.loads((DEFAULT_BUNDLE / "manifest.json").read_text())
-CHANNELS, HEIGHT, WIDTH = _MANIFEST["input"]["shape"]
+_, HEIGHT, WIDTH = _MANIFEST["input"]["shape"]
 DIM = int(_MANIFEST["embedding_dim"])
-MAX_CLUSTERS, MAX_K_CANDIDATES = 50, 20  # service/api/schemas/clustering.py
 
 
 def _pixels(seed: int) -> np.ndarray:  # (H, W) uint8
