@@ -165,5 +165,5 @@ def create_app(
     ):
         app.include_router(router, dependencies=protected, responses=unauthorized)
     mount_web(app)  # the page for people at /: no data in it, so no key (service/web)
-    app.openapi = with_limits(app, state.settings)  # type: ignore[method-assign]
+    app.openapi = with_limits(app, state)  # type: ignore[method-assign]
     return app

@@ -8,7 +8,8 @@
     ├── UnsupportedMediaTypeError     415 unsupported_media_type
     ├── ValidationFailedError         422 validation_failed
     ├── TooManyRequestsError          429 too_many_requests
-    └── ServiceUnavailableError       503 service_unavailable
+    ├── ServiceUnavailableError       503 service_unavailable
+    └── InsufficientStorageError      507 insufficient_storage (the disk is full)
 
 Body of every error response:
 
@@ -63,3 +64,6 @@ class TooManyRequestsError(ServiceError, status=429, code="too_many_requests"): 
 
 
 class ServiceUnavailableError(ServiceError, status=503, code="service_unavailable"): ...
+
+
+class InsufficientStorageError(ServiceError, status=507, code="insufficient_storage"): ...

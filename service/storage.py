@@ -1,11 +1,13 @@
 """The data directory's files as a whole: checks before serving, backup and restore.
 
     <data_dir>/items.sqlite3     the item store (the truth)
+    <data_dir>/items.sqlite3-wal its write-ahead log (commits not yet copied into the store)
     <data_dir>/items.index       the item index snapshot (a cache, rebuilt when missing)
     <data_dir>/classes-*.json    the class set of each model
     <data_dir>/.lock             held by the server that uses the directory
 
-`check_data_dir` runs before a server loads its model, so a damaged store, or a store that
+`check_data_dir` runs before a server loads its model, so a damaged store, a write-ahead log
+whose damage would silently drop committed items (service/wal.py), or a store that
 is missing or empty beside an index snapshot that holds vectors (a restore gone wrong, a
 file deleted by hand), refuses to start with one line instead of serving nothing, or
 serving an empty store and overwriting the snapshot. `backup` copies a live directory
@@ -25,6 +27,7 @@ from pathlib import Path
 from corel.files import atomic_write
 from service.data_lock import DataDirLock
 from service.items.index import SnapshotError, read_snapshot_header
+from service.wal import wal_damage
 
 __all__ = ["BackupReport", "StorageError", "backup", "check_data_dir", "restore"]
 
@@ -42,9 +45,22 @@ class BackupReport:
     files: list[str]
 
 
-def check_data_dir(data_dir: Path) -> None:
-    """StorageError unless the item store is sound and agrees with the index snapshot."""
-    store, snapshot = data_dir / STORE, data_dir / SNAPSHOT
+def check_data_dir(data_dir: Path, *, live: bool = False) -> None:
+    """StorageError unless the item store is sound and agrees with the index snapshot.
+
+    `live`: a server may be writing (a backup); its log is then not read, as a frame being
+    appended while it is read could look damaged.
+    """
+    store, snapshot, wal = data_dir / STORE, data_dir / SNAPSHOT, data_dir / f"{STORE}-wal"
+    # before anything opens the store: opening it replays the log and drops a damaged tail
+    damage = None if live else wal_damage(wal)
+    if damage is not None:
+        raise StorageError(
+            f"the item store's write-ahead log {wal} is damaged ({damage}): restore the store "
+            f"from a backup (python -m service restore DIR), or keep only the commits before "
+            f"the damage: python -c \"import sqlite3; sqlite3.connect('{store}')"
+            f".execute('PRAGMA wal_checkpoint(TRUNCATE)')\""
+        )
     items = _count_items(store) if store.exists() else 0
     if snapshot.exists() and items == 0:
         try:
@@ -85,7 +101,7 @@ def backup(data_dir: Path, dest: Path) -> BackupReport:
     files = []
     store = data_dir / STORE
     if store.exists():
-        check_data_dir(data_dir)
+        check_data_dir(data_dir, live=True)
         # The online backup copies a consistent state even while the server commits.
         with (
             sqlite3.connect(f"file:{store}?mode=ro", uri=True) as source,

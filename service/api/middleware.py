@@ -61,8 +61,9 @@ class RequestMetrics:
                 self.in_flight.count -= 1
             metrics.IN_FLIGHT.dec()
             route = scope.get("route")
-            # the template (/items/{item_id}), never the raw path: bounded label values
-            template = getattr(route, "path", "unmatched")
+            # the template as OpenAPI spells it (/items/{item_id}, no convertor), never the
+            # raw path: bounded label values
+            template = getattr(route, "path_format", "unmatched")
             metrics.REQUESTS.labels(scope["method"], template, str(status)).inc()
             metrics.REQUEST_SECONDS.labels(scope["method"], template, str(status)).observe(
                 time.perf_counter() - started

@@ -5,16 +5,31 @@
 - The limits are settings (COREL_MAX_K, COREL_MAX_INPUTS_PER_REQUEST), which the pydantic
   models cannot carry; they are written into the generated schema once, where a client or
   a fuzzer reads them: every `k` gets its `maximum`, every list of inputs its `maxItems`.
+- What the loaded model takes is written in too: `data` as the model's input shape with
+  its value range, a tensor's `shape`, and raw vectors of the model's dimension with the
+  bounds `check_vector` applies. Until the model is loaded the schema goes without them
+  and is not kept.
+
+Rules that JSON Schema cannot state are in the field's description and enforced with a
+422 by the service: an `image` must be a file Pillow decodes to the model's size; a
+tensor's `b64` must hold exactly the bytes of its shape and dtype, with values in range;
+/clustering/score takes one label per input, at least 2 classes and more inputs than
+classes; /clustering/cluster needs k_min <= k_max and more inputs than clusters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from service.settings import Settings
+from service.items.search import VECTOR_MAX_ABS, VECTOR_MIN_PEAK
+
+if TYPE_CHECKING:
+    from corel.bundle import InputSpec
+    from service.api.deps import AppState
+    from service.settings import Settings
 
 __all__ = ["with_limits"]
 
@@ -22,32 +37,63 @@ INPUT_LISTS = ("inputs", "items", "queries", "vectors")
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 
 
-def with_limits(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
+def with_limits(app: FastAPI, state: AppState) -> Callable[[], dict[str, Any]]:
     """A replacement for `app.openapi` that adds the limits to FastAPI's schema."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            for model in schema.get("components", {}).get("schemas", {}).values():
-                _limit_properties(model.get("properties", {}), settings)
-            schemas = schema.get("components", {}).get("schemas", {})
-            for name in ("HTTPValidationError", "ValidationError"):
-                schemas.pop(name, None)
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    if "422" in operation["responses"]:
-                        operation["responses"]["422"] = {
-                            "description": "The request is malformed: the message names the field",
-                            "content": {"application/json": {"schema": ERROR_BODY}},
-                        }
-                    for parameter in operation.get("parameters", []):
-                        if parameter["name"] == "k":
-                            parameter["schema"]["maximum"] = settings.max_k
-            app.openapi_schema = schema
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # FastAPI's generator, which keeps its result ...
+        app.openapi_schema = None  # ... only once ours is whole
+        schemas = schema.get("components", {}).get("schemas", {})
+        for name in _request_models(schema):
+            _limit_properties(schemas[name].get("properties", {}), state.settings)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                if "422" in operation["responses"]:
+                    operation["responses"]["422"] = {
+                        "description": "The request is malformed: the message names the field",
+                        "content": {"application/json": {"schema": ERROR_BODY}},
+                    }
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] == "k":
+                        parameter["schema"]["maximum"] = state.settings.max_k
+        if state.bundle is None:
+            return schema  # the model's shapes come once it is loaded
+        manifest = state.bundle.manifest
+        _model_inputs(schemas, manifest.input)
+        _model_vectors(schemas, manifest.embedding_dim)
+        app.openapi_schema = schema
+        return schema
 
     return openapi
+
+
+def _request_models(schema: dict[str, Any]) -> set[str]:
+    """Names of the component schemas that request bodies use, directly or nested: the
+    limits are on what a client sends, not on what it is sent back."""
+    found: set[str] = set()
+    todo = [
+        body["content"]
+        for path in schema.get("paths", {}).values()
+        for operation in path.values()
+        if (body := operation.get("requestBody"))
+    ]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            name = ref.rsplit("/", 1)[-1]
+            if ref.startswith("#/components/schemas/") and name not in found:
+                found.add(name)
+                todo.append(schema["components"]["schemas"][name])
+            todo += node.values()
+        elif isinstance(node, list):
+            todo += node
+    return found
 
 
 def _limit_properties(properties: dict[str, Any], settings: Settings) -> None:
@@ -59,7 +105,59 @@ def _limit_properties(properties: dict[str, Any], settings: Settings) -> None:
 
 
 def _each_branch(schema: dict[str, Any], type_: str, key: str, value: int) -> None:
-    """Set `key` on the schema, or on its branches of `type_` when it is an anyOf (optional)."""
+    """Lower `key` to `value` on the schema, or on its branches of `type_` when it is an
+    anyOf (optional); a tighter bound the model already has is kept."""
     for branch in schema.get("anyOf", [schema]):
         if branch.get("type") == type_:
-            branch[key] = value
+            branch[key] = min(branch.get(key, value), value)
+
+
+def _model_inputs(schemas: dict[str, Any], spec: InputSpec) -> None:
+    """`data` and a tensor's `shape` as the model takes them."""
+    number: dict[str, Any] = {"type": "number"}
+    if spec.accepted_range is not None:
+        number["minimum"], number["maximum"] = spec.accepted_range
+    shapes = [list(spec.shape)]
+    if spec.kind == "image" and spec.shape[0] == 1:
+        shapes.insert(0, list(spec.shape[1:]))  # H x W for a one-channel model
+    data = schemas["Input"]["properties"]["data"]
+    data["anyOf"] = [*(_nested(shape, number) for shape in shapes), {"type": "null"}]
+    data["description"] = f"Numbers in raw units, of shape {' or '.join(map(str, shapes))}" + (
+        f", from {number['minimum']:g} to {number['maximum']:g}" if "minimum" in number else ""
+    )
+    image = schemas["Input"]["properties"]["image"]
+    height, width = spec.shape[-2:]
+    image["description"] = (
+        f"A base64-encoded image file that Pillow reads, {width}x{height} pixels"
+        if spec.kind == "image"
+        else "Not for this model (it takes vectors): send `data`"
+    )
+    tensor = schemas["Tensor"]["properties"]
+    tensor["shape"]["anyOf"] = [{"enum": shapes}, {"type": "null"}]
+    tensor["b64"]["description"] = (
+        "The array's bytes, base64 (C order, little-endian): exactly the bytes of its shape "
+        "and dtype, the values in the range of `data`"
+    )
+
+
+def _nested(shape: list[int], leaf: dict[str, Any]) -> dict[str, Any]:
+    for size in reversed(shape):
+        leaf = {"type": "array", "items": leaf, "minItems": size, "maxItems": size}
+    return leaf
+
+
+def _model_vectors(schemas: dict[str, Any], dim: int) -> None:
+    """Raw vectors: `dim` float32 components within bounds, one large enough for a norm."""
+    vector = {
+        "type": "array",
+        "items": {"type": "number", "minimum": -VECTOR_MAX_ABS, "maximum": VECTOR_MAX_ABS},
+        "minItems": dim,
+        "maxItems": dim,
+        "contains": {"anyOf": [{"minimum": VECTOR_MIN_PEAK}, {"maximum": -VECTOR_MIN_PEAK}]},
+        "description": f"A raw embedding of the current model: {dim} numbers, each at most "
+        f"{VECTOR_MAX_ABS:g} in magnitude, at least one at least {VECTOR_MIN_PEAK:g}",
+    }
+    for name in ("ItemCreate", "NeighbourQuery"):
+        schemas[name]["properties"]["vector"]["anyOf"][0] = vector
+    for name in ("ScoreRequest", "ClusterRequest"):
+        schemas[name]["properties"]["vectors"]["anyOf"][0]["items"] = vector

@@ -7,6 +7,7 @@ sha256, and reloaded at start; another bundle starts from its own classes.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ import numpy as np
 
 from corel.bundle import Bundle
 from corel.files import atomic_write
+from service.errors import InsufficientStorageError, ServiceUnavailableError
 
 __all__ = ["ClassRecord", "ClassSet", "load_class_set", "save_class_set", "saved_class_sets"]
 
@@ -94,7 +96,15 @@ def save_class_set(path: Path, classes: ClassSet, *, model_id: str) -> None:
             for r in classes.records
         ],
     }
-    atomic_write(path, json.dumps(state).encode())
+    try:
+        atomic_write(path, json.dumps(state).encode())
+    except OSError as exc:  # saved before served: the change is not made
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorageError(
+                f"the disk of the data directory is full ({exc.strerror}): the class change "
+                "was not made; free space and retry"
+            ) from exc
+        raise ServiceUnavailableError(f"the class set cannot be saved: {exc}") from exc
 
 
 def load_class_set(path: Path, *, model_id: str) -> ClassSet | None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 
-__all__ = ["Input", "Tensor", "exactly_one"]
+__all__ = ["Input", "Int", "Tensor", "exactly_one", "one_given", "whole"]
 
 
 def _png_base64(pixels: np.ndarray) -> str:
@@ -29,11 +29,27 @@ def _png_base64(pixels: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def whole(value: object) -> object:
+    """3.0 is the integer 3 (JSON has one number type, and JSON Schema's `integer` says so);
+    3.5, "3" and true stay what they are, for the strict check to refuse."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer field of a request body: strict, but a whole number written as 3.0 is 3
+Int = Annotated[int, BeforeValidator(whole)]
+
+
 def exactly_one(**fields: object) -> None:
     """For a model validator: ValueError unless exactly one of these fields is given."""
     if sum(value is not None for value in fields.values()) != 1:
         names = [f"`{name}`" for name in fields]
         raise ValueError(f"give exactly one of {', '.join(names[:-1])} and {names[-1]}")
+
+
+def one_given(*names: str) -> list[JsonValue]:
+    """The `oneOf` of a schema whose model validates with `exactly_one(*names)`: exactly one
+    of these fields is present and not null (a null counts as absent)."""
+    return [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]
 
 
 # Examples for the OpenAPI schema, each accepted by the shipped 28x28 model: a blank image.
@@ -56,7 +72,7 @@ class Tensor(BaseModel):
         description="The array's bytes, base64: C order, little-endian", max_length=32 * 1024 * 1024
     )
     dtype: Literal["uint8", "float32"] = Field("uint8", description="Element type of the bytes")
-    shape: list[int] | None = Field(
+    shape: list[Int] | None = Field(
         None, description="Array shape, as for `data`; default: the model's input shape"
     )
 
@@ -67,7 +83,7 @@ class Input(BaseModel):
         strict=True,
         json_schema_extra={
             "examples": [EXAMPLE_DATA, EXAMPLE_IMAGE, {"tensor": EXAMPLE_TENSOR}],
-            "oneOf": [{"required": ["data"]}, {"required": ["image"]}, {"required": ["tensor"]}],
+            "oneOf": one_given("data", "image", "tensor"),
         },
     )
 

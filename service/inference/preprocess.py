@@ -65,19 +65,12 @@ def _from_tensor(tensor: Tensor, spec: InputSpec, where: str) -> np.ndarray:
 
 
 def _checked(raw: np.ndarray, spec: InputSpec, max_pixels: int, where: str) -> np.ndarray:
-    """Size, finiteness, range and shape of an array of numbers from `data` or `tensor`."""
+    """Size, finiteness, shape and range of an array of numbers from `data` or `tensor`."""
     if raw.size > max_pixels * max(spec.shape[0], 1):
         raise PayloadTooLargeError(f"{where} has {raw.size} values; the limit is {max_pixels}")
     if not np.isfinite(raw).all():
         raise ValidationFailedError(f"{where} contains NaN or infinite values")
-    accepted = spec.accepted_range
-    if accepted is not None and (raw.min() < accepted[0] or raw.max() > accepted[1]):
-        low, high = accepted
-        raise ValidationFailedError(
-            f"{where} has values from {raw.min():g} to {raw.max():g}; this model takes raw "
-            f"values from {low:g} to {high:g}",
-            details={"range": [low, high]},
-        )
+    # the shape first: an empty array has no min or max
     expected = tuple(spec.shape)
     if spec.kind == "image" and raw.ndim == 2 and expected[0] == 1:
         raw = raw[None]  # H x W for a one-channel model
@@ -85,6 +78,14 @@ def _checked(raw: np.ndarray, spec: InputSpec, max_pixels: int, where: str) -> n
         raise ValidationFailedError(
             f"{where} has shape {list(raw.shape)}; this model takes {_accepted_shapes(spec)}",
             details={"expected": list(expected)},
+        )
+    accepted = spec.accepted_range
+    if accepted is not None and (raw.min() < accepted[0] or raw.max() > accepted[1]):
+        low, high = accepted
+        raise ValidationFailedError(
+            f"{where} has values from {raw.min():g} to {raw.max():g}; this model takes raw "
+            f"values from {low:g} to {high:g}",
+            details={"range": [low, high]},
         )
     return raw
 

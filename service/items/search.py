@@ -22,6 +22,7 @@ __all__ = [
     "check_vector",
     "find_neighbours",
     "resolve_queries",
+    "vectors_ok",
 ]
 
 
@@ -40,16 +41,39 @@ class Neighbour:
     score: float  # cosine similarity
 
 
+# A raw vector is stored as float32 and L2-normalised in float32 (FAISS, the class rule).
+# Its squares must neither overflow (above ~1.8e19) nor all vanish (below ~1e-19), or the
+# norm is inf or 0 and the direction is lost; these bounds keep both well clear, and the
+# OpenAPI schema states them (service/api/openapi.py).
+VECTOR_MAX_ABS = 1e15  # every component's magnitude at most this
+VECTOR_MIN_PEAK = 1e-15  # and at least one component's at least this
+
+
 def check_vector(vector: Sequence[float] | np.ndarray, dim: int, where: str) -> np.ndarray:
-    """A raw vector as float32 (dim,), or 422: wrong length, NaN/inf, or all zero."""
-    v = np.asarray(vector, dtype=np.float32)
+    """A raw vector as float32 (dim,), or 422: wrong length, NaN/inf, out of bounds, or with
+    no component large enough to give it a direction."""
+    v = np.asarray(vector, dtype=np.float64)
     if v.shape != (dim,):
         raise ValidationFailedError(
             f"{where}: vector has shape {list(v.shape)}, the model's embeddings have {dim}"
         )
-    if not np.isfinite(v).all() or not np.any(v):  # a zero vector has no direction
-        raise ValidationFailedError(f"{where}: vector must be finite and not all zero")
-    return v
+    peak = float(np.abs(v).max())
+    if not np.isfinite(v).all() or peak > VECTOR_MAX_ABS or peak < VECTOR_MIN_PEAK:
+        raise ValidationFailedError(
+            f"{where}: vector components must be finite, at most {VECTOR_MAX_ABS:g} in "
+            f"magnitude, and at least one at least {VECTOR_MIN_PEAK:g} (not all zero)"
+        )
+    return v.astype(np.float32)
+
+
+def vectors_ok(vectors: np.ndarray) -> bool:
+    """`check_vector`'s rule over a (n, D) batch at once: the fast path of an insert."""
+    peaks = np.abs(vectors).max(axis=1)
+    return bool(
+        np.isfinite(vectors).all()
+        and (peaks <= VECTOR_MAX_ABS).all()
+        and (peaks >= VECTOR_MIN_PEAK).all()
+    )
 
 
 def resolve_queries(

@@ -41,6 +41,7 @@ from service.items.search import (
     check_vector,
     find_neighbours,
     resolve_queries,
+    vectors_ok,
 )
 from service.items.store import ItemStore, NewItem, StoredItem, VectorRows
 from service.settings import Settings
@@ -215,11 +216,8 @@ class ItemService:
     async def add(self, items: list[NewItem]) -> list[StoredItem]:
         """Store items (committed on return) and index them."""
         self._require_ready()
-        vectors = np.stack([np.asarray(item.embedding, np.float32) for item in items])
-        if (
-            vectors.shape[1:] != (self.dim,)
-            or not (np.isfinite(vectors).all(axis=1) & vectors.any(axis=1)).all()
-        ):
+        vectors = [np.asarray(item.embedding, np.float32) for item in items]
+        if any(v.shape != (self.dim,) for v in vectors) or not vectors_ok(np.stack(vectors)):
             for n, item in enumerate(items):  # the slow path, for the message
                 check_vector(item.embedding, self.dim, f"items[{n}]")
         return await asyncio.to_thread(self._add_sync, items)

@@ -9,7 +9,8 @@ Each row has a `seq`, an integer key that is never reused (AUTOINCREMENT). It is
 vector has in FAISS, so the index can be checked against the store by set difference.
 An item whose vector changes (re-embedding) gets a new `seq`; rows are otherwise immutable.
 
-sqlite3 errors become service errors here: a duplicate id is a 409, anything else a 503.
+sqlite3 errors become service errors here: a duplicate id is a 409, a full disk a 507 (the
+transaction is rolled back, so nothing of the request is stored), anything else a 503.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import ConflictError, ServiceUnavailableError
+from service.errors import ConflictError, InsufficientStorageError, ServiceUnavailableError
 
 __all__ = ["ItemStore", "MetadataValue", "NewItem", "StoredItem", "VectorRows"]
 
@@ -182,6 +183,13 @@ class ItemStore:
             yield
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"item store: {exc}") from exc
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                raise ServiceUnavailableError(f"item store unavailable: {exc}") from exc
+            raise InsufficientStorageError(
+                f"the disk of the item store is full ({exc}): nothing of this request was "
+                "stored; free space and retry"
+            ) from exc
         except sqlite3.Error as exc:
             raise ServiceUnavailableError(f"item store unavailable: {exc}") from exc
 
@@ -191,10 +199,13 @@ class ItemStore:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # after a failed statement or COMMIT on a full disk, SQLite may have left the
+                # transaction open: end it, or every later BEGIN fails
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock, self._errors():

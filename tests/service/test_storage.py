@@ -14,6 +14,7 @@ import pytest
 from corel.files import atomic_write
 from service.items.index import ItemIndex
 from service.items.store import ItemStore, NewItem
+from service.wal import wal_damage
 from tests.conftest import REPO
 from tests.service.conftest import Server
 from tests.support.server import free_port
@@ -121,3 +122,53 @@ def test_a_live_server_is_backed_up_and_restored(start_server, tmp_path: Path) -
     with again.client() as client:
         listed = client.get("/items", params={"limit": 100}).json()
     assert listed["total"] == 20 and listed["index"]["index_size"] == 20
+
+
+def flip(path: Path, offset: int, count: int = 16) -> None:
+    """Damage `count` bytes of a file at `offset` (each inverted, so surely changed)."""
+    data = bytearray(path.read_bytes())
+    data[offset : offset + count] = bytes(b ^ 0xFF for b in data[offset : offset + count])
+    path.write_bytes(bytes(data))
+
+
+WAL_HEADER, FRAME_HEADER = 32, 24  # bytes (https://sqlite.org/fileformat2.html)
+
+
+def test_a_damaged_write_ahead_log_after_a_crash_refuses_to_start(
+    start_server, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir=data_dir)
+    with server.client() as client:
+        for batch in range(5):  # five commits, each acknowledged
+            items = [{"id": f"w{batch}-{n}", "vector": [n + 1.0] * 128} for n in range(20)]
+            assert client.post("/items", json={"items": items}).status_code == 201
+    server.kill()  # no checkpoint on the way out: the commits are still in the log
+    wal = data_dir / "items.sqlite3-wal"
+    assert wal_damage(wal) is None and wal.stat().st_size > WAL_HEADER
+
+    flip(wal, WAL_HEADER + FRAME_HEADER + 100)  # inside the first frame's page
+    line = one_line(service(data_dir=data_dir))
+
+    assert f"the item store's write-ahead log {wal} is damaged" in line
+    assert "a committed transaction follows it" in line and "restore" in line
+
+
+def test_a_damaged_log_header_is_caught_and_a_torn_last_write_is_not(tmp_path: Path) -> None:
+    # The files as a crash leaves them: copied while the store is open, before any checkpoint.
+    store = ItemStore(tmp_path / "live" / "items.sqlite3")
+    vectors = np.ones((2, 128), np.float32)
+    store.insert([NewItem("a", vectors[0])], MODEL_ID)
+    store.insert([NewItem("b", vectors[1])], MODEL_ID)
+    wal = tmp_path / "items.sqlite3-wal"
+    wal.write_bytes((tmp_path / "live" / "items.sqlite3-wal").read_bytes())
+    store.close()
+    frame = FRAME_HEADER + 4096  # SQLite's default page size
+
+    flip(wal, wal.stat().st_size - frame // 2)  # the last frame, as a power cut tears it
+    torn = wal_damage(wal)  # the last transaction: never acknowledged, or its commit lost
+    flip(wal, 8)  # the header's page size
+    damaged_header = wal_damage(wal)
+
+    assert torn is None
+    assert damaged_header == "its header is damaged, so SQLite would ignore every frame after it"

@@ -2,8 +2,8 @@
 POST /classes/restore.
 
 Names may hold a '/' (the shipped model has "T-shirt/top"): the DELETE path takes the rest
-of the URL, encoded or not. The model's own classes are removed only with `force=true`,
-and `POST /classes/restore` brings them back.
+of the URL, encoded or not; "restore" is not a name (service/api/paths.py). The model's own
+classes are removed only with `force=true`, and `POST /classes/restore` brings them back.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from service import metrics
 from service.api.deps import ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
+from service.api.paths import CLASS_NAME_PATTERN
 from service.api.schemas.classes import (
     ClassCreate,
     ClassInfo,
@@ -44,7 +45,9 @@ async def list_classes(classes: ClassIndexDep) -> ClassList:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=errors(409, 408, 413, 415, 422, 429, 503)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(409, 408, 413, 415, 422, 429, 503, 507),
 )
 async def add_class(
     body: ClassCreate, classes: ClassIndexDep, embedder: EmbedderDep, settings: SettingsDep
@@ -58,7 +61,7 @@ async def add_class(
     return next(c for c in _listing(classes).classes if c.name == body.name)
 
 
-@router.post("/restore", responses=errors(404, 415, 422, 503))
+@router.post("/restore", responses=errors(404, 415, 422, 503, 507))
 async def restore_classes(body: ClassRestore, classes: ClassIndexDep) -> Restored:
     """Bring back the model's own classes that were removed (all, or those named)."""
     restored = await asyncio.to_thread(classes.restore, body.names)
@@ -67,10 +70,14 @@ async def restore_classes(body: ClassRestore, classes: ClassIndexDep) -> Restore
 
 
 @router.delete(
-    "/{name:path}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409, 503)
+    "/{name:class_name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404, 409, 503, 507),
 )
 async def remove_class(
-    name: str,
+    name: Annotated[
+        str, Path(json_schema_extra={"pattern": CLASS_NAME_PATTERN})
+    ],  # the convertor keeps "restore" out
     classes: ClassIndexDep,
     force: Annotated[bool, Query(description="Needed to remove a class of the model")] = False,
 ) -> None:

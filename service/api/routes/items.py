@@ -10,10 +10,11 @@ import uuid
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from service.api.deps import BundleDep, EmbedderDep, ItemsDep, SettingsDep, check_input_count
 from service.api.json_route import ORJSONRoute
+from service.api.paths import ITEM_ID_PATTERN
 from service.api.schemas.errors import errors
 from service.api.schemas.items import (
     PAGE_LIMIT,
@@ -39,7 +40,7 @@ router = APIRouter(tags=["items"], route_class=ORJSONRoute)
     "/items",
     status_code=status.HTTP_201_CREATED,
     response_model=ItemsCreated,
-    responses=errors(409, 408, 413, 415, 422, 429, 503),
+    responses=errors(409, 408, 413, 415, 422, 429, 503, 507),
 )
 async def create_items(
     body: ItemsCreate, items: ItemsDep, embedder: EmbedderDep, settings: SettingsDep
@@ -66,8 +67,14 @@ async def create_items(
     return ItemsCreated(items=[item_public(s, items.model_id) for s in stored])
 
 
-@router.get("/items/{item_id}", response_model=ItemPublic, responses=errors(404, 422, 503))
-async def get_item(item_id: str, items: ItemsDep, include_vector: bool = False) -> ItemPublic:
+# The convertor keeps "reembed" out, the schema says so
+ItemIdPath = Annotated[str, Path(json_schema_extra={"pattern": ITEM_ID_PATTERN})]
+
+
+@router.get("/items/{item_id:item_id}", response_model=ItemPublic, responses=errors(404, 422, 503))
+async def get_item(
+    item_id: ItemIdPath, items: ItemsDep, include_vector: bool = False
+) -> ItemPublic:
     """One item; `include_vector` adds its raw embedding."""
     return item_public(await items.get(item_id), items.model_id, include_vector)
 
@@ -103,7 +110,9 @@ async def list_items(
     items: ItemsDep,
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,18}$", description="`next_cursor` of a page")
+    ] = None,
     label: str | None = None,
     include_vectors: bool = False,
 ) -> ItemList:
@@ -128,20 +137,20 @@ async def list_items(
 def _parse_cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not cursor.isdigit():
-        raise ValidationFailedError("cursor: not a cursor this service handed out")
-    return int(cursor)
+    return int(cursor)  # its pattern is checked: digits, within int64
 
 
 @router.delete(
-    "/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 503)
+    "/items/{item_id:item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404, 422, 503, 507),
 )
-async def delete_item(item_id: str, items: ItemsDep) -> Response:
+async def delete_item(item_id: ItemIdPath, items: ItemsDep) -> Response:
     await items.delete(item_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/items/reembed", response_model=Reembedded, responses=errors(429, 503))
+@router.post("/items/reembed", response_model=Reembedded, responses=errors(429, 503, 507))
 async def reembed_items(items: ItemsDep, embedder: EmbedderDep) -> Reembedded:
     """Re-embed, with the current model, every stored item of another model that kept its
     input. Items without a stored input cannot be re-embedded and are counted."""

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.api.paths import CLASS_NAME_PATTERN, not_reserved
 from service.inference.inputs import Input
 
 
@@ -16,7 +17,9 @@ class ClassCreate(BaseModel):
         min_length=1,
         max_length=100,
         pattern=r"^[^\x00-\x1f]+$",
-        description="Any text without control characters, not blank (may hold a '/')",
+        json_schema_extra={"pattern": CLASS_NAME_PATTERN},
+        description="Any text without control characters, not blank (may hold a '/'), "
+        "and not `restore` (a path of its own)",
     )
     inputs: list[Input] = Field(min_length=1, description="A few examples of the new class")
     threshold: float | None = Field(None, description="Unknown threshold for this class")
@@ -26,7 +29,7 @@ class ClassCreate(BaseModel):
     def _not_blank(cls, name: str) -> str:
         if not name.strip() or name != name.strip():
             raise ValueError("a class name is not blank and has no spaces at either end")
-        return name
+        return not_reserved("restore")(name)
 
 
 class ClassRestore(BaseModel):

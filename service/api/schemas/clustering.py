@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from service.api.schemas.common import EXAMPLE_INPUT, refuse_renamed
-from service.inference.inputs import Input, exactly_one
+from service.inference.inputs import Input, Int, exactly_one, one_given, whole
 
 MAX_CLUSTERS = 50
 MAX_K_CANDIDATES = 20  # K values tried in one /cluster call, each a full K-Means
 
 
+ONE_SOURCE = one_given("inputs", "vectors")
+
+
 class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"oneOf": ONE_SOURCE})
 
     inputs: list[Input] | None = Field(None, description="Inputs to embed (or give vectors)")
     vectors: list[list[float]] | None = Field(None, description="Raw embeddings of this model")
     normalize: bool = Field(True, description="Cluster L2-normalised embeddings (cosine)")
-    seed: int = Field(0, description="Seed for K-Means, the mixture and silhouette sampling")
+    seed: Int = Field(
+        0, ge=0, le=2**32 - 1, description="Seed for K-Means, the mixture and silhouette sampling"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -38,21 +43,36 @@ class Batch(BaseModel):
 
 class ScoreRequest(Batch):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT] * 3, "labels": [0, 1, 1]}]}
+        json_schema_extra={
+            "examples": [{"inputs": [EXAMPLE_INPUT] * 3, "labels": [0, 1, 1]}],
+            "oneOf": ONE_SOURCE,
+        }
     )
 
-    labels: list[str | int] = Field(description="The true class of each input, in order")
+    labels: list[str | Int] = Field(
+        description="The true class of each input, in order: one per input, at least 2 "
+        "classes, and more inputs than classes"
+    )
     gmm: bool = Field(True, description="Also fit a Gaussian mixture (slower)")
 
 
 class ClusterRequest(Batch):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT] * 3, "k_min": 2, "k_max": 2}]}
+        json_schema_extra={
+            "examples": [{"inputs": [EXAMPLE_INPUT] * 3, "k_min": 2, "k_max": 2}],
+            "oneOf": ONE_SOURCE,
+        }
     )
 
-    k: int | None = Field(None, ge=2, le=MAX_CLUSTERS, description="Clusters; absent: chosen")
-    k_min: int = Field(2, ge=2, le=MAX_CLUSTERS)
-    k_max: int = Field(10, ge=2, le=MAX_CLUSTERS)
+    # Int's parts spelled out, bounds first: on the optional field, or after the validator,
+    # pydantic would write them into the schema as `ge`/`le`, which JSON Schema does not know
+    k: Annotated[int, Field(ge=2, le=MAX_CLUSTERS), BeforeValidator(whole)] | None = Field(
+        None,
+        description="Clusters, fewer than the inputs; absent: chosen from k_min..k_max "
+        f"(k_min <= k_max, at most {MAX_K_CANDIDATES} values, k_max below the inputs)",
+    )
+    k_min: Int = Field(2, ge=2, le=MAX_CLUSTERS)
+    k_max: Int = Field(10, ge=2, le=MAX_CLUSTERS)
 
 
 class Agreement(BaseModel):

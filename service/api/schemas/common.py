@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints, WithJsonSchema
 
+from service.api.paths import ITEM_ID_PATTERN, not_reserved
 from service.inference.inputs import EXAMPLE_DATA
 
 __all__ = ["EXAMPLE_INPUT", "ItemId", "Label", "refuse_renamed"]
 
 EXAMPLE_INPUT = EXAMPLE_DATA  # a blank 28x28 image: the shipped model's input
 
-# No "/" (it would leave the /items/{id} path) and no control characters.
+# Not "reembed", no "/" and no control characters: service/api/paths.py says why
 ItemId = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^/\x00-\x1f]+$")
+    str,
+    StringConstraints(min_length=1, max_length=256, pattern=r"^[^/\x00-\x1f]+$"),
+    AfterValidator(not_reserved("reembed")),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": 256, "pattern": ITEM_ID_PATTERN}
+    ),
 ]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 

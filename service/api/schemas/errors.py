@@ -29,6 +29,7 @@ _MEANING = {
     422: "The request is malformed: the message names the field",
     429: "The inference queue is full: retry after the Retry-After seconds",
     503: "Loading, overloaded (queued too long) or shutting down: retry later",
+    507: "The disk is full: nothing of the request was stored; retry once space is freed",
 }
 
 

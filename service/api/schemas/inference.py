@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api.schemas.common import EXAMPLE_INPUT, refuse_renamed
-from service.inference.inputs import Input
+from service.inference.inputs import Input, Int
 
 
 class EmbedRequest(BaseModel):
@@ -46,7 +46,7 @@ class ClassifyRequest(BaseModel):
     )
 
     inputs: list[Input] = Field(min_length=1)
-    k: int = Field(3, ge=1, description="How many top classes to return")
+    k: Int = Field(3, ge=1, description="How many top classes to return")
     threshold: float | None = Field(
         None, description="Unknown below this score; default: per-class calibrated thresholds"
     )

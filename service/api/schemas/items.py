@@ -12,14 +12,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label
-from service.inference.inputs import Input, exactly_one
+from service.inference.inputs import Input, exactly_one, one_given
 from service.items.store import StoredItem
 
 PAGE_LIMIT = 1_000
 
 
 class ItemCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"oneOf": one_given("input", "vector")}
+    )
 
     id: ItemId | None = Field(None, description="Unique id; a uuid is generated when absent.")
     input: Input | None = Field(None, description="What to embed (exactly one of input, vector).")

@@ -7,14 +7,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label
-from service.inference.inputs import Input, exactly_one
+from service.inference.inputs import Input, Int, exactly_one, one_given
 from service.items.store import MetadataValue
 
 MAX_OFFSET = 10_000
 
 
 class NeighbourQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"oneOf": one_given("id", "input", "vector")}
+    )
 
     id: ItemId | None = Field(None, description="A stored item's id")
     input: Input | None = Field(None, description="A new input, embedded for this query")
@@ -52,8 +54,8 @@ class NeighboursRequest(BaseModel):
     )
 
     queries: list[NeighbourQuery] = Field(min_length=1)
-    k: int = Field(10, ge=1)
-    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    k: Int = Field(10, ge=1)
+    offset: Int = Field(0, ge=0, le=MAX_OFFSET)
     min_score: float | None = Field(None, ge=-1.0, le=1.0)
     filter: NeighbourFilter = Field(default_factory=NeighbourFilter)
     include_vectors: bool = False

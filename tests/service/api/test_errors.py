@@ -51,6 +51,8 @@ GOOD = {"data": [[0] * 28 for _ in range(28)]}
         ({"tensor": {"b64": "AAAA", "dtype": "int64"}}, "'uint8' or 'float32'"),
         ({"tensor": {"b64": "AAAA", "shape": [0, 3]}}, "size below 1"),
         ({"tensor": {"b64": "AAAA"}, "data": [[0] * 28]}, "exactly one of"),
+        ({"data": []}, "has shape [0]"),  # once a 500: the range check of an empty array
+        ({"data": None}, "exactly one of"),  # a null counts as absent
     ],
 )
 def test_embed_rejects_bad_inputs(client, item, fragment) -> None:
@@ -152,6 +154,58 @@ def test_validation_error_names_the_field(client) -> None:
     )
     assert error["message"].startswith("body.k:")
     assert error["details"][0]["loc"] == ["body", "k"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("OPTIONS", "/classes/restore"), ("DELETE", "/classes/restore"),
+     ("GET", "/items/reembed"), ("DELETE", "/items/reembed")],
+)  # fmt: skip
+def test_a_fixed_path_beside_a_template_allows_only_its_own_method(client, method, path) -> None:
+    response = client.request(method, path)
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"  # not the template's GET or DELETE
+
+
+def test_the_words_of_the_fixed_paths_are_no_names(client) -> None:
+    class_named = client.post("/classes", json={"name": "restore", "inputs": [GOOD]})
+    item_named = client.post("/items", json={"items": [{"id": "reembed", "vector": [1.0] * 128}]})
+
+    assert "`restore` is reserved" in assert_error(class_named, 422, "validation_failed")["message"]
+    assert "`reembed` is reserved" in assert_error(item_named, 422, "validation_failed")["message"]
+
+
+@pytest.mark.parametrize(
+    ("vector", "fragment"),
+    [
+        ([1.0] * 127, "vector has shape [127]"),
+        ([0.0] * 128, "not all zero"),
+        ([1e-20] * 128, "at least one at least 1e-15"),  # its norm in float32 would be 0
+        ([1e20] * 128, "at most 1e+15 in magnitude"),  # ... and would overflow
+    ],
+)
+def test_a_raw_vector_needs_a_direction_float32_can_hold(client, vector, fragment) -> None:
+    response = client.post("/items", json={"items": [{"vector": vector}]})
+
+    assert fragment in assert_error(response, 422, "validation_failed")["message"]
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer(client) -> None:
+    blank = {"data": [[0] * 28] * 28}
+
+    assert client.post("/classify", json={"inputs": [blank], "k": 3.0}).status_code == 200
+    assert_error(
+        client.post("/classify", json={"inputs": [blank], "k": 2.5}), 422, "validation_failed"
+    )
+
+
+def test_a_negative_seed_is_refused_not_a_500(client) -> None:
+    vectors = np.random.default_rng(0).normal(size=(6, 128)).tolist()
+
+    response = client.post("/clustering/cluster", json={"vectors": vectors, "k": 2, "seed": -1})
+
+    assert response.json()["error"]["message"].startswith("body.seed:")
 
 
 def test_405_names_every_method_the_path_takes(client) -> None:

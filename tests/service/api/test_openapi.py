@@ -74,3 +74,25 @@ def test_whether_the_docs_need_the_key_is_a_setting(make_client, require_key, st
     for page in ("/docs", "/redoc", "/openapi.json"):
         assert client.get(page).status_code == status, page
     assert client.get("/model").status_code == 401  # the API itself always needs it
+
+
+def test_the_schema_states_what_the_model_takes(spec) -> None:
+    schemas = spec["components"]["schemas"]
+    data = schemas["Input"]["properties"]["data"]["anyOf"]
+    vector = schemas["ItemCreate"]["properties"]["vector"]["anyOf"][0]
+
+    assert [d.get("minItems") for d in data] == [28, 1, None]  # 28x28, 1x28x28, or null
+    assert data[0]["items"]["items"] == {"type": "number", "minimum": 0.0, "maximum": 255.0}
+    assert vector["minItems"] == vector["maxItems"] == 128 and "contains" in vector
+    assert schemas["Tensor"]["properties"]["shape"]["anyOf"][0] == {"enum": [[28, 28], [1, 28, 28]]}
+
+
+def test_exactly_one_source_is_in_the_schema_and_null_counts_as_absent(spec) -> None:
+    schemas = spec["components"]["schemas"]
+
+    for name, fields in [("Input", ["data", "image", "tensor"]),
+                         ("ItemCreate", ["input", "vector"]),
+                         ("NeighbourQuery", ["id", "input", "vector"]),
+                         ("ClusterRequest", ["inputs", "vectors"])]:  # fmt: skip
+        assert [branch["required"] for branch in schemas[name]["oneOf"]] == [[f] for f in fields]
+        assert schemas[name]["oneOf"][0]["properties"] == {fields[0]: {"not": {"type": "null"}}}
