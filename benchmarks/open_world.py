@@ -615,6 +615,82 @@ def markdown(results: list[dict], chosen: dict[str, str], command: str, protocol
     return "\n".join(lines)
 
 
+# -- the shipped bundle ---------------------------------------------------------------------
+
+
+def bundle_check(path: Path, data, digits: np.ndarray, labels: np.ndarray) -> str:
+    """The service's own class index (service/classes/index.py) over a bundle, on the 10,000
+    test images and the far sets: how many are flagged, and why; then digits, nothing like
+    clothes, imprinted from 5 examples each."""
+    import tempfile
+    from collections import Counter
+
+    from corel.bundle import load_bundle
+    from service.classes.index import ClassIndex
+    from training.evaluate import onnx_embed
+
+    bundle = load_bundle(path)
+
+    def run(index: ClassIndex, x_raw: np.ndarray) -> list:
+        model_input = (x_raw * data.scale).astype(np.float32)
+        h = onnx_embed(bundle.encoder_path, model_input)
+        features = onnx_embed(bundle.encoder_path, model_input, output="features")
+        return index.classify(h, 1, features=features, model_input=model_input)
+
+    def describe(predictions: list) -> str:
+        reasons = Counter(p.reason for p in predictions if p.unknown)
+        flagged = sum(reasons.values()) / len(predictions)
+        return f"{flagged:.3f} ({', '.join(f'{r} {n}' for r, n in reasons.most_common())})"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        index = ClassIndex(bundle, Path(tmp))
+        test = run(index, data.x_test)
+        names = bundle.manifest.labels
+        correct = np.array([p.label == names[y] for p, y in zip(test, data.y_test, strict=True)])
+        unknown = np.array([p.unknown for p in test])
+        lines = [
+            f"# Open-world check of {path} (service/classes/index.py)",
+            "",
+            f"Test images: {len(test)}; accuracy {correct.mean():.4f}; accepted "
+            f"{(~unknown).mean():.3f}; accuracy on accepted {correct[~unknown].mean():.4f}; "
+            f"wrong predictions flagged {unknown[~correct].mean():.3f}.",
+            "",
+            "| set | flagged unknown (reasons) |",
+            "|---|---|",
+            f"| test images | {describe(test)} |",
+        ]
+        for name, x in far_sets(data.x_test, digits, seed=3, n=200).items():
+            lines.append(f"| {name} | {describe(run(index, x))} |")
+
+        rng = np.random.default_rng(0)
+        lines += ["", "| imprinted from 5 examples | its other items taken | flagged |"]
+        lines.append("|---|---|---|")
+        imprinted = (0, 1, 7)
+        for digit in imprinted:
+            pick = rng.choice(np.flatnonzero(labels == digit), 5, replace=False)
+            x = (digits[pick] * data.scale).astype(np.float32)
+            h = onnx_embed(bundle.encoder_path, x)
+            features = onnx_embed(bundle.encoder_path, x, output="features")
+            index.add(f"digit {digit}", h, None, (), features)
+        queries = run(index, digits)
+        for digit in imprinted:
+            own = [p for p, y in zip(queries, labels, strict=True) if y == digit]
+            taken = np.mean([p.label == f"digit {digit}" for p in own])
+            lines.append(
+                f"| digit {digit} | {taken:.3f} | {np.mean([p.unknown for p in own]):.3f} |"
+            )
+        after = run(index, data.x_test)
+        correct_after = np.mean(
+            [p.label == names[y] for p, y in zip(after, data.y_test, strict=True)]
+        )
+        lines += [
+            "",
+            f"Test accuracy with the three digit classes imprinted: {correct_after:.4f} "
+            f"(before {correct.mean():.4f}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=Protocol.epochs)
@@ -623,6 +699,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--cache", type=Path, default=CACHE_DIR, help="trained encoders")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--bundle", type=Path, help="only check this bundle with the service")
     args = parser.parse_args()
     setup_logging()
     from sklearn.datasets import load_digits
@@ -643,7 +720,16 @@ def main() -> None:
             cache_dir=args.cache,
         )
     data = load_dataset("fashion-mnist", data_dir=split_config(protocol).data_dir)
-    digits = resize_digits(load_digits().images)
+    raw_digits = load_digits()
+    digits = resize_digits(raw_digits.images)
+    if args.bundle is not None:
+        report = bundle_check(args.bundle, data, digits, raw_digits.target)
+        command = "python benchmarks/open_world.py " + " ".join(sys.argv[1:])
+        report += f"\nReproduce with: {command.strip()}\n"
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "open_world_bundle.md").write_text(report)
+        print(report)
+        return
     results = []
     for split in protocol.splits:
         started = time.perf_counter()
