@@ -16,6 +16,8 @@ evaluates.
 
     python benchmarks/open_world.py                 # the full run
     python benchmarks/open_world.py --quick         # 1 split, 1 epoch on 3,000 items
+    python benchmarks/open_world.py --bundle models/fashion-mnist-cosine
+                                                    # a bundle through the service's index
 """
 
 from __future__ import annotations
@@ -312,12 +314,30 @@ def fused_candidates(
     return out
 
 
-def all_scores(ref: Reference, encoder, x_raw: np.ndarray, scale: float, reference=None):
+def all_scores(
+    ref: Reference,
+    encoder,
+    x_raw: np.ndarray,
+    scale: float,
+    reference: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Every candidate score of raw images; fused ones rank against `reference` (the
+    validation items' scores), or against these items themselves when it is None."""
     model_input = (x_raw * scale).astype(np.float32)
-    feats = layer_features(encoder, model_input)
-    scores = candidate_scores(ref, feats, model_input)
+    scores = candidate_scores(ref, layer_features(encoder, model_input), model_input)
     scores.update(fused_candidates(scores, reference if reference is not None else scores))
-    return scores, feats
+    return scores
+
+
+@dataclass
+class Part:
+    """The scores of one part of the data (validation or test) of a split."""
+
+    inside: dict[str, np.ndarray]  # scores of the seen classes' items
+    outside: dict[str, dict[str, np.ndarray]]  # set name -> scores of its items
+    y_inside: np.ndarray  # the seen items' classes, 0..7
+    x: np.ndarray  # every item of the part, seen and held-out classes, raw
+    y: np.ndarray  # their classes, 0..9
 
 
 def open_set_table(
@@ -345,35 +365,34 @@ def evaluate_split(split: str, protocol: Protocol, data, digits: np.ndarray) -> 
         pick = rng.choice(len(x_test), size=protocol.max_test, replace=False)
         x_test, y_test = x_test[pick], y_test[pick]
     n_far = protocol.far_items
-    parts = {
+    sources = {  # items, labels, digits, noise seed
         "val": (data.x_val, data.y_val, digits[0::2], 10),
         "test": (x_test, y_test, digits[1::2], 20),
     }
     result: dict = {"split": split, "held_out": list(SPLITS[split]), "training": meta}
-    cache = {}
-    for part, (x, y, dig, seed) in parts.items():
+    parts: dict[str, Part] = {}
+    for part, (x, y, dig, seed) in sources.items():
         unseen = np.isin(y, held)
-        inside, feats_in = all_scores(ref, encoder, x[~unseen], data.scale)
-        ref_scores = cache["val_inside"] if part == "test" else inside
-        if part == "test":
-            inside, feats_in = all_scores(ref, encoder, x[~unseen], data.scale, ref_scores)
-        else:
-            cache["val_inside"] = inside
+        # fused scores rank against the validation items, on both parts
+        val_inside = parts["val"].inside if "val" in parts else None
+        inside = all_scores(ref, encoder, x[~unseen], data.scale, val_inside)
+        reference = val_inside if val_inside is not None else inside
         sets = {"held-out classes": x[unseen], **far_sets(x[~unseen], dig, seed, n_far)}
         outside = {
-            name: all_scores(ref, encoder, xs, data.scale, ref_scores)[0]
-            for name, xs in sets.items()
+            name: all_scores(ref, encoder, xs, data.scale, reference) for name, xs in sets.items()
         }
         result[part] = open_set_table(inside, outside)
-        cache[part] = (inside, outside, feats_in, y[~unseen], x, y)
+        parts[part] = Part(inside, outside, y_in_seen(y[~unseen], held), x, y)
     result["operating_point"] = {
-        knn: operating_point(cache, held, knn) for knn in ("kNN k=1 conv", "kNN k=10 conv")
+        knn: operating_point(parts["val"], parts["test"], knn)
+        for knn in ("kNN k=1 conv", "kNN k=10 conv")
     }
 
     result["few_shot"] = {}
     for part in ("val", "test"):
-        _, _, _, _, x_all, y_all = cache[part]
-        closed_acc, few = few_shot(encoder, w, ref, data, held, x_all, y_all, protocol, rng)
+        closed_acc, few = few_shot(
+            encoder, w, ref, data, held, parts[part].x, parts[part].y, protocol, rng
+        )
         result["few_shot"][part] = few
         result["closed_set_accuracy" if part == "test" else "val_closed"] = closed_acc
     return result
@@ -445,7 +464,7 @@ def few_shot(encoder, w, ref, data, held, x_all, y_all, protocol, rng):
     return float((closed[known] == y_new[known]).mean()), summary
 
 
-def operating_point(cache: dict, held: list[int], knn_name: str) -> dict:
+def operating_point(val: Part, test: Part, knn_name: str) -> dict:
     """The service's rule on test with thresholds from validation: unknown when the input guard
     fails (outside the data), or the kNN score or the best cosine falls below the predicted
     class's threshold; each class threshold accepts sqrt(ACCEPT) of the class's correctly
@@ -454,15 +473,14 @@ def operating_point(cache: dict, held: list[int], knn_name: str) -> dict:
 
     guard_name = "input guard (PCA)"
     per_check = float(np.sqrt(ACCEPT))
-    inside, _, _, y_in, _, _ = cache["val"]
-    predicted = _predicted(cache["val"])
-    guard_t = quantile_threshold(inside[guard_name], GUARD_ACCEPT)
+    predicted = val.inside["_predicted"]
+    guard_t = quantile_threshold(val.inside[guard_name], GUARD_ACCEPT)
     thresholds = {}
     for c in range(8):
-        own = (y_in_seen(y_in, held) == c) & (predicted == c)
+        own = (val.y_inside == c) & (predicted == c)
         thresholds[c] = (
-            quantile_threshold(inside[knn_name][own], per_check),
-            quantile_threshold(inside["max cosine"][own], per_check),
+            quantile_threshold(val.inside[knn_name][own], per_check),
+            quantile_threshold(val.inside["max cosine"][own], per_check),
         )
 
     def flagged(scores: dict[str, np.ndarray], pred: np.ndarray) -> np.ndarray:
@@ -474,11 +492,9 @@ def operating_point(cache: dict, held: list[int], knn_name: str) -> dict:
             | (scores["max cosine"] < cos_t)
         )
 
-    inside, outside, _, y_in, _, _ = cache["test"]
-    pred = _predicted(cache["test"])
-    truth = y_in_seen(y_in, held)
-    unknown = flagged(inside, pred)
-    correct = pred == truth
+    pred = test.inside["_predicted"]
+    unknown = flagged(test.inside, pred)
+    correct = pred == test.y_inside
     out = {
         "accept_target": ACCEPT,
         "guard_accept": GUARD_ACCEPT,
@@ -488,7 +504,7 @@ def operating_point(cache: dict, held: list[int], knn_name: str) -> dict:
         "wrong_flagged": float(unknown[~correct].mean()) if (~correct).any() else 0.0,
         "flagged": {},
     }
-    for name, scores in outside.items():
+    for name, scores in test.outside.items():
         out["flagged"][name] = float(flagged(scores, scores["_predicted"]).mean())
     return out
 
@@ -497,10 +513,6 @@ def y_in_seen(y: np.ndarray, held: list[int]) -> np.ndarray:
     remap = np.full(10, -1)
     remap[[k for k in range(10) if k not in held]] = np.arange(8)
     return remap[y]
-
-
-def _predicted(part: tuple) -> np.ndarray:
-    return part[0]["_predicted"]
 
 
 # -- the table -------------------------------------------------------------------------------
