@@ -38,16 +38,22 @@ __all__ = [
 CHUNK = 2048  # query rows per matrix product: bounds memory at CHUNK x bank size
 
 
-def knn_similarity(queries: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
+def knn_similarity(
+    queries: np.ndarray, bank: np.ndarray, k: int, *, unit_bank: bool = False
+) -> np.ndarray:
     """(N,) the k-th largest cosine between each query (N, F) and the bank (M, F).
 
-    Both are L2-normalised here; with k > M the M-th is used."""
-    bank = l2_normalise(bank)
-    k = max(1, min(k, len(bank)))
+    Both are L2-normalised here (the bank not if `unit_bank` says it is already); with
+    k > M the M-th is used."""
+    bank_t = np.ascontiguousarray((bank if unit_bank else l2_normalise(bank)).T)  # (F, M)
+    k = max(1, min(k, bank_t.shape[1]))
     out = np.empty(len(queries), np.float32)
     for start in range(0, len(queries), CHUNK):
-        sims = l2_normalise(queries[start : start + CHUNK]) @ bank.T  # (n, M)
-        out[start : start + CHUNK] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+        sims = l2_normalise(queries[start : start + CHUNK]) @ bank_t  # (n, M)
+        if k == 1:
+            out[start : start + CHUNK] = sims.max(1)
+        else:
+            out[start : start + CHUNK] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
     return out
 
 
@@ -169,8 +175,13 @@ class OpenSet:
         bank, labels = self.centred_bank, self.bank_labels
         return l2_normalise(np.stack([bank[labels == k].mean(0) for k in np.unique(labels)]))
 
+    @cached_property
+    def unit_bank(self) -> np.ndarray:  # normalised once, not on every request
+        return l2_normalise(self.bank)
+
     def knn(self, features: np.ndarray) -> np.ndarray:
-        return knn_similarity(features, self.bank, self.knn_k)
+        """The kNN similarity in numpy (the service searches `unit_bank` with FAISS)."""
+        return knn_similarity(features, self.unit_bank, self.knn_k, unit_bank=True)
 
     def imprint(self, example_features: np.ndarray, capture: float) -> tuple[np.ndarray, float]:
         examples = centred(example_features, self.centre)
