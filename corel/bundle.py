@@ -6,8 +6,11 @@ A bundle is a folder (docs/bundle-format.md):
                          embedding_dim, class_rule, labels, files {name: sha256},
                          training, metrics, calibration
     encoder.onnx         input `input` [N, *input.shape] float32 -> output `embedding` [N, D]
+                         (format 2 with `open_set`: a second output `features` [N, F])
     class_vectors.npy    float32 [K, D], unnormalised
     class_bias.npy       float32 [K], only for the `dot` rule
+    open_set.npz         format 2, optional: training items' features and the input guard
+                         (corel/open_set.py), described by the manifest's `open_set`
 
 This module is torch-free so the service can import it. `load_bundle` checks every
 promise the manifest makes and raises `BundleError` naming the first one broken.
@@ -27,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from corel.class_rule import ClassRuleName
+from corel.open_set import OpenSet
 
 __all__ = [
     "FORMAT_VERSION",
@@ -39,8 +43,11 @@ __all__ = [
     "write_bundle",
 ]
 
-FORMAT_VERSION = 1
+# 2 added the optional `open_set` (a second ONNX output and open_set.npz); 1 still loads
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 ENCODER_FILE = "encoder.onnx"
+OPEN_SET_FILE = "open_set.npz"
 CLASS_VECTORS_FILE = "class_vectors.npy"
 CLASS_BIAS_FILE = "class_bias.npy"
 
@@ -89,6 +96,9 @@ class Manifest(BaseModel):
     # Per-class similarity below which a prediction is flagged unknown, in the rule's
     # score units; calibrated on held-out data by the trainer.
     calibration: dict[str, Any] = Field(default_factory=dict)
+    # Format 2: {"features": {"output", "dim", "layer"}, "knn_k", ...} when the bundle ships
+    # open_set.npz and its encoder has a `features` output
+    open_set: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,7 @@ class Bundle:
     manifest: Manifest
     class_vectors: np.ndarray  # (K, D) float32
     class_bias: np.ndarray | None  # (K,) float32, `dot` rule only
+    open_set: OpenSet | None = None  # format 2 bundles that ship it
 
     @property
     def encoder_path(self) -> Path:
@@ -115,6 +126,7 @@ def write_bundle(
     encoder_onnx: Path,
     class_vectors: np.ndarray,
     class_bias: np.ndarray | None = None,
+    open_set: OpenSet | None = None,
     extra_files: dict[str, Path] | None = None,
 ) -> Bundle:
     """Write a complete bundle; `files` and `created` in the manifest are filled in here.
@@ -129,6 +141,9 @@ def write_bundle(
     if class_bias is not None:
         np.save(out_dir / CLASS_BIAS_FILE, np.asarray(class_bias, dtype=np.float32))
         names.append(CLASS_BIAS_FILE)
+    if open_set is not None:
+        np.savez(out_dir / OPEN_SET_FILE, allow_pickle=False, **open_set.arrays())
+        names.append(OPEN_SET_FILE)
     for name, src in (extra_files or {}).items():
         dest = out_dir / name
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -158,15 +173,17 @@ def load_bundle(path: Path | str, *, check_onnx: bool = True) -> Bundle:
         raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
     except ValidationError as exc:
         raise BundleError(f"{manifest_path}: invalid manifest: {exc}") from exc
-    if manifest.format_version != FORMAT_VERSION:
+    if manifest.format_version not in READABLE_VERSIONS:
         raise BundleError(
             f"{manifest_path}: format_version {manifest.format_version} is not supported "
-            f"(this reader knows {FORMAT_VERSION})"
+            f"(this reader knows {', '.join(map(str, READABLE_VERSIONS))})"
         )
 
     required = [ENCODER_FILE, CLASS_VECTORS_FILE]
     if manifest.class_rule == "dot":
         required.append(CLASS_BIAS_FILE)
+    if manifest.open_set is not None:
+        required.append(OPEN_SET_FILE)
     for name in required:
         if name not in manifest.files:
             raise BundleError(f"{manifest_path}: 'files' does not list {name}")
@@ -195,9 +212,31 @@ def load_bundle(path: Path | str, *, check_onnx: bool = True) -> Bundle:
             raise BundleError(
                 f"{path}: class_bias.npy has shape {list(class_bias.shape)}, expected [{k}]"
             )
+    open_set = None
+    if manifest.open_set is not None:
+        open_set = _load_open_set(path, manifest.open_set, len(manifest.labels))
     if check_onnx:
         _check_onnx_signature(path / ENCODER_FILE, manifest)
-    return Bundle(path, manifest, class_vectors.astype(np.float32), class_bias)
+    return Bundle(path, manifest, class_vectors.astype(np.float32), class_bias, open_set)
+
+
+def _load_open_set(path: Path, spec: dict[str, Any], k: int) -> OpenSet:
+    try:
+        with np.load(path / OPEN_SET_FILE, allow_pickle=False) as data:
+            open_set = OpenSet.from_arrays(dict(data), int(spec["knn_k"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise BundleError(
+            f"{path}: {OPEN_SET_FILE} or manifest open_set is incomplete: {exc}"
+        ) from exc
+    dim = spec.get("features", {}).get("dim")
+    if open_set.bank.shape[1] != dim or open_set.centre.shape != (dim,):
+        raise BundleError(
+            f"{path}: {OPEN_SET_FILE} holds features of width {open_set.bank.shape[1]}, "
+            f"the manifest says {dim}"
+        )
+    if set(np.unique(open_set.bank_labels)) != set(range(k)):
+        raise BundleError(f"{path}: {OPEN_SET_FILE} must hold training items of all {k} classes")
+    return open_set
 
 
 def _check_onnx_signature(onnx_path: Path, manifest: Manifest) -> None:
@@ -208,9 +247,10 @@ def _check_onnx_signature(onnx_path: Path, manifest: Manifest) -> None:
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise BundleError(f"{onnx_path}: onnxruntime cannot load it: {exc}") from exc
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if [i.name for i in inputs] != ["input"] or [o.name for o in outputs] != ["embedding"]:
+    expected = ["embedding"] if manifest.open_set is None else ["embedding", "features"]
+    if [i.name for i in inputs] != ["input"] or [o.name for o in outputs] != expected:
         raise BundleError(
-            f"{onnx_path}: expected input 'input' and output 'embedding', found inputs "
+            f"{onnx_path}: expected input 'input' and outputs {expected}, found inputs "
             f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}"
         )
     in_shape, out_shape = inputs[0].shape, outputs[0].shape

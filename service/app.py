@@ -61,7 +61,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.batcher = batcher
     try:
         state.embedder = Embedder(
-            bundle.manifest.input, batcher, max_image_pixels=settings.max_image_pixels
+            bundle.manifest.input,
+            batcher,
+            max_image_pixels=settings.max_image_pixels,
+            embedding_dim=bundle.manifest.embedding_dim,
         )
         state.class_index = ClassIndex(bundle, settings.data_dir)
         metrics.INDEX_SIZE.labels(index="classes").set(len(state.class_index))
@@ -109,11 +112,11 @@ async def carry_over_classes(classes: ClassIndex, embedder: Embedder) -> None:
             continue
         try:
             inputs = [Input.model_validate(i) for i in record.inputs]
-            h = await embedder.embed_inputs(inputs)
+            h, features = await embedder.embed_with_features(embedder.prepare(inputs))
         except (ValueError, ServiceError) as exc:
             log.warning("class %r cannot be carried over to this model: %s", record.name, exc)
             continue
-        await asyncio.to_thread(classes.add, record.name, h, None, record.inputs)
+        await asyncio.to_thread(classes.add, record.name, h, None, record.inputs, features)
         log.info(
             "class %r re-imprinted for this model from its %d stored examples",
             record.name,

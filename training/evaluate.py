@@ -14,17 +14,19 @@ import numpy as np
 from corel.bundle import Bundle
 from corel.class_rule import l2_normalise, rule_for
 from corel.clustering import LatentSpaceScores, evaluate_latent_space
-from training.results import Calibration, EpochRow, Evaluation
+from training.results import EpochRow, Evaluation
 
 PLOT_POINTS = 2000  # t-SNE is quadratic; a seeded sample of the test set is plotted
 
 
-def onnx_embed(onnx_path: Path, model_input: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def onnx_embed(
+    onnx_path: Path, model_input: np.ndarray, batch_size: int = 512, *, output: str = "embedding"
+) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     out = [
-        session.run(["embedding"], {"input": model_input[i : i + batch_size]})[0]
+        session.run([output], {"input": model_input[i : i + batch_size]})[0]
         for i in range(0, len(model_input), batch_size)
     ]
     return np.concatenate(out).astype(np.float32)
@@ -46,36 +48,6 @@ def evaluate_embeddings(
         accuracy=float((predicted == labels).mean()),
         l2_normalised=evaluate_latent_space(embeddings, labels, normalise=True, seed=seed),
         raw=evaluate_latent_space(embeddings, labels, normalise=False, seed=seed),
-    )
-
-
-def calibrate_unknown_thresholds(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    class_vectors: np.ndarray,
-    rule: str,
-    names: list[str],
-    class_bias: np.ndarray | None = None,
-    quantile: float = 0.05,
-) -> Calibration:
-    """Per class, the `quantile` of held-out items' score to their own class vector.
-
-    A new item whose best score falls below its class's threshold is less typical than
-    95% of that class's held-out items: the service flags it `unknown`.
-    """
-    own = rule_for(rule).scores(embeddings, class_vectors, class_bias)[
-        np.arange(len(labels)), labels
-    ]
-    thresholds: dict[str, float | None] = {}
-    for k, name in enumerate(names):
-        scores = own[labels == k]
-        thresholds[name] = float(np.quantile(scores, quantile)) if len(scores) else None
-    return Calibration(
-        method="held-out quantile of own-class score",
-        quantile=quantile,
-        split="validation",
-        rule=rule,
-        thresholds=thresholds,
     )
 
 

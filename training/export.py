@@ -14,14 +14,22 @@ import torch
 from torch import nn
 
 from corel.bundle import Bundle, write_bundle
+from corel.open_set import OpenSet
 from training.data import Dataset
 from training.evaluate import (
-    calibrate_unknown_thresholds,
     evaluate_embeddings,
     onnx_embed,
     write_report,
 )
 from training.losses import LOSS_MANIFEST_NAMES
+from training.open_set import (
+    WithFeatures,
+    calibrate,
+    embed_with_features,
+    fit_open_set,
+    has_features,
+    open_set_manifest,
+)
 from training.train import TrainResult
 
 log = logging.getLogger(__name__)
@@ -33,9 +41,13 @@ class ExportError(Exception):
     """The exported ONNX graph does not reproduce the torch encoder."""
 
 
-def export_onnx(encoder: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
-    """One self-contained ONNX file: input `input` [N, ...], output `embedding` [N, D]."""
+def export_onnx(
+    encoder: nn.Module, input_shape: tuple[int, ...], path: Path, *, features: bool = False
+) -> None:
+    """One self-contained ONNX file: input `input` [N, ...], output `embedding` [N, D], and
+    with `features` a second output `features` [N, F] (training/open_set.py)."""
     encoder = encoder.eval()
+    model = WithFeatures(encoder).eval() if features else encoder
     # The dynamo exporter logs every unregistered torchvision op and a deprecation notice;
     # none of it concerns this encoder.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -44,10 +56,10 @@ def export_onnx(encoder: nn.Module, input_shape: tuple[int, ...], path: Path) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         program = torch.onnx.export(
-            encoder,
+            model,
             (example,),
             input_names=["input"],
-            output_names=["embedding"],
+            output_names=["embedding", "features"] if features else ["embedding"],
             dynamic_shapes={"x": {0: batch}},
             dynamo=True,
             external_data=False,
@@ -58,12 +70,18 @@ def export_onnx(encoder: nn.Module, input_shape: tuple[int, ...], path: Path) ->
     program.save(str(path), external_data=False)
 
 
-def check_parity(encoder: nn.Module, onnx_path: Path, model_input: np.ndarray) -> float:
-    """Max absolute difference between torch and onnxruntime on real inputs."""
+def check_parity(
+    encoder: nn.Module, onnx_path: Path, model_input: np.ndarray, *, features: bool = False
+) -> float:
+    """Max absolute difference between torch and onnxruntime on real inputs (both outputs)."""
     with torch.no_grad():
         expected = encoder.eval()(torch.from_numpy(model_input)).numpy()
     actual = onnx_embed(onnx_path, model_input)
     diff = float(np.abs(expected - actual).max())
+    if features:
+        _, expected_features = embed_with_features(encoder, model_input)
+        actual_features = onnx_embed(onnx_path, model_input, output="features")
+        diff = max(diff, float(np.abs(expected_features - actual_features).max()))
     if diff > PARITY_ATOL:
         raise ExportError(f"ONNX output differs from torch by {diff:.2e} (> {PARITY_ATOL})")
     return diff
@@ -83,6 +101,40 @@ def git_commit() -> str | None:
         return None
 
 
+def open_set_and_calibration(
+    encoder: nn.Module,
+    onnx_path: Path,
+    data: Dataset,
+    class_vectors: np.ndarray,
+    rule: str,
+    bias: np.ndarray | None,
+    *,
+    seed: int,
+) -> tuple[OpenSet | None, dict[str, object]]:
+    """The open set (encoders with a features output) and the manifest's `calibration`,
+    from the exported ONNX graph on the validation split."""
+    val_input = data.model_input(data.x_val)
+    val_emb = onnx_embed(onnx_path, val_input)
+    if not has_features(encoder):
+        return None, calibrate(
+            val_emb, None, val_input, data.y_val, class_vectors, rule, data.labels, None, bias
+        )
+    open_set = fit_open_set(encoder, data, seed=seed)
+    val_features = onnx_embed(onnx_path, val_input, output="features")
+    calibration = calibrate(
+        val_emb,
+        val_features,
+        val_input,
+        data.y_val,
+        class_vectors,
+        rule,
+        data.labels,
+        open_set,
+        bias,
+    )
+    return open_set, calibration
+
+
 def export_bundle(
     result: TrainResult,
     data: Dataset,
@@ -97,10 +149,13 @@ def export_bundle(
     `plots=False` leaves out the report's figures (their t-SNE takes seconds), for tests.
     """
     config, loss, encoder = result.config, result.loss, result.encoder
+    features = has_features(encoder)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "encoder.onnx"
-        export_onnx(encoder, data.shape, onnx_path)
-        parity = check_parity(encoder, onnx_path, data.model_input(data.x_test[:256]))
+        export_onnx(encoder, data.shape, onnx_path, features=features)
+        parity = check_parity(
+            encoder, onnx_path, data.model_input(data.x_test[:256]), features=features
+        )
         log.info(
             "ONNX parity on %d test items: max |diff| = %.2e", min(256, len(data.x_test)), parity
         )
@@ -116,9 +171,8 @@ def export_bundle(
             dataset=data.name,
             split="test",
         )
-        val_emb = onnx_embed(onnx_path, data.model_input(data.x_val))
-        calibration = calibrate_unknown_thresholds(
-            val_emb, data.y_val, class_vectors, loss.class_rule, data.labels, bias
+        open_set, calibration = open_set_and_calibration(
+            encoder, onnx_path, data, class_vectors, loss.class_rule, bias, seed=config.seed
         )
 
         report_dir = Path(tmp) / "report"
@@ -167,13 +221,16 @@ def export_bundle(
                 "onnx_parity_max_abs_diff": parity,
             },
             "metrics": evaluation.headline().to_json(),
-            "calibration": calibration.to_json(),
+            "calibration": calibration,
         }
+        if open_set is not None:
+            manifest["open_set"] = open_set_manifest(open_set)
         return write_bundle(
             out_dir,
             manifest=manifest,
             encoder_onnx=onnx_path,
             class_vectors=class_vectors,
             class_bias=bias,
+            open_set=open_set,
             extra_files={f: report_dir / f for f in files},
         )

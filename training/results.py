@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from corel.clustering import LatentSpaceScores
 
-__all__ = ["Calibration", "EpochRow", "Evaluation", "Headline"]
+__all__ = ["EpochRow", "Evaluation", "Headline"]
 
 
 def _without_none(values: dict[str, object]) -> dict[str, object]:
@@ -72,18 +72,3 @@ class Evaluation:
 
     def to_json(self) -> dict[str, object]:
         return _without_none(asdict(self))
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Per class, the score to its own class vector below which the service calls a new
-    item `unknown`: the `quantile` of held-out items' scores (the manifest's `calibration`)."""
-
-    method: str
-    quantile: float
-    split: str
-    rule: str
-    thresholds: dict[str, float | None]  # None: the class had no held-out item
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)

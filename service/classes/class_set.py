@@ -35,6 +35,11 @@ class ClassRecord:
     threshold: float | None  # below this best score a prediction is flagged unknown
     # the example inputs (as sent), so that a new model can imprint the class again
     inputs: tuple[dict[str, Any], ...] = ()
+    # An imprinted class of a bundle with an open set: its prototype among the encoder's
+    # centred features (F,), and by how much an input must prefer it to every known class
+    # to be taken from them (corel/open_set.py, OpenSet.gate)
+    prototype: np.ndarray | None = None
+    bar: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ def save_class_set(path: Path, classes: ClassSet, *, model_id: str) -> None:
                 "examples": r.examples,
                 "threshold": r.threshold,
                 "inputs": list(r.inputs),
+                "prototype": None if r.prototype is None else r.prototype.tolist(),
+                "bar": r.bar,
             }
             for r in classes.records
         ],
@@ -127,6 +134,8 @@ def load_class_set(path: Path, *, model_id: str) -> ClassSet | None:
                 c["examples"],
                 c["threshold"],
                 tuple(c.get("inputs", ())),
+                None if c.get("prototype") is None else np.asarray(c["prototype"], np.float32),
+                c.get("bar"),
             )
             for c in state["classes"]
         )

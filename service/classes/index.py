@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 
 from corel.bundle import ENCODER_FILE, Bundle
-from corel.class_rule import ClassRule, rule_for
+from corel.class_rule import ClassRule, l2_normalise, rule_for
+from corel.open_set import leave_one_out_threshold
 from service.classes.class_set import (
     ClassRecord,
     ClassSet,
@@ -40,14 +41,34 @@ class ClassScore:
     score: float
 
 
+# Why a prediction is `unknown` (docs/open-world.md):
+# - outside_data: the input itself is unlike the training inputs (the input guard);
+# - far_from_classes: its features are far from every training item, or (without an open
+#   set, or for an imprinted class) its score is below its class's threshold;
+# - between_classes: it is near training items, but its score to the best class is below
+#   that class's threshold: it sits between class directions.
+UnknownReason = Literal["outside_data", "far_from_classes", "between_classes"]
+
+
 @dataclass(frozen=True)
 class Prediction:
-    label: str  # the best class, even when `unknown`
+    label: str  # the predicted class, even when `unknown`
     score: float  # its score under the class rule
-    margin: float  # best score minus the second best (0.0 with one class)
-    unknown: bool  # best score below the threshold
+    margin: float  # its score minus the best other class's (0.0 with one class)
+    unknown: bool
     threshold: float | None
     top: list[ClassScore]
+    reason: UnknownReason | None = None  # set when unknown
+
+
+@dataclass(frozen=True)
+class OpenSetChecks:
+    """What the bundle's open set says of each input, beside its class scores."""
+
+    outside: np.ndarray  # (N,) bool: the input guard refuses the input
+    knn: np.ndarray  # (N,) similarity to the nearest training items' features
+    imprinted: np.ndarray  # (N,) index into the class set of the imprinted class the gate
+    # gives the input to, or -1
 
 
 def build_faiss_index(classes: ClassSet, rule: ClassRule) -> faiss.Index:
@@ -78,10 +99,21 @@ class ClassIndex:
         self._path = data_dir / f"classes-{self.model_id[:16]}.json"
         self._lock = threading.Lock()
         self._bundle_classes = ClassSet.from_bundle(bundle)
-        # An imprinted class's default threshold: the typical calibrated one of the model's
-        # own classes (all of them: removing some must not move it)
-        known = [r.threshold for r in self._bundle_classes.records if r.threshold is not None]
-        self._typical_threshold = float(np.median(known)) if known else None
+        self.open_set = bundle.open_set
+        # The kNN score searches the training items' features with FAISS: numpy's BLAS, with
+        # its threads spinning on busy cores, took 65 ms for one query here against 4 ms
+        self._bank_index: faiss.Index | None = None
+        if bundle.open_set is not None:
+            bank = bundle.open_set.unit_bank
+            self._bank_index = faiss.IndexFlatIP(bank.shape[1])
+            self._bank_index.add(np.ascontiguousarray(bank, np.float32))
+        calibration = bundle.manifest.calibration
+        # the acceptance an imprinted class's threshold is set to, as the bundle's classes
+        # were (format-1 manifests have neither key: their 5% quantile accepts 0.95)
+        self._accept = float(calibration.get("per_check_accept", calibration.get("accept", 0.95)))
+        self._knn_thresholds: dict[str, float | None] = calibration.get("knn_thresholds", {})
+        self._guard_threshold: float | None = calibration.get("guard_threshold")
+        self._capture = float(calibration.get("imprint_capture", 0.005))
         self.new_model = not self._path.is_file()
         saved = load_class_set(self._path, model_id=self.model_id)
         self._set(saved or self._bundle_classes)
@@ -102,27 +134,97 @@ class ClassIndex:
         raw, ids = index.search(self.rule.query_vectors(embeddings), k)
         return self.rule.from_index(raw), ids, classes
 
+    def check(
+        self, classes: ClassSet, features: np.ndarray | None, model_input: np.ndarray | None
+    ) -> OpenSetChecks | None:
+        """The open set's view of a batch (None for bundles without one, or no features)."""
+        if self.open_set is None or features is None or model_input is None:
+            return None
+        imprinted = [
+            i
+            for i, r in enumerate(classes.records)
+            if r.prototype is not None and r.bar is not None
+        ]
+        width = self.open_set.bank.shape[1]
+        prototypes = [classes.records[i].prototype for i in imprinted]
+        bars = [classes.records[i].bar for i in imprinted]
+        gate = self.open_set.gate(
+            features,
+            np.array(prototypes, np.float32).reshape(len(imprinted), width),
+            np.array(bars, np.float32),
+        )
+        guard = self.open_set.guard.scores(model_input)
+        return OpenSetChecks(
+            outside=(
+                guard < self._guard_threshold
+                if self._guard_threshold is not None
+                else np.zeros(len(guard), bool)
+            ),
+            knn=self._knn(features),
+            imprinted=np.array([imprinted[g] if g >= 0 else -1 for g in gate], np.int64),
+        )
+
+    def _knn(self, features: np.ndarray) -> np.ndarray:
+        assert self.open_set is not None and self._bank_index is not None
+        k = self.open_set.knn_k
+        similarities, _ = self._bank_index.search(l2_normalise(features), k)
+        return np.asarray(similarities[:, k - 1], np.float32)
+
     def classify(
-        self, embeddings: np.ndarray, k: int, threshold: float | None = None
+        self,
+        embeddings: np.ndarray,
+        k: int,
+        threshold: float | None = None,
+        *,
+        features: np.ndarray | None = None,
+        model_input: np.ndarray | None = None,
     ) -> list[Prediction]:
-        """The top-k classes of each embedding; `threshold` overrides the classes' own."""
+        """The top-k classes of each embedding; `threshold` overrides the classes' own.
+
+        With the bundle's open set (`features`: the encoder's second output, `model_input`:
+        what went into it), an input is also unknown when the input guard refuses it or its
+        features are far from every training item, and a class imprinted from a few
+        examples takes the inputs that the gate gives it (corel/open_set.py)."""
         scores, ids, classes = self.search(embeddings, max(k, 2))
+        checks = self.check(classes, features, model_input)
         predictions = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            best = classes.records[int(row_ids[0])]
+        for n, (row_scores, row_ids) in enumerate(zip(scores, ids, strict=True)):
+            ranked = [(int(i), float(s)) for s, i in zip(row_scores, row_ids, strict=True)]
+            if checks is not None and checks.imprinted[n] >= 0:
+                chosen = int(checks.imprinted[n])
+                own = self.rule.scores(
+                    embeddings[n : n + 1],
+                    classes.records[chosen].vector[None],
+                    np.array([classes.records[chosen].bias], np.float32),
+                )
+                ranked = [(chosen, float(own[0, 0]))] + [r for r in ranked if r[0] != chosen]
+            best = classes.records[ranked[0][0]]
             limit = threshold if threshold is not None else best.threshold
-            score = float(row_scores[0])
+            score = ranked[0][1]
+            reason: UnknownReason | None = None
+            if checks is not None and checks.outside[n]:
+                reason = "outside_data"
+            elif (
+                checks is not None
+                and best.source == "bundle"
+                and (
+                    (knn_limit := self._knn_thresholds.get(best.name)) is not None
+                    and checks.knn[n] < knn_limit
+                )
+            ):
+                reason = "far_from_classes"
+            elif limit is not None and score < limit:
+                between = checks is not None and best.source == "bundle"
+                reason = "between_classes" if between else "far_from_classes"
             predictions.append(
                 Prediction(
                     label=best.name,
                     score=score,
-                    margin=score - float(row_scores[1]) if len(row_scores) > 1 else 0.0,
-                    unknown=limit is not None and score < limit,
+                    margin=score - max(s for _, s in ranked[1:]) if len(ranked) > 1 else 0.0,
+                    unknown=reason is not None,
                     threshold=limit,
-                    top=[
-                        ClassScore(classes.records[int(i)].name, float(s))
-                        for s, i in zip(row_scores[:k], row_ids[:k], strict=True)
-                    ],
+                    top=[ClassScore(classes.records[i].name, s) for i, s in ranked[:k]],
+                    reason=reason,
                 )
             )
         return predictions
@@ -135,23 +237,36 @@ class ClassIndex:
         embeddings: np.ndarray,
         threshold: float | None = None,
         inputs: Sequence[dict[str, Any]] = (),
+        features: np.ndarray | None = None,
     ) -> None:
         """Imprint a class from example embeddings (N, D) under the class rule; `inputs`
-        (the examples as sent) are kept so that a new model can imprint it again."""
+        (the examples as sent) are kept so that a new model can imprint it again.
+
+        Its threshold, unless given, comes from its own examples: each scored against the
+        class imprinted from the others (leave-one-out), at the calibration's acceptance;
+        none from a single example. With the bundle's open set and the examples' `features`,
+        it also gets a prototype among the features and the gate's bar."""
         with self._lock:
             old = self.classes
             if name in old.names:
                 raise ConflictError(f"class {name!r} exists; delete it first to re-imprint")
             vector, bias = self.rule.imprint(embeddings, old.vectors, old.bias)
+            if threshold is None:
+                threshold = leave_one_out_threshold(
+                    self.rule, embeddings, old.vectors, old.bias, self._accept
+                )
             record = ClassRecord(
                 name,
                 vector.astype(np.float32),
                 bias,
                 "imprinted",
                 len(embeddings),
-                self._typical_threshold if threshold is None else threshold,
+                threshold,
                 tuple(inputs),
             )
+            if self.open_set is not None and features is not None:
+                prototype, bar = self.open_set.imprint(features, self._capture)
+                record = replace(record, prototype=prototype, bar=bar)
             self._change(old.with_record(record))
 
     def remove(self, name: str, *, force: bool = False) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import binascii
 import math
 from collections.abc import Awaitable
+from typing import TypeVar
 
 import numpy as np
 from starlette.requests import Request
@@ -23,10 +24,21 @@ from service.inference.preprocess import to_model_input
 
 __all__ = ["Embedder", "RequestEmbedder"]
 
+T = TypeVar("T")
+
 
 class Embedder:
-    def __init__(self, spec: InputSpec, batcher: MicroBatcher, *, max_image_pixels: int) -> None:
+    def __init__(
+        self,
+        spec: InputSpec,
+        batcher: MicroBatcher,
+        *,
+        max_image_pixels: int,
+        embedding_dim: int | None = None,
+    ) -> None:
         self.spec, self.batcher, self.max_image_pixels = spec, batcher, max_image_pixels
+        # the encoder's columns beyond embedding_dim are its `features` output (runtime.py)
+        self.embedding_dim = embedding_dim
 
     def prepare(self, inputs: list[Input]) -> list[np.ndarray]:
         fast = _tensors_at_once(inputs, self.spec)
@@ -38,7 +50,16 @@ class Embedder:
         ]
 
     async def embed_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:  # -> (N, D) raw
-        h = await self.batcher.embed(np.stack(arrays))
+        h, _ = await self.embed_with_features(arrays)
+        return h
+
+    async def embed_with_features(
+        self, arrays: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(embeddings (N, D) raw, the encoder's `features` (N, F) or None without them)."""
+        out = await self.batcher.embed(np.stack(arrays))
+        d = self.embedding_dim or out.shape[1]
+        h, features = out[:, :d], (out[:, d:] if out.shape[1] > d else None)
         # Finite inputs far outside the trained range (pixels of 1e30) overflow float32 in the
         # encoder or in the squared norms that every class rule and the index compute.
         squared_norms = np.einsum("ij,ij->i", h, h)
@@ -50,7 +71,7 @@ class Embedder:
                 "outside the range this model takes",
                 details={"inputs": bad.tolist()},
             )
-        return h
+        return h, features
 
     async def embed_inputs(self, inputs: list[Input]) -> np.ndarray:  # -> (N, D) raw
         return await self.embed_arrays(self.prepare(inputs))
@@ -69,10 +90,15 @@ class RequestEmbedder:
     async def embed_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:
         return await self._unless_disconnected(self.embedder.embed_arrays(arrays))
 
+    async def embed_with_features(
+        self, arrays: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        return await self._unless_disconnected(self.embedder.embed_with_features(arrays))
+
     async def embed_inputs(self, inputs: list[Input]) -> np.ndarray:
         return await self.embed_arrays(self.prepare(inputs))
 
-    async def _unless_disconnected(self, work: Awaitable[np.ndarray]) -> np.ndarray:
+    async def _unless_disconnected(self, work: Awaitable[T]) -> T:
         task = asyncio.ensure_future(work)
 
         async def watch() -> None:

@@ -60,9 +60,14 @@ class EncoderRuntime:
         if providers[0] == CUDA and self.provider != CUDA:
             log.warning("CUDA was requested but onnxruntime fell back to %s", self.provider)
         log.info("encoder %s on %s (%d CPU threads)", onnx_path, self.provider, self.threads)
+        # Format-2 bundles may have a second output, `features`: run() returns it beside the
+        # embedding, as columns D: of one array, so the micro-batcher stays one-array-in,
+        # one-array-out (Embedder splits them again)
+        self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def run(self, batch: np.ndarray) -> np.ndarray:  # (N, ...) -> (N, D)
-        return np.asarray(self.session.run(["embedding"], {"input": batch})[0])
+    def run(self, batch: np.ndarray) -> np.ndarray:  # (N, ...) -> (N, D) or (N, D + F)
+        outs = self.session.run(self.outputs, {"input": batch})
+        return np.asarray(outs[0] if len(outs) == 1 else np.hstack(outs))
 
     def warm_up(self, input_shape: list[int], max_batch_size: int) -> None:
         """Run the shapes traffic will use once, so the first request pays no set-up."""

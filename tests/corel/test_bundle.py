@@ -24,7 +24,7 @@ def rewrite_manifest(path: Path, **changes: object) -> None:
 def test_load_reads_manifest_and_class_vectors(digits_bundle: Path) -> None:
     bundle = load_bundle(digits_bundle)
     manifest = bundle.manifest
-    assert manifest.format_version == 1
+    assert manifest.format_version == 2
     assert manifest.loss["name"] == "cosine_corel"
     assert manifest.class_rule == "cosine"
     assert manifest.input.kind == "image" and manifest.input.shape == [1, 8, 8]
@@ -32,6 +32,41 @@ def test_load_reads_manifest_and_class_vectors(digits_bundle: Path) -> None:
     assert bundle.class_bias is None
     assert set(manifest.files) >= {"encoder.onnx", "class_vectors.npy", "report.md"}
     assert set(manifest.calibration["thresholds"]) == set(manifest.labels)
+    # the paper's CNN ships an open set: its flattened convolutions and training items'
+    assert bundle.open_set is not None and manifest.open_set is not None
+    width = manifest.open_set["features"]["dim"]
+    assert bundle.open_set.bank.shape[1] == width == 60  # 60 filters of 1x1 after 3 poolings
+    assert set(manifest.calibration["knn_thresholds"]) == set(manifest.labels)
+
+
+def as_format_1(path: Path) -> None:
+    """What a format-1 writer made: one ONNX output, no open set."""
+    import onnx
+
+    model = onnx.load(str(path / "encoder.onnx"))
+    kept = [o for o in model.graph.output if o.name == "embedding"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    onnx.save(model, str(path / "encoder.onnx"))
+    (path / "open_set.npz").unlink()
+    manifest = json.loads((path / "manifest.json").read_text())
+    files = {n: sha256_file(path / n) for n in manifest["files"] if n != "open_set.npz"}
+    del manifest["open_set"]
+    manifest |= {"format_version": 1, "files": files}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_format_1_bundle_still_loads_without_an_open_set(bundle_copy: Path) -> None:
+    as_format_1(bundle_copy)
+    bundle = load_bundle(bundle_copy)
+    assert bundle.manifest.format_version == 1 and bundle.open_set is None
+
+
+def test_load_rejects_an_open_set_the_encoder_does_not_output(bundle_copy: Path) -> None:
+    as_format_1(bundle_copy)
+    rewrite_manifest(bundle_copy, format_version=2, open_set={"features": {"dim": 60}})
+    with pytest.raises(BundleError, match=r"'files' does not list open_set\.npz"):
+        load_bundle(bundle_copy)
 
 
 def test_load_rejects_a_tampered_file(bundle_copy: Path) -> None:
@@ -70,6 +105,6 @@ def test_load_rejects_a_folder_without_manifest(tmp_path: Path) -> None:
 
 
 def test_load_rejects_an_unknown_format_version(bundle_copy: Path) -> None:
-    rewrite_manifest(bundle_copy, format_version=2)
-    with pytest.raises(BundleError, match="format_version 2 is not supported"):
+    rewrite_manifest(bundle_copy, format_version=3)
+    with pytest.raises(BundleError, match="format_version 3 is not supported"):
         load_bundle(bundle_copy)

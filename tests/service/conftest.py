@@ -69,7 +69,7 @@ def other_model_bundle(out: Path) -> Path:
     manifest = json.loads((DEFAULT_BUNDLE / "manifest.json").read_text())
     manifest = {k: v for k, v in manifest.items() if k not in ("files", "created")}
     write_bundle(out, manifest=manifest, encoder_onnx=encoder,
-                 class_vectors=original.class_vectors)  # fmt: skip
+                 class_vectors=original.class_vectors, open_set=original.open_set)  # fmt: skip
     return out
 
 

@@ -3,6 +3,7 @@ one line; a live one is backed up and restored; a failed write leaves no half fi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,10 @@ from tests.conftest import REPO
 from tests.service.conftest import Server
 from tests.support.server import free_port
 
-MODEL_ID = "3c7d4192a60ce326be906671c2931ecfcfe6785f9a9aa47fd9114cf32c0fb03e"
+# the default bundle's model id (its encoder's sha256), as the server will see it
+MODEL_ID = json.loads((REPO / "models/fashion-mnist-cosine/manifest.json").read_text())["files"][
+    "encoder.onnx"
+]
 
 
 def service(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:

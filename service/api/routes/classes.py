@@ -52,11 +52,12 @@ async def list_classes(classes: ClassIndexDep) -> ClassList:
 async def add_class(
     body: ClassCreate, classes: ClassIndexDep, embedder: EmbedderDep, settings: SettingsDep
 ) -> ClassInfo:
-    """Add a class from a few examples: its vector is their normalised mean embedding."""
+    """Add a class from a few examples: its vector is their normalised mean embedding; its
+    threshold, unless given, comes from the examples themselves (leave-one-out)."""
     check_input_count(len(body.inputs), settings)
-    h = await embedder.embed_inputs(body.inputs)
+    h, features = await embedder.embed_with_features(embedder.prepare(body.inputs))
     stored = [i.model_dump(exclude_none=True) for i in body.inputs]
-    await asyncio.to_thread(classes.add, body.name, h, body.threshold, stored)
+    await asyncio.to_thread(classes.add, body.name, h, body.threshold, stored, features)
     metrics.INDEX_SIZE.labels(index="classes").set(len(classes))
     return next(c for c in _listing(classes).classes if c.name == body.name)
 

@@ -62,15 +62,18 @@ async def classify(
     bundle: BundleDep,
     settings: SettingsDep,
 ) -> ClassifyResponse:
-    """Top-k classes by nearest class vector, with the margin and an `unknown` flag."""
+    """Top-k classes by nearest class vector, with the margin, an `unknown` flag and why."""
     check_input_count(len(body.inputs), settings)
     if body.k > settings.max_k:
         raise ValidationFailedError(
             f"k={body.k} is above the limit of {settings.max_k}", details={"max_k": settings.max_k}
         )
-    h = await embedder.embed_inputs(body.inputs)
+    arrays = embedder.prepare(body.inputs)
+    h, features = await embedder.embed_with_features(arrays)
     threshold = body.threshold if body.threshold is not None else settings.unknown_threshold
-    predictions = classes.classify(h, body.k, threshold)
+    predictions = classes.classify(
+        h, body.k, threshold, features=features, model_input=np.stack(arrays)
+    )
     for p in predictions:
         metrics.BEST_SCORE.observe(p.score)
         metrics.MARGIN.observe(p.margin)

@@ -58,12 +58,21 @@ class ClassScore(BaseModel):
 
 
 class Classification(BaseModel):
-    label: str = Field(description="The best class (even when unknown is true)")
+    label: str = Field(description="The predicted class (even when unknown is true)")
     score: float = Field(description="Its score under the class rule (cosine for cosine)")
-    margin: float = Field(description="Best score minus second best")
-    unknown: bool = Field(description="Best score below the threshold")
-    threshold: float | None
+    margin: float = Field(
+        description="Its score minus the best other class's (negative when a class imprinted "
+        "from a few examples wins by the encoder's features over a class scoring higher)"
+    )
+    unknown: bool = Field(description="Not one of the known classes: see `reason`")
+    threshold: float | None = Field(description="The score threshold applied")
     top: list[ClassScore]
+    reason: Literal["outside_data", "far_from_classes", "between_classes"] | None = Field(
+        None,
+        description="Why unknown (docs/open-world.md): outside_data, the input is unlike any "
+        "training input; far_from_classes, far from every class; between_classes, near the "
+        "training data but not close enough to one class; null when known",
+    )
 
 
 class ClassifyResponse(BaseModel):

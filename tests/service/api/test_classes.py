@@ -5,7 +5,10 @@ import logging
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
+from benchmarks.open_world import resize_digits
+from corel.bundle import load_bundle
 from tests.service.conftest import as_input, other_model_bundle
 
 
@@ -83,17 +86,40 @@ def test_a_blank_or_padded_name_is_422(client, fashion_sample, name) -> None:
     assert client.post("/classes", json=body).status_code == 422
 
 
-def test_an_imprinted_class_takes_the_models_typical_threshold_whatever_was_removed(
-    client, fashion_sample
+def test_an_imprinted_class_is_calibrated_on_its_own_examples_leave_one_out(
+    client, fashion_sample, default_bundle
 ) -> None:
-    thresholds = [c["threshold"] for c in client.get("/classes").json()["classes"]]
-    for name in ("Coat", "Shirt", "Pullover"):
-        client.delete(f"/classes/{name}", params={"force": True})
+    images, labels = fashion_sample
+    bags = [as_input(im) for im in images[labels == 8][:6]]
+    created = client.post("/classes", json={"name": "handbag", "inputs": bags}).json()
 
-    body = {"name": "new", "inputs": [as_input(fashion_sample[0][0])]}
-    created = client.post("/classes", json=body).json()
+    # each example scored against the class imprinted from the other five, at the acceptance
+    # the bundle's own classes were calibrated to
+    raw = client.post("/embed", json={"inputs": bags}).json()["embeddings"]
+    x = np.array(raw)
+    held_out = [x[i] @ unit(np.delete(x, i, 0).mean(0)) for i in range(len(x))]
+    accept = load_bundle(default_bundle).manifest.calibration["per_check_accept"]
+    assert created["threshold"] == pytest.approx(np.quantile(held_out, 1 - accept), abs=1e-4)
+    # one example: nothing to hold out, so no threshold (the open-set checks still apply)
+    single = client.post("/classes", json={"name": "one bag", "inputs": bags[:1]}).json()
+    assert single["threshold"] is None
 
-    assert created["threshold"] == pytest.approx(float(np.median(thresholds)))
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def test_a_new_kind_of_thing_is_learned_from_five_examples(client) -> None:
+    """Digits are nothing like clothes: five examples of a zero make a class that takes
+    other zeros, while clothes keep their classes (the gate on the encoder's features)."""
+    digits = load_digits()
+    images = resize_digits(digits.images)
+    zeros = [as_input(im) for im in images[digits.target == 0][:25]]
+    assert client.post("/classes", json={"name": "zero", "inputs": zeros[:5]}).status_code == 201
+
+    results = client.post("/classify", json={"inputs": zeros[5:]}).json()["results"]
+    assert np.mean([r["label"] == "zero" for r in results]) >= 0.8
+    assert all(r["top"][0]["label"] == r["label"] for r in results)
 
 
 def test_imprinted_classes_are_carried_over_to_a_new_model(

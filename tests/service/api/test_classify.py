@@ -54,3 +54,25 @@ def test_classify_blank_image_is_unknown_by_calibrated_threshold(client) -> None
     blank = {"data": [[0] * 28 for _ in range(28)]}
     result = client.post("/classify", json={"inputs": [blank]}).json()["results"][0]
     assert result["unknown"] is True
+
+
+def test_classify_says_why_inputs_outside_the_data_are_unknown(client, fashion_sample) -> None:
+    rng = np.random.default_rng(0)
+    far = [
+        {"data": rng.integers(0, 256, (28, 28)).tolist()},  # uniform noise
+        {"data": [[255] * 28 for _ in range(28)]},  # all white
+        as_input(255 - fashion_sample[0][0]),  # an inverted item
+    ]
+    results = client.post("/classify", json={"inputs": far}).json()["results"]
+    assert [(r["unknown"], r["reason"]) for r in results] == [(True, "outside_data")] * 3
+
+
+def test_classify_accepts_most_real_items_and_gives_a_reason_for_each_unknown(
+    client, fashion_sample
+) -> None:
+    images, _ = fashion_sample
+    results = client.post("/classify", json={"inputs": [as_input(im) for im in images]}).json()
+    reasons = [r["reason"] for r in results["results"] if r["unknown"]]
+    assert len(reasons) <= 0.15 * len(images)  # calibrated to accept about 93% of them
+    assert set(reasons) <= {"outside_data", "far_from_classes", "between_classes"}
+    assert all(r["reason"] is None for r in results["results"] if not r["unknown"])

@@ -95,3 +95,29 @@ def test_imprinted_class_wins_for_its_examples_under_every_rule(default, tmp_pat
     index.add("imprinted", examples)
     labels = [p.label for p in index.classify(examples, k=1)]
     assert labels == ["imprinted"] * 5
+
+
+def test_an_imprinted_class_keeps_its_feature_prototype_across_a_restart(default, tmp_path) -> None:
+    assert default.open_set is not None
+    rng = np.random.default_rng(3)
+    features = np.abs(rng.normal(size=(5, default.open_set.bank.shape[1]))).astype(np.float32)
+    ClassIndex(default, tmp_path).add(
+        "new", rng.normal(size=(5, D)).astype(np.float32), None, (), features
+    )
+
+    record = ClassIndex(default, tmp_path).classes.records[-1]
+    prototype, bar = default.open_set.imprint(features, capture=0.005)
+    assert record.name == "new" and record.bar == pytest.approx(bar)
+    assert record.prototype is not None and np.allclose(record.prototype, prototype, atol=1e-6)
+
+
+def test_a_bundle_without_an_open_set_flags_by_scores_alone(default, tmp_path) -> None:
+    bundle = Bundle(default.path, default.manifest, default.class_vectors, None, open_set=None)
+    index = ClassIndex(bundle, tmp_path)
+    h = l2_normalise(default.class_vectors[:1])
+    blank = np.zeros((1, 1, 28, 28), np.float32)  # the input guard would refuse it
+    features = np.zeros((1, 540), np.float32)
+    (kept,) = index.classify(h, 3, features=features, model_input=blank)
+    (low,) = index.classify(h, 3, 1.01, features=features, model_input=blank)
+    assert not kept.unknown and kept.reason is None
+    assert low.unknown and low.reason == "far_from_classes"

@@ -18,6 +18,9 @@ from service.inference.batcher import MicroBatcher
 from service.inference.runtime import EncoderRuntime
 from tests.conftest import DEFAULT_BUNDLE
 
+# a run's row: the embedding (128) and the default bundle's `features` output (540)
+ROW_WIDTH = 128 + 540
+
 
 class Recorder:
     def __init__(self, runtime: EncoderRuntime, delay: float = 0.0) -> None:
@@ -141,7 +144,7 @@ def test_a_large_request_gets_in_whenever_the_queue_has_room(runtime, images) ->
         await asyncio.sleep(0)
         large = await batcher.embed(images[:12])  # 3 waiting + 12 > 4, but 3 < 4: taken
         await asyncio.gather(*small)
-        assert large.shape == (12, 128)
+        assert large.shape == (12, ROW_WIDTH)
         await batcher.stop()
 
     asyncio.run(scenario())
@@ -213,7 +216,7 @@ def test_embed_failing_run_fails_its_jobs_and_the_worker_survives(runtime, image
         with pytest.raises(Exception, match=r"(?i)invalid|dimension|rank"):
             await batcher.embed(np.zeros((1, 3, 5, 5), np.float32))  # wrong shape for the model
         out = await batcher.embed(images[:1])
-        assert out.shape == (1, 128)
+        assert out.shape == (1, ROW_WIDTH)
         await batcher.stop()
 
     asyncio.run(scenario())
