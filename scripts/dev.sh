@@ -80,14 +80,15 @@ case $cmd in
     exec "$VENV/bin/python" -m service "$@"
     ;;
   check)
-    ensure_venv "train,dev"
+    ensure_venv "train,dev,milvus"
     run_gates
     ;;
   test)
     ensure_fashion_mnist
     # the item search benchmark's test drives the real server with wrk (a C load generator)
     command -v wrk >/dev/null || apt_install wrk
-    ensure_venv "train,dev"
+    # the milvus extra: the store tests run against a real milvus-server (tests/support)
+    ensure_venv "train,dev,milvus"
     run_gates
     # pytest exits 5 when it collected no test: that is a failure here, not a pass.
     set +e

@@ -18,7 +18,15 @@ import numpy as np
 from corel.bundle import Bundle
 from corel.files import atomic_write
 
-__all__ = ["ClassRecord", "ClassSet", "load_class_set", "save_class_set", "saved_class_sets"]
+__all__ = [
+    "ClassRecord",
+    "ClassSet",
+    "class_set_from_state",
+    "class_set_state",
+    "load_class_set",
+    "save_class_set",
+    "saved_class_sets",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +86,9 @@ class ClassSet:
         return replace(self, records=tuple(r for r in self.records if r.name != name))
 
 
-def save_class_set(path: Path, classes: ClassSet, *, model_id: str) -> None:
-    state = {
+def class_set_state(classes: ClassSet, *, model_id: str) -> dict[str, Any]:
+    """The set as JSON-ready data, keyed to its model (read back by `class_set_from_state`)."""
+    return {
         "model_id": model_id,
         "classes": [
             {
@@ -94,19 +103,11 @@ def save_class_set(path: Path, classes: ClassSet, *, model_id: str) -> None:
             for r in classes.records
         ],
     }
-    atomic_write(path, json.dumps(state).encode())
 
 
-def load_class_set(path: Path, *, model_id: str) -> ClassSet | None:
-    """The saved set, or None when there is none for this model."""
-    if not path.is_file():
-        return None
-    state: dict[str, Any] = json.loads(path.read_text())
-    if state.get("model_id") != model_id:
-        return None
+def class_set_from_state(state: dict[str, Any]) -> ClassSet:
     if "classes" not in state:  # the format before records: parallel lists
         state["classes"] = _records_from_lists(state)
-    log.info("loaded %d classes from %s", len(state["classes"]), path)
     return ClassSet(
         tuple(
             ClassRecord(
@@ -121,6 +122,21 @@ def load_class_set(path: Path, *, model_id: str) -> ClassSet | None:
             for c in state["classes"]
         )
     )
+
+
+def save_class_set(path: Path, classes: ClassSet, *, model_id: str) -> None:
+    atomic_write(path, json.dumps(class_set_state(classes, model_id=model_id)).encode())
+
+
+def load_class_set(path: Path, *, model_id: str) -> ClassSet | None:
+    """The saved set, or None when there is none for this model."""
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
+    if state.get("model_id") != model_id:
+        return None
+    log.info("loaded %d classes from %s", len(state.get("classes", state.get("names", []))), path)
+    return class_set_from_state(state)
 
 
 def _records_from_lists(state: dict[str, Any]) -> list[dict[str, Any]]:

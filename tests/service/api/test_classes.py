@@ -6,7 +6,10 @@ import logging
 import numpy as np
 import pytest
 
-from tests.service.conftest import as_input, other_model_bundle
+from tests.service.conftest import STORES, as_input, other_model_bundle
+
+# every test here runs on both stores (tests/service/conftest.py)
+pytestmark = pytest.mark.parametrize("store", STORES, indirect=True)
 
 
 def test_list_classes_comes_from_the_bundle(client) -> None:
