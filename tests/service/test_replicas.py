@@ -181,6 +181,6 @@ def test_workers_with_the_embedded_store_are_refused_in_one_line(tmp_path: Any) 
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: bad setting: Value error, COREL_WORKERS=2 needs COREL_STORE=milvus: the embedded store is "
-        "held by one process (run one worker, or see docs/scaling.md)"
+        "error: bad setting: Value error, COREL_WORKERS=2 needs COREL_STORE=milvus: "
+        "the embedded store is held by one process (run one worker, or see docs/scaling.md)"
     ]
