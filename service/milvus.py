@@ -11,6 +11,7 @@ its own writes; another replica sees them after Milvus's next time tick (200 ms 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +30,10 @@ MAX_VARCHAR = 65_535
 def connect(uri: str, timeout: float = 10.0) -> MilvusClient:
     """A client for `uri`: http://host:19530 (a server or cluster) or a local file path,
     which pymilvus opens with Milvus Lite when the `milvus-lite` package is installed."""
+    # While Milvus is away pymilvus logs a traceback for every failed call and every
+    # reconnection attempt, several a second; the service says it once per outage (the
+    # watchers in items/milvus.py and classes/index.py) and answers 503 meanwhile
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     return MilvusClient(uri=uri, timeout=timeout)
 
 

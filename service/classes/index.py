@@ -101,13 +101,20 @@ class ClassIndex:
         self.store.close()
 
     def _watch(self, interval: float) -> None:
+        failing = False
         while not self._stop.wait(interval):
             try:
                 if self.store.version(self.model_id) > self._version:
                     with self._lock:
                         self._refresh()
-            except Exception:  # Milvus away: keep serving the set we have
-                log.warning("classes: cannot read the shared class store", exc_info=True)
+            except Exception as exc:  # Milvus away: keep serving the set we have
+                if not failing:  # once per outage, not twice a second
+                    log.warning("classes: cannot read the shared class store: %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("classes: the shared class store answers again")
+            failing = False
 
     def _refresh(self) -> None:
         """Load the newest saved set if it is newer than ours (the lock is held)."""

@@ -153,10 +153,13 @@ class MilvusItems:
                 elif self._closing.wait(1.0):
                     return
                 self._size = self._count(self.collection, "")
-                delay = 1.0
+                if self._load_error is not None:
+                    log.info("items: Milvus answers again")
+                self._load_error, delay = None, 1.0
             except Exception as exc:  # the service stays up, says why, and tries again
+                if self._load_error is None:  # once per outage
+                    log.warning("items: Milvus is not reachable: %s", exc)
                 self._load_error = f"Milvus is not reachable: {exc} (trying again)"
-                log.warning("items: %s", self._load_error)
                 if self._closing.wait(delay):
                     return
                 delay = min(2 * delay, 30.0)
