@@ -80,7 +80,7 @@ case $cmd in
     exec "$VENV/bin/python" -m service "$@"
     ;;
   check)
-    ensure_venv "train,dev,milvus"
+    ensure_venv "train,dev,milvus,milvus-server"
     run_gates
     ;;
   test)
@@ -88,7 +88,7 @@ case $cmd in
     # the item search benchmark's test drives the real server with wrk (a C load generator)
     command -v wrk >/dev/null || apt_install wrk
     # the milvus extra: the store tests run against a real milvus-server (tests/support)
-    ensure_venv "train,dev,milvus"
+    ensure_venv "train,dev,milvus,milvus-server"
     run_gates
     # pytest exits 5 when it collected no test: that is a failure here, not a pass.
     set +e

@@ -24,6 +24,8 @@ from typing import Any
 __all__ = ["MilvusServer", "empty_collections", "milvus_available", "start_milvus"]
 
 URI = "http://127.0.0.1:19530"
+_PARTS = ["rootCoord", "proxy", "queryCoord", "queryNode", "indexCoord", "indexNode",
+          "dataCoord", "dataNode"]  # fmt: skip
 
 
 def milvus_available() -> str | None:
@@ -94,6 +96,9 @@ def start_milvus(folder: Path, timeout: float = 120) -> MilvusServer:
             # a time tick every 50 ms instead of 200: Strong reads (and a reader's wait for
             # its own writes) take ~4x less, which the tests' setup and teardown are full of
             *("--extra-config", "proxy.timeTickInterval=50"),
+            # Milvus's parts talk over loopback, not the machine's first address (which
+            # other software, Docker's bridge for one, may change while tests run)
+            *(arg for part in _PARTS for arg in ("--extra-config", f"{part}.ip=127.0.0.1")),
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
