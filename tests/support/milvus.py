@@ -82,9 +82,11 @@ def _group_alive(group: int) -> bool:
     return True
 
 
-def start_milvus(folder: Path, timeout: float = 120) -> MilvusServer:
+def start_milvus(folder: Path, timeout: float = 240) -> MilvusServer:
     """The server on 127.0.0.1:19530 with its data in `folder`, answering; or the one named
-    by COREL_TEST_MILVUS_URI."""
+    by COREL_TEST_MILVUS_URI. It answers ~10-15 s after starting on an idle machine; seen
+    taking over 2 minutes while another job kept the disk busy (its etcd syncs each write),
+    and up to a minute after a `kill -9` of the previous server on the same data."""
     if uri := os.environ.get("COREL_TEST_MILVUS_URI"):
         return MilvusServer(uri, None)
     folder.mkdir(parents=True, exist_ok=True)
