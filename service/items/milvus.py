@@ -104,6 +104,7 @@ class MilvusItems:
         self._closing = threading.Event()
         self._load_error: str | None = None
         self._size = 0  # refreshed in the background: /model and /metrics read it per request
+        self._others: list[str] = []  # other models' collections, listed in the background
         self._watcher: threading.Thread | None = None
 
     @classmethod
@@ -146,12 +147,13 @@ class MilvusItems:
             try:
                 if not self.is_ready:
                     self._create()
-                    self._load_error = None
+                    self._others = self._list_others()
                     self._size = self._count(self.collection, "")
                     self._ready.set()
                     log.info("items: Milvus collection %s ready", self.collection)
                 elif self._closing.wait(1.0):
                     return
+                self._others = self._list_others()
                 self._size = self._count(self.collection, "")
                 if self._load_error is not None:
                     log.info("items: Milvus answers again")
@@ -186,15 +188,19 @@ class MilvusItems:
         self.client.load_collection(self.collection)
 
     def _collections(self) -> list[str]:
-        """Every model's item collection, the current one first."""
+        """Every model's item collection, the current one first (the others as the watcher
+        last listed them: a new model's collection appears within a second)."""
+        return [self.collection, *self._others]
+
+    def _list_others(self) -> list[str]:
         others = [
             c
             for c in self.client.list_collections()
             if c.startswith(f"{self.prefix}_items_") and c != self.collection
         ]
-        for name in others:  # an earlier model's collection is released after a restart
+        for name in set(others) - set(self._others):  # released after a Milvus restart
             self.client.load_collection(name)
-        return [self.collection, *others]
+        return others
 
     def _query(
         self, collection: str, where: str, *, limit: int | None = None, fields: list[str] = _FIELDS
@@ -285,7 +291,8 @@ class MilvusItems:
         }
 
     def _insert(self, rows: list[dict[str, Any]]) -> list[StoredItem]:
-        self._check_new([r["id"] for r in rows])  # again, just before writing
+        # The ids were checked before embedding (check_new_ids); checking again here would
+        # not make it atomic (Milvus has no unique constraint) and would cost another read
         with milvus_errors("storing items"):
             seqs = self.client.insert(self.collection, rows)["ids"]
         return [_row_to_item({**r, "seq": s}) for r, s in zip(rows, seqs, strict=True)]
