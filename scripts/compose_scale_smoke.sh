@@ -36,7 +36,7 @@ cleanup() {
 trap cleanup EXIT
 
 step "build and start: milvus, 2 replicas, lb"
-compose build
+compose build milvus corel-replica lb  # not the default profile's images
 compose up -d lb
 deadline=$((SECONDS + TIMEOUT))
 until curl -fs "$BASE/readyz" >/dev/null 2>&1; do
