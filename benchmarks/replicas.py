@@ -32,6 +32,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -242,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
         "--skip-throughput", action="store_true", help="only visibility and the kill -9 parts"
     )
     args = parser.parse_args(argv)
+    # SIGTERM ends the run like Ctrl-C: the servers and Milvus are stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     seconds, repeats = (3, 7) if args.quick else (15, 20)
