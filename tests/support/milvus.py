@@ -110,16 +110,19 @@ def start_milvus(folder: Path, timeout: float = 240) -> MilvusServer:
     from pymilvus import MilvusClient
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"milvus-server exited:\n{log.read_text()[-3000:]}")
-        try:
-            MilvusClient(uri=URI, timeout=2).list_collections()
-            return server
-        except Exception:  # not up yet
-            time.sleep(0.5)
-    server.stop()
-    raise RuntimeError(f"milvus-server did not answer within {timeout:g} s")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"milvus-server exited:\n{log.read_text()[-3000:]}")
+            try:
+                MilvusClient(uri=URI, timeout=2).list_collections()
+                return server
+            except Exception:  # not up yet
+                time.sleep(0.5)
+        raise RuntimeError(f"milvus-server did not answer within {timeout:g} s")
+    except BaseException:  # also Ctrl-C or SIGTERM while waiting: never leave it running
+        server.stop()
+        raise
 
 
 def empty_collections(uri: str, prefix: str) -> None:
