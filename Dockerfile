@@ -2,6 +2,7 @@
 #
 #   docker build -t corel-embed:cpu .                          # CPU (default)
 #   docker build -t corel-embed:gpu --build-arg VARIANT=gpu .  # CUDA 12: onnxruntime-gpu, faiss-gpu-cu12
+#   docker build -t corel-embed:cpu-milvus --build-arg EXTRAS=milvus .  # + pymilvus (COREL_STORE=milvus)
 #
 # No torch and no training code: the venv holds the base dependencies of pyproject.toml only
 # (the serving stack), the image holds corel/, service/ and models/fashion-mnist-cosine. The variant is
@@ -21,6 +22,8 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 # builder's cache compares copied files by content.
 FROM ${BASE_IMAGE} AS requirements
 ARG VARIANT=cpu
+# pyproject extras to add, comma-separated: "milvus" for the replicas of the scale profile
+ARG EXTRAS=""
 # One CUDA major for the whole GPU image: faiss-gpu-cu12 is built for CUDA 12, and
 # onnxruntime-gpu 1.27 and later are built for CUDA 13 (drivers >= 580), so keep ORT on 1.26.
 ARG GPU_CONSTRAINTS="onnxruntime-gpu<1.27"
@@ -36,7 +39,9 @@ gpu = [re.sub(r"^onnxruntime-gpu(?=[^\w\[-]|$)", "onnxruntime-gpu[cuda,cudnn]", 
        for r in project["optional-dependencies"]["gpu"]]; \
 deps = [d for d in deps if name(d) not in ("onnxruntime", "faiss-cpu")] + gpu \
        if sys.argv[1] == "gpu" else deps; \
-print("\n".join(deps))' "$VARIANT" > /requirements/requirements.txt; \
+deps += [d for e in filter(None, sys.argv[2].split(",")) \
+         for d in project["optional-dependencies"][e]]; \
+print("\n".join(deps))' "$VARIANT" "$EXTRAS" > /requirements/requirements.txt; \
     if [ "$VARIANT" = gpu ]; then echo "$GPU_CONSTRAINTS" | tr ' ' '\n'; fi \
       > /requirements/constraints.txt; \
     echo "$VARIANT" > /requirements/variant; \

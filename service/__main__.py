@@ -10,12 +10,14 @@ the problem, before the model is loaded.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.supervisors import Multiprocess
 
 from corel.bundle import BundleError, load_bundle
 from corel.logs import setup_logging
@@ -65,18 +67,22 @@ def main(argv: list[str] | None = None) -> int:
         load_bundle(settings.bundle_path)
     except BundleError as exc:
         return _fail(f"cannot serve bundle: {exc}")
-    data_lock = DataDirLock(settings.data_dir)
-    try:  # held until the process exits
-        data_lock.acquire()
-        check_data_dir(settings.data_dir)
-    except (DataDirInUseError, StorageError) as exc:
-        return _fail(str(exc))
-    except OSError as exc:  # a read-only or foreign directory
-        return _fail(f"the data directory {settings.data_dir} is not writable: {exc.strerror}")
+    data_lock = None
+    if settings.store == "embedded":  # the milvus store keeps nothing in the data directory
+        data_lock = DataDirLock(settings.data_dir)
+        try:  # held until the process exits
+            data_lock.acquire()
+            check_data_dir(settings.data_dir)
+        except (DataDirInUseError, StorageError) as exc:
+            return _fail(str(exc))
+        except OSError as exc:  # a read-only or foreign directory
+            return _fail(f"the data directory {settings.data_dir} is not writable: {exc.strerror}")
     try:  # bound before the model loads: a port in use is one line, not a crash after it
         listener = bind(settings.host, settings.port)
     except OSError as exc:
         return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+    if settings.workers > 1:
+        return _serve_workers(settings, listener)
     from service.app import create_app
 
     config = uvicorn.Config(
@@ -86,6 +92,23 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run(sockets=[listener])
+    return 0
+
+
+def _serve_workers(settings: Settings, listener: socket.socket) -> int:
+    """COREL_WORKERS processes on one listening socket (the kernel spreads connections);
+    each builds its own app from the same COREL_* settings. Only with the milvus store,
+    which holds all shared state (Settings refuses more workers for the embedded one)."""
+    os.environ["COREL_HOST"], os.environ["COREL_PORT"] = settings.host, str(settings.port)
+    config = uvicorn.Config(
+        "service.app:create_app",
+        factory=True,
+        workers=settings.workers,
+        http="service.api.http_protocol:SettingsHeaderTimeoutProtocol",
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    Multiprocess(config, sockets=[listener]).run()
     return 0
 
 

@@ -22,13 +22,14 @@ from service.api.routes import classes, clustering, embed, items, maps, neighbor
 from service.api.routes.docs import mount_docs
 from service.api.schemas.errors import errors
 from service.classes.index import ClassIndex
+from service.classes.store import ClassStore, FileClassStore
 from service.data_lock import DataDirLock
 from service.errors import ServiceError
 from service.inference.batcher import MicroBatcher
 from service.inference.embedder import Embedder
 from service.inference.inputs import Input
 from service.inference.runtime import EncoderRuntime
-from service.items.service import ItemService
+from service.items.backend import open_items
 from service.settings import Settings
 from service.web import mount_web
 
@@ -41,8 +42,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = state.settings
     state.ready = False
     state.bundle = bundle = load_bundle(settings.bundle_path)  # BundleError names the problem
-    own_lock = state.data_lock is None  # `python -m service` takes it before binding the port
-    if state.data_lock is None:
+    # `python -m service` takes it before binding the port; the milvus store needs none
+    own_lock = state.data_lock is None and settings.store == "embedded"
+    if own_lock:
         state.data_lock = DataDirLock(settings.data_dir)
         state.data_lock.acquire()  # DataDirInUseError: another server holds the directory
     state.runtime = runtime = EncoderRuntime(
@@ -66,9 +68,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_image_pixels=settings.max_image_pixels,
             embedding_dim=bundle.manifest.embedding_dim,
         )
-        state.class_index = ClassIndex(bundle, settings.data_dir)
+        state.class_index = ClassIndex(bundle, open_class_store(settings))
+        state.class_index.watch()  # a shared store: follow other replicas' changes
         metrics.INDEX_SIZE.labels(index="classes").set(len(state.class_index))
-        state.items = ItemService.open(settings=settings, bundle=bundle)
+        state.items = open_items(settings, bundle)
         await asyncio.to_thread(
             runtime.warm_up, bundle.manifest.input.shape, settings.max_batch_size
         )
@@ -94,9 +97,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.stop()
         if state.items is not None:
             state.items.close()
-        if own_lock:
+        if state.class_index is not None:
+            state.class_index.close()
+        if own_lock and state.data_lock is not None:
             state.data_lock.release()
             state.data_lock = None
+
+
+def open_class_store(settings: Settings) -> ClassStore:
+    if settings.store == "milvus":
+        from service.classes.milvus_store import MilvusClassStore  # pymilvus only when used
+
+        return MilvusClassStore.open(settings.milvus_uri, settings.milvus_prefix)
+    return FileClassStore(settings.data_dir)
 
 
 async def carry_over_classes(classes: ClassIndex, embedder: Embedder) -> None:

@@ -30,6 +30,21 @@ class Settings(BaseSettings):
     threads: int = Field(
         0, ge=0, le=1024, description="onnxruntime CPU threads; 0: all cores but one"
     )
+    store: Literal["embedded", "milvus"] = Field(
+        "embedded",
+        description="Items and classes: embedded (SQLite + FAISS in data_dir, one process) "
+        "or milvus (shared by replicas, see docs/scaling.md)",
+    )
+    milvus_uri: str = Field(
+        "http://127.0.0.1:19530",
+        description="With store milvus: http://host:19530 (server or cluster), or a file "
+        "path (Milvus Lite, needs the milvus-lite package)",
+    )
+    milvus_prefix: str = Field(
+        "corel",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="With store milvus: prefix of the collection names, one per deployment",
+    )
     index_kind: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         "auto", description="Item index: exact (flat), HNSW, IVF; auto: flat, HNSW when large"
     )
@@ -39,6 +54,9 @@ class Settings(BaseSettings):
     # server
     host: str = Field("127.0.0.1", description="Interface to bind (0.0.0.0 in the container)")
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(
+        1, ge=1, le=256, description="Server processes on the port; above 1 only with store milvus"
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     api_key: SecretStr | None = Field(
         None, description="Bearer key for all but /healthz, /readyz, /metrics (and the docs)"
@@ -98,5 +116,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"COREL_QUEUE_SIZE ({self.queue_size}) must be at least "
                 f"COREL_MAX_BATCH_SIZE ({self.max_batch_size})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _workers_share_a_store(self) -> Settings:
+        if self.workers > 1 and self.store == "embedded":
+            raise ValueError(
+                f"COREL_WORKERS={self.workers} needs COREL_STORE=milvus: the embedded store "
+                "is held by one process (run one worker, or see docs/scaling.md)"
             )
         return self

@@ -20,7 +20,7 @@ from service.errors import PayloadTooLargeError, ServiceUnavailableError
 from service.inference.batcher import MicroBatcher
 from service.inference.embedder import Embedder, RequestEmbedder
 from service.inference.runtime import EncoderRuntime
-from service.items.service import ItemService
+from service.items.backend import ItemBackend
 from service.maps.latent_map import MapCache
 from service.settings import Settings
 
@@ -48,7 +48,7 @@ class AppState:
     embedder: Embedder | None = None
     batcher: MicroBatcher | None = None
     class_index: ClassIndex | None = None
-    items: ItemService | None = None
+    items: ItemBackend | None = None
     data_lock: DataDirLock | None = None
     in_flight: InFlight = field(default_factory=InFlight)
     maps: MapCache = field(default_factory=MapCache)  # GET /map's projections
@@ -89,7 +89,7 @@ async def get_class_index(request: Request) -> ClassIndex:
     return _loaded(app_state(request).class_index)
 
 
-async def get_items(request: Request) -> ItemService:
+async def get_items(request: Request) -> ItemBackend:
     return _loaded(app_state(request).items)
 
 
@@ -102,7 +102,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 BundleDep = Annotated[Bundle, Depends(get_bundle)]
 EmbedderDep = Annotated[RequestEmbedder, Depends(get_embedder)]
 ClassIndexDep = Annotated[ClassIndex, Depends(get_class_index)]
-ItemsDep = Annotated[ItemService, Depends(get_items)]
+ItemsDep = Annotated[ItemBackend, Depends(get_items)]
 MapCacheDep = Annotated[MapCache, Depends(get_map_cache)]
 
 

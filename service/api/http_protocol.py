@@ -11,6 +11,7 @@ otherwise the server answers 408 and closes the connection. Bodies have their ow
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -73,3 +74,19 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 def with_header_timeout(seconds: float) -> type[HttpToolsProtocol]:
     """The protocol class to give uvicorn (`Config(http=...)`) for this deadline."""
     return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": seconds})
+
+
+class SettingsHeaderTimeoutProtocol(HeaderTimeoutProtocol):
+    """For worker processes (COREL_WORKERS > 1), which import the protocol by name: the
+    deadline is COREL_HEADER_TIMEOUT_S, read once per process."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.header_timeout = _settings_header_timeout()
+        super().connection_made(transport)
+
+
+@functools.cache
+def _settings_header_timeout() -> float:
+    from service.settings import Settings
+
+    return Settings().header_timeout_s

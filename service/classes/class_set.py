@@ -20,7 +20,15 @@ from corel.bundle import Bundle
 from corel.files import atomic_write
 from service.errors import InsufficientStorageError, ServiceUnavailableError
 
-__all__ = ["ClassRecord", "ClassSet", "load_class_set", "save_class_set", "saved_class_sets"]
+__all__ = [
+    "ClassRecord",
+    "ClassSet",
+    "class_set_from_state",
+    "class_set_state",
+    "load_class_set",
+    "save_class_set",
+    "saved_class_sets",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +93,9 @@ class ClassSet:
         return replace(self, records=tuple(r for r in self.records if r.name != name))
 
 
-def save_class_set(path: Path, classes: ClassSet, *, model_id: str) -> None:
-    state = {
+def class_set_state(classes: ClassSet, *, model_id: str) -> dict[str, Any]:
+    """The set as JSON-ready data, keyed to its model (read back by `class_set_from_state`)."""
+    return {
         "model_id": model_id,
         "classes": [
             {
@@ -103,6 +112,31 @@ def save_class_set(path: Path, classes: ClassSet, *, model_id: str) -> None:
             for r in classes.records
         ],
     }
+
+
+def class_set_from_state(state: dict[str, Any]) -> ClassSet:
+    if "classes" not in state:  # the format before records: parallel lists
+        state["classes"] = _records_from_lists(state)
+    return ClassSet(
+        tuple(
+            ClassRecord(
+                c["name"],
+                np.asarray(c["vector"], np.float32),
+                float(c["bias"]),
+                c["source"],
+                c["examples"],
+                c["threshold"],
+                tuple(c.get("inputs", ())),
+                None if c.get("prototype") is None else np.asarray(c["prototype"], np.float32),
+                c.get("bar"),
+            )
+            for c in state["classes"]
+        )
+    )
+
+
+def save_class_set(path: Path, classes: ClassSet, *, model_id: str) -> None:
+    state = class_set_state(classes, model_id=model_id)
     try:
         atomic_write(path, json.dumps(state).encode())
     except OSError as exc:  # saved before served: the change is not made
@@ -121,25 +155,8 @@ def load_class_set(path: Path, *, model_id: str) -> ClassSet | None:
     state: dict[str, Any] = json.loads(path.read_text())
     if state.get("model_id") != model_id:
         return None
-    if "classes" not in state:  # the format before records: parallel lists
-        state["classes"] = _records_from_lists(state)
-    log.info("loaded %d classes from %s", len(state["classes"]), path)
-    return ClassSet(
-        tuple(
-            ClassRecord(
-                c["name"],
-                np.asarray(c["vector"], np.float32),
-                float(c["bias"]),
-                c["source"],
-                c["examples"],
-                c["threshold"],
-                tuple(c.get("inputs", ())),
-                None if c.get("prototype") is None else np.asarray(c["prototype"], np.float32),
-                c.get("bar"),
-            )
-            for c in state["classes"]
-        )
-    )
+    log.info("loaded %d classes from %s", len(state.get("classes", state.get("names", []))), path)
+    return class_set_from_state(state)
 
 
 def _records_from_lists(state: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 The index holds the class rule's `index_vectors` and is searched with its `query_vectors`,
 so its scores are exactly `rule.scores` (corel/class_rule.py). Classes can be added by
 imprinting (`rule.imprint` of a few example embeddings) and removed; every change is
-saved (class_set.py) before it is served.
+saved (store.py) before it is served. With a shared store (milvus) `watch` follows the
+changes other replicas make.
 """
 
 from __future__ import annotations
@@ -21,13 +22,8 @@ import numpy as np
 from corel.bundle import ENCODER_FILE, Bundle
 from corel.class_rule import ClassRule, l2_normalise, rule_for
 from corel.open_set import leave_one_out_threshold
-from service.classes.class_set import (
-    ClassRecord,
-    ClassSet,
-    load_class_set,
-    save_class_set,
-    saved_class_sets,
-)
+from service.classes.class_set import ClassRecord, ClassSet
+from service.classes.store import ClassStore, FileClassStore
 from service.errors import ConflictError, NotFoundError
 
 __all__ = ["ClassIndex", "ClassScore", "Prediction"]
@@ -92,12 +88,13 @@ def _gpu_resources() -> Any:
 
 
 class ClassIndex:
-    def __init__(self, bundle: Bundle, data_dir: Path) -> None:
+    def __init__(self, bundle: Bundle, store: ClassStore | Path) -> None:
         self.rule = rule_for(bundle.manifest.class_rule)
         self.model_id = bundle.manifest.files[ENCODER_FILE]
-        self._data_dir = data_dir
-        self._path = data_dir / f"classes-{self.model_id[:16]}.json"
+        self.store = FileClassStore(store) if isinstance(store, Path) else store
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
         self._bundle_classes = ClassSet.from_bundle(bundle)
         self.open_set = bundle.open_set
         # The kNN score searches the training items' features with FAISS: numpy's BLAS, with
@@ -114,9 +111,52 @@ class ClassIndex:
         self._knn_thresholds: dict[str, float | None] = calibration.get("knn_thresholds", {})
         self._guard_threshold: float | None = calibration.get("guard_threshold")
         self._capture = float(calibration.get("imprint_capture", 0.005))
-        self.new_model = not self._path.is_file()
-        saved = load_class_set(self._path, model_id=self.model_id)
+        self._version, saved = self.store.load(self.model_id)
+        self.new_model = saved is None
         self._set(saved or self._bundle_classes)
+
+    # -- following a shared store ----------------------------------------------------------
+
+    def watch(self, interval: float = 0.5) -> None:
+        """With a shared store: poll its version in a thread, and load a newer set."""
+        if not self.store.shared:
+            return
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval,), name="class-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
+        self.store.close()
+
+    def _watch(self, interval: float) -> None:
+        failing = False
+        while not self._stop.wait(interval):
+            try:
+                if self.store.version(self.model_id) > self._version:
+                    with self._lock:
+                        self._refresh()
+            except Exception as exc:  # Milvus away: keep serving the set we have
+                if not failing:  # once per outage, not twice a second
+                    log.warning("classes: cannot read the shared class store: %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("classes: the shared class store answers again")
+            failing = False
+
+    def _refresh(self) -> None:
+        """Load the newest saved set if it is newer than ours (the lock is held)."""
+        if not self.store.shared:
+            return  # ours is the newest: no other process writes the file
+        version, saved = self.store.load(self.model_id)
+        if saved is not None and version > self._version:
+            self._version = version
+            self._set(saved)
+            log.info("classes: loaded version %d (%d classes)", version, len(saved))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -247,6 +287,7 @@ class ClassIndex:
         none from a single example. With the bundle's open set and the examples' `features`,
         it also gets a prototype among the features and the gate's bar."""
         with self._lock:
+            self._refresh()  # a change applies to the newest set any replica saved
             old = self.classes
             if name in old.names:
                 raise ConflictError(f"class {name!r} exists; delete it first to re-imprint")
@@ -273,6 +314,7 @@ class ClassIndex:
         """Remove a class; one that comes with the model only with `force` (and `restore`
         brings it back)."""
         with self._lock:
+            self._refresh()
             old = self.classes
             record = next((r for r in old.records if r.name == name), None)
             if record is None:
@@ -289,6 +331,7 @@ class ClassIndex:
     def restore(self, names: Sequence[str] | None = None) -> list[str]:
         """Bring back removed classes of the model (all, or those named); their names."""
         with self._lock:
+            self._refresh()
             old = self.classes
             missing = [r for r in self._bundle_classes.records if r.name not in old.names]
             if names is not None:
@@ -308,7 +351,7 @@ class ClassIndex:
         first start, the lifespan imprints them again from their example inputs."""
         if not self.new_model:
             return []
-        for _, earlier in saved_class_sets(self._data_dir, except_model=self.model_id):
+        for earlier in self.store.earlier_sets(except_model=self.model_id):
             return [
                 r
                 for r in earlier.records
@@ -317,7 +360,7 @@ class ClassIndex:
         return []
 
     def _change(self, classes: ClassSet) -> None:
-        save_class_set(self._path, classes, model_id=self.model_id)  # saved before served
+        self._version = self.store.save(self.model_id, classes)  # saved before served
         self._set(classes)
 
     def _set(self, classes: ClassSet) -> None:

@@ -24,6 +24,7 @@ from corel.bundle import load_bundle, write_bundle
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE
+from tests.support.milvus import empty_collections, milvus_available, start_milvus
 from tests.support.server import LocalServer as Server
 from tests.support.server import launch
 
@@ -73,12 +74,51 @@ def other_model_bundle(out: Path) -> Path:
     return out
 
 
+STORES = ["embedded", "milvus"]
+MILVUS_PREFIX = "test"
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus standalone server for the session (tests/support/milvus.py)."""
+    if why := milvus_available():
+        pytest.skip(why)
+    server = start_milvus(tmp_path_factory.mktemp("milvus"))
+    yield server.uri
+    server.stop()
+
+
 @pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+def store(request: pytest.FixtureRequest) -> str:
+    """The item and class store of the apps `make_client` makes: "embedded" unless a module
+    runs its tests on both, with
+    `pytestmark = pytest.mark.parametrize("store", STORES, indirect=True)`."""
+    return str(getattr(request, "param", "embedded"))
+
+
+@pytest.fixture
+def store_settings(store: str, request: pytest.FixtureRequest) -> dict[str, object]:
+    """Settings for that store; the milvus one emptied for the test."""
+    if store == "embedded":
+        return {}
+    uri = request.getfixturevalue("milvus_uri")
+    empty_collections(uri, MILVUS_PREFIX)
+    return {"store": "milvus", "milvus_uri": uri, "milvus_prefix": MILVUS_PREFIX}
+
+
+@pytest.fixture
+def make_client(
+    tmp_path: Path, store_settings: dict[str, object]
+) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(**overrides: object) -> TestClient:
-        values = {"bundle_path": DEFAULT_BUNDLE, "data_dir": tmp_path / "data", **overrides}
+        values = {
+            "bundle_path": DEFAULT_BUNDLE,
+            "data_dir": tmp_path / "data",
+            **store_settings,
+            **overrides,
+        }
         client = TestClient(create_app(settings=Settings(**values)))  # type: ignore[arg-type]
         client.__enter__()
         clients.append(client)

@@ -9,7 +9,10 @@ from sklearn.datasets import load_digits
 
 from benchmarks.open_world import resize_digits
 from corel.bundle import load_bundle
-from tests.service.conftest import as_input, other_model_bundle
+from tests.service.conftest import STORES, as_input, other_model_bundle
+
+# every test here runs on both stores (tests/service/conftest.py)
+pytestmark = pytest.mark.parametrize("store", STORES, indirect=True)
 
 
 def test_list_classes_comes_from_the_bundle(client) -> None:

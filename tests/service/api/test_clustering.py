@@ -9,7 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.corel.test_clustering import three_blobs
-from tests.service.conftest import as_input
+from tests.service.conftest import STORES, as_input
+
+# the report reads the stored items: it runs on both stores (tests/service/conftest.py);
+# scoring and clustering a batch never touch a store
+on_every_store = pytest.mark.parametrize("store", STORES, indirect=True)
 
 LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
@@ -137,6 +141,7 @@ def test_cluster_errors(http: TestClient, body: dict) -> None:
 # -- GET /clustering/report ----------------------------------------------------------------
 
 
+@on_every_store
 def test_report_on_stored_items(
     http: TestClient, fashion_sample: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -168,6 +173,7 @@ def test_report_on_stored_items(
     assert body["misplaced"] == sum(c["misplaced"] for c in body["classes"])
 
 
+@on_every_store
 def test_report_empty_store(http: TestClient) -> None:
     response = http.get("/clustering/report")
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import Settings
-from tests.conftest import DEFAULT_BUNDLE
-from tests.service.conftest import as_input, other_model_bundle, tensor_input
+from tests.service.conftest import STORES, as_input, other_model_bundle, tensor_input
+
+# these run on both stores (tests/service/conftest.py); a bad item
+# or too many is refused before any
+on_every_store = pytest.mark.parametrize("store", STORES, indirect=True)
 
 
 def _ready(client: TestClient) -> TestClient:
@@ -30,6 +31,7 @@ def _inputs(images: np.ndarray) -> list[dict[str, Any]]:
     return [as_input(image) for image in images]
 
 
+@on_every_store
 def test_create_items_returns_201_with_given_and_generated_ids(
     http: TestClient, fashion_sample: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -51,6 +53,7 @@ def test_create_items_returns_201_with_given_and_generated_ids(
     assert "vector" not in created[0]
 
 
+@on_every_store
 def test_create_items_from_vector_then_get_it_back(http: TestClient) -> None:
     vector = np.random.default_rng(0).normal(size=128).round(4).tolist()
 
@@ -62,6 +65,7 @@ def test_create_items_from_vector_then_get_it_back(http: TestClient) -> None:
     assert got.json()["vector"] == pytest.approx(vector, abs=1e-6)
 
 
+@on_every_store
 def test_create_items_duplicate_id_is_409_and_stores_nothing(http: TestClient) -> None:
     vector = [1.0] * 128
     assert http.post("/items", json={"items": [{"id": "x", "vector": vector}]}).status_code == 201
@@ -101,6 +105,7 @@ def test_create_items_too_many_is_413(make_client: Callable[..., TestClient]) ->
     assert response.status_code == 413
 
 
+@on_every_store
 def test_get_item_unknown_is_404(http: TestClient) -> None:
     response = http.get("/items/nope")
 
@@ -108,6 +113,7 @@ def test_get_item_unknown_is_404(http: TestClient) -> None:
     assert response.json()["error"]["message"] == "no item with id 'nope'"
 
 
+@on_every_store
 def test_list_items_pages_by_cursor_and_filters_by_label(http: TestClient) -> None:
     items = [{"id": f"i{n}", "vector": [1.0 + n] + [1.0] * 127, "label": "ab"[n % 2]}
              for n in range(7)]  # fmt: skip
@@ -129,6 +135,7 @@ def test_list_items_pages_by_cursor_and_filters_by_label(http: TestClient) -> No
     assert http.get("/items", params={"limit": 0}).status_code == 422
 
 
+@on_every_store
 def test_delete_item_then_it_is_gone(http: TestClient) -> None:
     http.post("/items", json={"items": [{"id": "d", "vector": [1.0] * 128}]})
 
@@ -140,31 +147,30 @@ def test_delete_item_then_it_is_gone(http: TestClient) -> None:
     assert http.get("/items").json()["index"]["index_size"] == 0
 
 
+@on_every_store
 def test_reembed_after_model_change(
-    tmp_path: Path, fashion_sample: tuple[np.ndarray, np.ndarray]
+    make_client: Callable[..., TestClient],
+    tmp_path: Path,
+    fashion_sample: tuple[np.ndarray, np.ndarray],
 ) -> None:
     images, _ = fashion_sample
-    data = tmp_path / "data"
-    with TestClient(
-        create_app(settings=Settings(bundle_path=DEFAULT_BUNDLE, data_dir=data))
-    ) as old:
-        _ready(old)
-        items = [
-            {"id": "in0", "input": as_input(images[0])},
-            {"id": "in1", "input": as_input(images[1])},
-            {"id": "in2", "input": tensor_input(images[2])},
-        ]  # kept as bytes, too
-        old.post("/items", json={"items": [*items, {"id": "vec", "vector": [1.0] * 128}]})
-        before = old.get("/items/in0", params={"include_vector": True}).json()
+    old = _ready(make_client())
+    items = [
+        {"id": "in0", "input": as_input(images[0])},
+        {"id": "in1", "input": as_input(images[1])},
+        {"id": "in2", "input": tensor_input(images[2])},
+    ]  # kept as bytes, too
+    old.post("/items", json={"items": [*items, {"id": "vec", "vector": [1.0] * 128}]})
+    before = old.get("/items/in0", params={"include_vector": True}).json()
+    old.__exit__(None, None, None)
     new_bundle = other_model_bundle(tmp_path / "bundles" / "v2")
 
-    with TestClient(create_app(settings=Settings(bundle_path=new_bundle, data_dir=data))) as new:
-        _ready(new)
-        stale = new.get("/items").json()
-        blocked = new.get("/neighbors", params={"id": "in0"})
-        response = new.post("/items/reembed")
-        after = new.get("/items/in0", params={"include_vector": True}).json()
-        neighbours = new.get("/neighbors", params={"id": "in0", "k": 5})
+    new = _ready(make_client(bundle_path=new_bundle))
+    stale = new.get("/items").json()
+    blocked = new.get("/neighbors", params={"id": "in0"})
+    response = new.post("/items/reembed")
+    after = new.get("/items/in0", params={"include_vector": True}).json()
+    neighbours = new.get("/neighbors", params={"id": "in0", "k": 5})
 
     assert stale["index"]["items_other_models"] == 4
     assert stale["index"]["items_other_models_reembeddable"] == 3

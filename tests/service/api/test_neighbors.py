@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import as_input
+from tests.service.conftest import STORES, as_input
+
+# every test here runs on both stores (tests/service/conftest.py)
+pytestmark = pytest.mark.parametrize("store", STORES, indirect=True)
 
 LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip

@@ -1,0 +1,346 @@
+"""Scaling out on one machine: workers, replicas sharing a Milvus, and what crashes lose.
+
+In one run, against a real Milvus standalone server (the `milvus` pip package's
+`milvus-server`, started here on 127.0.0.1:19530 with its data in a temporary folder) and
+real service processes (`python -m service`, COREL_STORE=milvus):
+
+1. throughput: POST /classify with one Fashion-MNIST image per request (a `tensor` input),
+   at concurrency 32 with Debian's `wrk` (a C load generator, so the cores are left to the
+   server), against one server with COREL_WORKERS=1 and then =2; the ratio is the target
+   (>= 1.7x on 2 cores). The embedded store with one worker is measured too, for reference;
+2. visibility: two replicas; an item written through A, then B's GET /neighbors polled
+   until it lists it (20 times); a class imprinted through A, then B's /classify polled
+   until it predicts it (3 times): seconds from A's answer to B's;
+3. kill -9 of a replica: 4 writers POST /items to replica C; once 40 are acknowledged (201)
+   C is killed; every acknowledged id is then read through replica B;
+4. kill -9 of Milvus: 4 writers POST /items through replica B; once 40 are acknowledged,
+   every process of the Milvus server is killed (SIGKILL to its group), the server started
+   again on the same data folder, and every acknowledged id read back through B.
+
+Prints one markdown table per part and the command that reproduces it.
+
+    python benchmarks/replicas.py            # about 3 minutes
+    python benchmarks/replicas.py --quick    # 3 s wrk runs, fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
+
+from tests.conftest import FASHION_DIR  # noqa: E402
+from tests.support.milvus import MilvusServer, start_milvus  # noqa: E402
+from tests.support.server import LocalServer, launch  # noqa: E402
+from training.data import load_fashion_mnist_split  # noqa: E402
+
+BUNDLE = ROOT / "models" / "fashion-mnist-cosine"
+_T0 = time.perf_counter()
+
+
+def say(message: str) -> None:
+    elapsed = time.perf_counter() - _T0
+    load = os.getloadavg()[0]
+    print(f"[{elapsed:7.1f} s | load {load:5.2f}] {message}", file=sys.stderr, flush=True)
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (Linux /proc)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError, IndexError):
+        return total
+    return total + sum(tree_cpu(int(c)) for c in children)
+
+
+LUA = """
+local headers = {["Content-Type"] = "application/json"}
+local bodies = {BODIES}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/classify", headers, bodies[(n % #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %f %f %f %f %f\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status + e.connect + e.read + e.write
+    + e.timeout))
+end
+"""
+
+
+def classify_bodies(images: np.ndarray) -> list[str]:
+    bodies = []
+    for image in images:
+        b64 = base64.b64encode(image.astype(np.uint8).tobytes()).decode()
+        bodies.append('{"inputs":[{"tensor":{"b64":"' + b64 + '"}}]}')
+    return bodies
+
+
+def run_wrk(server: LocalServer, script: Path, seconds: int) -> dict[str, float]:
+    cpu0, started = tree_cpu(server.process.pid), time.perf_counter()
+    done = subprocess.run(
+        ["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "--timeout", "30s",
+         "-s", str(script), server.url],
+        capture_output=True, text=True, timeout=seconds + 120,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")
+    requests, duration_us, p50, p99, errors = map(float, line.split()[1:])
+    return {
+        "rps": requests / (duration_us / 1e6),
+        "p50": p50 / 1000,
+        "p99": p99 / 1000,
+        "errors": errors,
+        "server_cpu": 100 * (tree_cpu(server.process.pid) - cpu0) / wall,
+        "load": os.getloadavg()[0],
+    }
+
+
+def start(env: dict[str, str], work: Path, name: str) -> LocalServer:
+    return launch(
+        bundle=BUNDLE, data_dir=work / name, log=work / f"{name}.log", env=env, timeout=180
+    )
+
+
+def _until(check: Callable[[], bool], timeout: float) -> float | None:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if check():
+            return time.perf_counter() - started
+        time.sleep(0.01)
+    return None
+
+
+def _vector(n: int) -> list[float]:
+    return np.random.default_rng(n).normal(size=128).round(5).tolist()
+
+
+def throughput(milvus_env: dict[str, str], work: Path, images: np.ndarray, seconds: int) -> list:
+    script = work / "classify.lua"
+    bodies = ",\n".join("[==[" + b + "]==]" for b in classify_bodies(images[:200]))
+    script.write_text(LUA.replace("{BODIES}", bodies))
+    rows = []
+    for label, env in [
+        ("embedded, 1 worker", {}),
+        ("milvus, 1 worker", {**milvus_env, "COREL_WORKERS": "1"}),
+        ("milvus, 2 workers", {**milvus_env, "COREL_WORKERS": "2"}),
+    ]:
+        server = start(env, work, label.replace(", ", "-").replace(" ", ""))
+        try:
+            run_wrk(server, script, 2)  # warm-up, not counted
+            cell = run_wrk(server, script, seconds)
+        finally:
+            server.stop()
+        say(f"{label}: {cell['rps']:,.0f} requests/s, p99 {cell['p99']:.1f} ms")
+        rows.append((label, cell))
+    return rows
+
+
+def visibility(
+    a: LocalServer, b: LocalServer, images: np.ndarray, labels: np.ndarray, n: int
+) -> tuple[list[float], list[float]]:
+    item_s, class_s = [], []
+    with a.client() as ca, b.client() as cb:
+
+        def b_lists(item_id: str) -> bool:
+            found = cb.get("/neighbors", params={"id": "v-anchor", "k": 100}).json()
+            return item_id in [x["id"] for x in found["neighbors"]]
+
+        def b_predicts(name: str, inputs: list[dict[str, Any]]) -> bool:
+            results = cb.post("/classify", json={"inputs": inputs}).json()["results"]
+            return any(r["label"] == name for r in results)
+
+        ca.post("/items", json={"items": [{"id": "v-anchor", "vector": _vector(0)}]})
+        _until(lambda: cb.get("/items/v-anchor").status_code == 200, 10)
+        for i in range(n):
+            item_id = f"v-{i}-{time.monotonic_ns()}"
+            written = ca.post("/items", json={"items": [{"id": item_id, "vector": _vector(1)}]})
+            assert written.status_code == 201, written.text
+            seconds = _until(functools.partial(b_lists, item_id), 10)
+            item_s.append(float("nan") if seconds is None else seconds)
+        bags = [{"data": im.squeeze().astype(int).tolist()} for im in images[labels == 8][:8]]
+        for i in range(max(1, n // 7)):
+            name = f"handbag-{i}"
+            ca.delete("/classes/Bag", params={"force": True})
+            made = ca.post("/classes", json={"name": name, "inputs": bags[:5]})
+            assert made.status_code == 201, made.text
+            seconds = _until(functools.partial(b_predicts, name, bags[5:8]), 10)
+            class_s.append(float("nan") if seconds is None else seconds)
+            ca.delete(f"/classes/{name}")
+    return item_s, class_s
+
+
+def writers_until_kill(url: str, kill: Callable[[], None], prefix: str) -> list[str]:
+    """4 writers POST /items to `url`; `kill()` once 40 are acknowledged; the acked ids."""
+    acknowledged: list[str] = []
+    lock, stop = threading.Lock(), threading.Event()
+
+    def writer(worker: int) -> None:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for n in range(100_000):
+                if stop.is_set():
+                    return
+                item_id = f"{prefix}{worker}-{n}"
+                try:
+                    r = client.post(
+                        "/items", json={"items": [{"id": item_id, "vector": _vector(n)}]}
+                    )
+                except httpx.TransportError:
+                    continue  # not acknowledged; the replica may be gone
+                if r.status_code == 201:
+                    with lock:
+                        acknowledged.append(item_id)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    _until(lambda: len(acknowledged) >= 40, 120)
+    kill()
+    time.sleep(0.5)  # writers that were mid-request get their answer or their error
+    stop.set()
+    for t in threads:
+        t.join(30)
+    with lock:
+        return list(acknowledged)
+
+
+def missing_through(server: LocalServer, ids: list[str], wait: float = 120) -> list[str]:
+    with server.client() as client:
+        _until(lambda: client.get("/items", params={"limit": 1}).status_code == 200, wait)
+        return [i for i in ids if client.get(f"/items/{i}").status_code != 200]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 s wrk runs, fewer repeats")
+    parser.add_argument(
+        "--skip-throughput", action="store_true", help="only visibility and the kill -9 parts"
+    )
+    args = parser.parse_args(argv)
+    # SIGTERM ends the run like Ctrl-C: the servers and Milvus are stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    seconds, repeats = (3, 7) if args.quick else (15, 20)
+    images, labels = load_fashion_mnist_split(FASHION_DIR, "test")
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="corel-replicas-") as tmp:
+        work = Path(tmp)
+        say("starting milvus-server")
+        milvus: MilvusServer = start_milvus(work / "milvus")
+        env = {"COREL_STORE": "milvus", "COREL_MILVUS_URI": milvus.uri,
+               "COREL_MILVUS_PREFIX": f"bench{os.getpid()}"}  # fmt: skip
+        servers: list[LocalServer] = []
+        try:
+            rows = [] if args.skip_throughput else throughput(env, work, images, seconds)
+            a, b, c = (start(env, work, name) for name in "abc")
+            servers += [a, b, c]
+            say("visibility across replicas")
+            item_s, class_s = visibility(a, b, images, labels, repeats)
+            say(
+                f"item seen by B after {np.nanmedian(item_s):.3f} s (median), "
+                f"{np.nanmax(item_s):.3f} s (max); class after {np.nanmax(class_s):.3f} s (max)"
+            )
+            say("kill -9 of a replica under 4 writers")
+            acked_c = writers_until_kill(c.url, c.kill, "kc")
+            lost_c = missing_through(b, acked_c)
+            say(f"replica killed: {len(acked_c)} acknowledged, {len(lost_c)} lost")
+            say("kill -9 of the Milvus server under 4 writers")
+            killed_at: list[float] = []
+
+            def kill_milvus() -> None:
+                killed_at.append(time.perf_counter())
+                milvus.kill()
+
+            acked_m = writers_until_kill(b.url, kill_milvus, "km")
+            say("starting milvus-server again on its data")
+            milvus = start_milvus(work / "milvus", timeout=900)
+            say(f"milvus-server answers again, {time.perf_counter() - killed_at[0]:.0f} s after")
+            lost_m = missing_through(b, acked_m)
+            back_s = time.perf_counter() - killed_at[0]
+            say(f"Milvus killed: {len(acked_m)} acknowledged, {len(lost_m)} lost")
+        finally:
+            for server in servers:
+                server.stop()
+            milvus.stop()
+    report(rows, item_s, class_s, (acked_c, lost_c), (acked_m, lost_m, back_s), load_before, args)
+
+
+def report(rows, item_s, class_s, replica_kill, milvus_kill, load_before, args) -> None:
+    out = []
+    if rows:
+        base = dict(rows)
+        ratio = base["milvus, 2 workers"]["rps"] / base["milvus, 1 worker"]["rps"]
+        out += [
+            "### POST /classify, 1 image per request, concurrency 32 (wrk)",
+            "",
+            "| server | requests/s | p50 ms | p99 ms | errors | server CPU % | load |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for label, c in rows:
+            out.append(
+                f"| {label} | {c['rps']:,.0f} | {c['p50']:.1f} | {c['p99']:.1f} | "
+                f"{c['errors']:.0f} | {c['server_cpu']:.0f} | {c['load']:.2f} |"
+            )
+        out += ["", f"2 workers / 1 worker: **{ratio:.2f}x** (target >= 1.7x)", ""]
+    out += [
+        "### Visibility across replicas (seconds from A's answer until B's)",
+        "",
+        "| what | n | p50 s | max s |",
+        "|---|---:|---:|---:|",
+        f"| item → B's GET /neighbors | {len(item_s)} | {np.nanmedian(item_s):.3f} | "
+        f"{np.nanmax(item_s):.3f} |",
+        f"| class → B's /classify | {len(class_s)} | {np.nanmedian(class_s):.3f} | "
+        f"{np.nanmax(class_s):.3f} |",
+        "",
+        "### kill -9 under 4 writers (POST /items, 1 item each)",
+        "",
+        "| killed | acknowledged | lost | note |",
+        "|---|---:|---:|---|",
+        f"| a replica | {len(replica_kill[0])} | {len(replica_kill[1])} | read through another "
+        "replica |",
+        f"| the Milvus server (every process) | {len(milvus_kill[0])} | {len(milvus_kill[1])} | "
+        f"restarted on its data; all read back {milvus_kill[2]:.0f} s after the kill |",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, load before "
+        f"{load_before[0]:.2f} (shared with other work: figures vary run to run).",
+        "",
+        "    "
+        + shlex.join(["python", "benchmarks/replicas.py", *(["--quick"] if args.quick else [])]),
+    ]
+    print("\n".join(out))
+
+
+def argv_of(args: argparse.Namespace) -> list[str]:
+    flags = [("--quick", args.quick), ("--skip-throughput", args.skip_throughput)]
+    return [flag for flag, on in flags if on]
+
+
+if __name__ == "__main__":
+    main()
