@@ -9,23 +9,21 @@ import torch
 
 from corel.bundle import load_bundle
 from training.config import TrainConfig
-from training.data import load_dataset
+from training.data import Dataset, load_dataset
 from training.evaluate import onnx_embed
 from training.export import check_parity, export_onnx
-from training.train import train
+from training.train import TrainResult, train
 
 
 @pytest.fixture(scope="module")
-def digits_run():
-    data = load_dataset("digits", data_dir="", seed=0)
-    config = TrainConfig(dataset="digits", epochs=8, seed=0, threads=1)
-    return train(config, data, progress=False), data
+def digits_run(digits_training: tuple[TrainResult, Dataset]) -> tuple[TrainResult, Dataset]:
+    return digits_training  # the session's one digits training (tests/conftest.py)
 
 
 def test_short_training_on_digits_lands_far_above_chance(digits_run) -> None:
     result, _ = digits_run
     assert result.best_val_accuracy > 0.85  # chance is 0.10
-    assert len(result.history) == 8
+    assert len(result.history) == result.config.epochs == 12
     best = max(result.history, key=lambda row: row.val_accuracy)
     assert (result.best_epoch, result.best_val_accuracy) == (best.epoch, best.val_accuracy)
 
