@@ -112,7 +112,7 @@ BUDGET, QUICK_BUDGET = 5.0, 0.3  # seconds of one-by-one queries per measurement
 POST_BATCH = 8  # items per POST /items in the write-latency cells
 WRITE_IMAGES = 64  # those items cycle through this many test images
 SERVER_QUERIES, QUICK_SERVER_QUERIES = 300, 40  # stored ids whose neighbours are checked
-IMPORT_ROWS = 60_000  # Fashion-MNIST train images
+IMPORT_ROWS, QUICK_IMPORT_ROWS = 60_000, 5_000  # Fashion-MNIST train images imported
 SERVER_ENV = {"COREL_PROVIDER": "cpu", "COREL_LOG_LEVEL": "warning", "COREL_API_KEY": ""}
 
 TARGET_RECALL, TARGET_SPEEDUP = 0.99, 100.0
@@ -1724,6 +1724,12 @@ def main(argv: list[str] | None = None) -> None:
         "not saved unless --out is given",
     )
     parser.add_argument(
+        "--import-rows",
+        type=int,
+        help=f"train images the bulk import sends (default {IMPORT_ROWS:,}, quick "
+        f"{QUICK_IMPORT_ROWS:,}; at most {IMPORT_ROWS:,})",
+    )
+    parser.add_argument(
         "--skip",
         action="append",
         default=[],
@@ -1741,6 +1747,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--note", help="a line for the results file, e.g. what else ran")
     args = parser.parse_args(argv)
+    import_rows = args.import_rows or (QUICK_IMPORT_ROWS if args.quick else IMPORT_ROWS)
+    if not 0 < import_rows <= IMPORT_ROWS:
+        parser.error(f"--import-rows must lie in 1..{IMPORT_ROWS:,}")
     CACHE = args.cache.resolve()
     out = args.out or (None if args.quick else DEFAULT_OUT)
     command = shlex.join(
@@ -1765,7 +1774,7 @@ def main(argv: list[str] | None = None) -> None:
         if "server" not in args.skip:
             server = through_server(data, args.bundle, args.seed, args.quick, work)
         if "import" not in args.skip:
-            imported = bulk_import(args.bundle, 5_000 if args.quick else IMPORT_ROWS, work)
+            imported = bulk_import(args.bundle, import_rows, work)
     text = report(
         args, data, builds, rows, shares, omp_rows, server, imported, load_before, command
     )

@@ -197,7 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     if not first_start_file.is_file():
         first_start_file.write_text(f"{time.time():.0f}\n")
     first_started = float(first_start_file.read_text())
-    rows: list[dict[str, Any]] = []
     log.info(
         "%d runs (%s x seeds %s, %d epochs), %d at a time; cache %s",
         len(specs),
@@ -207,12 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         args.workers,
         cache,
     )
-    if args.report_only:
-        cached = [cache / f"{s['loss']}-seed{s['seed']}.json" for s in specs]
-        rows = [json.loads(path.read_text()) for path in cached if path.is_file()]
-        specs_to_run: list[dict[str, Any]] = []
-    else:
-        specs_to_run = specs
+    # finished runs are read here, so a resumed table starts workers only for what is left
+    # (a spawned worker costs seconds of imports before it can even read its cache)
+    results = [cache / f"{s['loss']}-seed{s['seed']}.json" for s in specs]
+    rows: list[dict[str, Any]] = [json.loads(p.read_text()) for p in results if p.is_file()]
+    specs_to_run: list[dict[str, Any]] = []
+    if not args.report_only:
+        specs_to_run = [s for s, path in zip(specs, results, strict=True) if not path.is_file()]
+    if rows:
+        log.info("%d of %d runs read from the cache", len(rows), len(specs))
     context = multiprocessing.get_context("spawn")  # no fork after torch started threads
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
         futures = {

@@ -1,7 +1,9 @@
 """Fixtures shared by every test package: real bundles and real data, no mocks.
 
-- `digits_bundle`: a tiny Cosine-COREL bundle trained on scikit-learn's digits in seconds,
-  once per session, through the same code path as `corel-train`.
+- `digits_training`: a tiny Cosine-COREL model trained on scikit-learn's digits in seconds,
+  once per session, and its data.
+- `digits_bundle`: that model exported as a bundle, through the same code path as
+  `corel-train`.
 - `default_bundle`: the shipped `models/fashion-mnist-cosine`.
 - `fashion_test`: the Fashion-MNIST test split in raw pixels (needs Debian's
   dataset-fashion-mnist, which `scripts/dev.sh test` installs).
@@ -11,9 +13,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:  # torch loads only when a test trains
+    from training.data import Dataset
+    from training.train import TrainResult
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BUNDLE = REPO / "models" / "fashion-mnist-cosine"
@@ -21,17 +28,27 @@ FASHION_DIR = os.environ.get("COREL_FASHION_MNIST_DIR", "/usr/share/datasets/fas
 
 
 @pytest.fixture(scope="session")
-def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def digits_training() -> tuple[TrainResult, Dataset]:
+    """One Cosine-COREL training on digits (12 epochs, seed 0) and its data, shared by the
+    bundle below and the training tests, so the session trains on digits once."""
     from training.config import TrainConfig
     from training.data import load_dataset
-    from training.export import export_bundle
     from training.train import train
 
-    out = tmp_path_factory.mktemp("bundles") / "digits-cosine"
     # one torch thread: for these tiny batches several times faster than torch's default here
     config = TrainConfig(dataset="digits", loss="cosine", epochs=12, seed=0, threads=1)
     data = load_dataset("digits", data_dir="", seed=0)
-    result = train(config, data, progress=False)
+    return train(config, data, progress=False), data
+
+
+@pytest.fixture(scope="session")
+def digits_bundle(
+    digits_training: tuple[TrainResult, Dataset], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    from training.export import export_bundle
+
+    result, data = digits_training
+    out = tmp_path_factory.mktemp("bundles") / "digits-cosine"
     # no figures: nothing asserts on them, and their t-SNE costs seconds
     export_bundle(result, data, out, name="digits-cosine", command="tests/conftest.py", plots=False)
     return out

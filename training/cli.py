@@ -77,9 +77,19 @@ def train_app(out: Path, config: TrainConfig, name: str | None, resume: bool, qu
     type=click.Path(file_okay=False, path_type=Path),
     help="Also write metrics.json, report.md and plots into this folder.",
 )
+@click.option(
+    "--no-plots",
+    is_flag=True,
+    help="Leave the plots out of --report (their t-SNE takes seconds per thousand items).",
+)
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def eval_app(
-    bundle_path: Path, dataset: str | None, data_dir: str, report: Path | None, quiet: bool
+    bundle_path: Path,
+    dataset: str | None,
+    data_dir: str,
+    report: Path | None,
+    no_plots: bool,
+    quiet: bool,
 ) -> None:
     """Re-evaluate a bundle on its test split with onnxruntime alone (no torch needed).
 
@@ -116,6 +126,7 @@ def eval_app(
             embeddings=embeddings,
             labels=data.y_test,
             names=bundle.manifest.labels,
+            plots=not no_plots,
         )
     summary = {"bundle": str(bundle_path), "dataset": data.name, "n": evaluation.n}
     click.echo(json.dumps({**summary, **evaluation.headline().to_json()}, indent=2))

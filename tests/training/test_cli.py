@@ -50,13 +50,17 @@ def test_train_writes_a_loadable_bundle_and_prints_its_metrics(trained) -> None:
 @pytest.mark.slow
 def test_eval_rescores_a_bundle_with_onnxruntime_alone(trained, tmp_path: Path) -> None:
     out, printed = trained
-    done = run_cli("eval_app", str(out), "--report", str(tmp_path / "report"), "--quiet")
+    # no plots: their t-SNE is a third of this command's time, and corel-train above
+    # already draws them through the same code
+    report = ("--report", str(tmp_path / "report"), "--no-plots")
+    done = run_cli("eval_app", str(out), *report, "--quiet")
     assert done.returncode == 0, done.stderr
     rescored = json.loads(done.stdout)
     assert rescored["dataset"] == "digits"
     assert rescored["accuracy"] == pytest.approx(printed["accuracy"], abs=1e-6)
     assert rescored["kmeans_accuracy"] == pytest.approx(printed["kmeans_accuracy"], abs=1e-6)
     assert (tmp_path / "report" / "report.md").is_file()
+    assert not (tmp_path / "report" / "projections.png").exists()
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics.keys() == json.loads((out / "metrics.json").read_text()).keys()
 
