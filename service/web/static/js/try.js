@@ -47,12 +47,18 @@ async function showFile(file) {
   await run();
 }
 
+// The API's reason codes in words (docs/open-world.md says how each is decided).
+const REASONS = {
+  outside_data: "the input is unlike the images the model was trained on",
+  far_from_classes: "the input is far from the training images of every class",
+  between_classes: "the input lies between classes",
+};
+
 function classification(result) {
-  const why = result.reason ?? (result.threshold === null || result.threshold === undefined
-    ? `best score ${fmt(result.score)}; ${result.label} has no unknown threshold`
-    : result.unknown
-      ? `best score ${fmt(result.score)} is below the threshold ${fmt(result.threshold)} of ${result.label}`
-      : `best score ${fmt(result.score)} is at or above the threshold ${fmt(result.threshold)}`);
+  const against = result.threshold === null || result.threshold === undefined
+    ? `best score ${fmt(result.score)}; ${result.label} has no score threshold`
+    : `best score ${fmt(result.score)}, threshold ${fmt(result.threshold)} of ${result.label}`;
+  const why = result.reason ? `${REASONS[result.reason] ?? result.reason} (${result.reason}): ${against}` : against;
   const rows = result.top.map((t) =>
     el("tr", {},
       el("td", {}, t.label),
