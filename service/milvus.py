@@ -20,7 +20,7 @@ from pymilvus import MilvusClient, MilvusException
 
 from service.errors import ServiceUnavailableError
 
-__all__ = ["CONSISTENCY", "connect", "milvus_errors", "quote"]
+__all__ = ["CONSISTENCY", "connect", "load_collection", "milvus_errors", "quote"]
 
 CONSISTENCY = "Session"
 # Milvus refuses a VARCHAR longer than this, whatever the schema says
@@ -35,6 +35,23 @@ def connect(uri: str, timeout: float = 10.0) -> MilvusClient:
     # watchers in items/milvus.py and classes/index.py) and answers 503 meanwhile
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     return MilvusClient(uri=uri, timeout=timeout)
+
+
+def load_collection(client: MilvusClient, name: str) -> None:
+    """Load `name` for searching, also when it was loaded before its last index was built.
+
+    A process that loads a collection another process is still creating (its vector index
+    built, its id index not yet) leaves it loaded with fewer indexes than it has, and every
+    later load is refused ("can't change the index for loaded collection"): released and
+    loaded again, it serves with all of them."""
+    try:
+        client.load_collection(name)
+    except MilvusException as exc:
+        if "can't change the index" not in exc.message:
+            raise
+        logging.getLogger(__name__).info("milvus: %s loaded again with all its indexes", name)
+        client.release_collection(name)
+        client.load_collection(name)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 from pymilvus import DataType, MilvusClient
 
 from service.classes.class_set import ClassSet, class_set_from_state, class_set_state
-from service.milvus import MAX_VARCHAR, connect, milvus_errors, quote
+from service.milvus import MAX_VARCHAR, connect, load_collection, milvus_errors, quote
 
 __all__ = ["MilvusClassStore"]
 
@@ -27,7 +27,7 @@ class MilvusClassStore:
         with milvus_errors("opening the class store"):
             if not client.has_collection(self.collection):
                 self._create()
-            client.load_collection(self.collection)
+            load_collection(client, self.collection)
 
     @classmethod
     def open(cls, uri: str, prefix: str) -> MilvusClassStore:

@@ -37,7 +37,14 @@ from service.items.backend import EmbedSources
 from service.items.search import Neighbour, SearchOptions, check_vector
 from service.items.service import _INPUT_ERRORS, IndexStats, ReembedFailure, ReembedResult
 from service.items.store import MetadataValue, ModelCounts, NewItem, StoredItem, VectorRows
-from service.milvus import CONSISTENCY, MAX_VARCHAR, connect, milvus_errors, quote
+from service.milvus import (
+    CONSISTENCY,
+    MAX_VARCHAR,
+    connect,
+    load_collection,
+    milvus_errors,
+    quote,
+)
 from service.settings import Settings
 
 __all__ = ["MilvusItems"]
@@ -185,7 +192,7 @@ class MilvusItems:
             self.client.create_collection(
                 self.collection, schema=schema, index_params=index, consistency_level=CONSISTENCY
             )
-        self.client.load_collection(self.collection)
+        load_collection(self.client, self.collection)
 
     def _collections(self) -> list[str]:
         """Every model's item collection, the current one first (the others as the watcher
@@ -199,7 +206,7 @@ class MilvusItems:
             if c.startswith(f"{self.prefix}_items_") and c != self.collection
         ]
         for name in set(others) - set(self._others):  # released after a Milvus restart
-            self.client.load_collection(name)
+            load_collection(self.client, name)
         return others
 
     def _query(
