@@ -66,10 +66,19 @@ def with_limits(app: FastAPI, state: AppState) -> Callable[[], dict[str, Any]]:
         manifest = state.bundle.manifest
         _model_inputs(schemas, manifest.input)
         _model_vectors(schemas, manifest.embedding_dim)
+        _figure_names(schema, sorted(f for f in manifest.files if f.endswith(".png")))
         app.openapi_schema = schema
         return schema
 
     return openapi
+
+
+def _figure_names(schema: dict[str, Any], figures: list[str]) -> None:
+    """GET /model/figures/{name} serves only the PNG files the manifest lists: name them."""
+    operation = schema.get("paths", {}).get("/model/figures/{name}", {}).get("get")
+    for parameter in (operation or {}).get("parameters", []):
+        if parameter["name"] == "name" and figures:
+            parameter["schema"]["enum"] = figures
 
 
 def _request_models(schema: dict[str, Any]) -> set[str]:

@@ -28,6 +28,7 @@ import schemathesis
 from PIL import Image
 
 from service.api.schemas.clustering import MAX_CLUSTERS, MAX_K_CANDIDATES
+from service.maps.latent_map import MAX_ITEMS
 from tests.conftest import DEFAULT_BUNDLE
 
 _MANIFEST = json.loads((DEFAULT_BUNDLE / "manifest.json").read_text())
@@ -109,12 +110,21 @@ def _cluster_rules(body: dict[str, Any]) -> None:
         _batch_size(body, k_max + 1)
 
 
+def _map_rules(case: schemathesis.Case) -> None:
+    """t-SNE takes fewer items than PCA, the schema's maximum (a rule across two parameters)."""
+    limit, method = case.query.get("limit"), case.query.get("method", "pca")
+    if method == "tsne" and isinstance(limit, int) and limit > MAX_ITEMS["tsne"]:
+        case.query = {**case.query, "limit": MAX_ITEMS["tsne"]}
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []  # a negative case may send anything
 
 
 @schemathesis.hook
 def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
+    if case.path == "/map" and isinstance(case.query, dict):
+        _map_rules(case)
     if not isinstance(case.body, dict):
         return case
     # A copy: the coverage phase derives other cases from the same body objects

@@ -29,7 +29,9 @@ async def latent_map(
     limit: Annotated[
         int,
         Query(
-            ge=1, description=f"At most {MAX_ITEMS['pca']:,} (pca), {MAX_ITEMS['tsne']:,} (tsne)"
+            ge=1,
+            le=MAX_ITEMS["pca"],
+            description=f"At most {MAX_ITEMS['pca']:,} (pca), {MAX_ITEMS['tsne']:,} (tsne)",
         ),
     ] = 10_000,
 ) -> Response:
