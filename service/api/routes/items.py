@@ -120,7 +120,6 @@ async def list_items(
         Query(
             description="A JSON object of top-level metadata fields the items must hold with "
             'these values, as in POST /neighbors\' `filter.metadata`: `{"colour": "white"}`',
-            examples=['{"colour": "white"}'],
         ),
     ] = None,
     include_vectors: bool = False,

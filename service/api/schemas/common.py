@@ -26,8 +26,21 @@ ItemId = Annotated[
 Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # Top-level metadata fields an item must hold with these values: JSON types are kept apart
 # (1 matches 1 and 1.0, not true or "1"), null matches a field that is null (not a missing
-# one). The filter of POST /neighbors and of GET /items (there as JSON in the query).
-MetadataFilter = dict[str, MetadataValue]
+# one). The filter of POST /neighbors and of GET /items (there as JSON in the query). A key
+# holds no NUL: SQLite's JSON paths end at one, so such a key could match nothing but a 503.
+_NO_NUL = r"^[^\x00]*$"
+MetadataFilter = Annotated[
+    dict[Annotated[str, StringConstraints(pattern=_NO_NUL)], MetadataValue],
+    WithJsonSchema(  # pydantic would state the key rule as patternProperties, which allow any
+        {
+            "type": "object",
+            "propertyNames": {"pattern": _NO_NUL},
+            "additionalProperties": {
+                "anyOf": [{"type": t} for t in ("string", "integer", "number", "boolean", "null")]
+            },
+        }
+    ),
+]
 
 
 def refuse_renamed(data: Any, *, old: str, new: str) -> Any:

@@ -245,6 +245,18 @@ def test_list_items_bad_metadata_filter_is_422(
     assert error["details"][0]["loc"][:2] == ["query", "metadata"]
 
 
+def test_list_items_metadata_filter_is_json_in_the_openapi_schema(http: TestClient) -> None:
+    operation = http.get("/openapi.json").json()["paths"]["/items"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+
+    content = parameters["metadata"]["content"]["application/json"]
+
+    assert content["schema"]["type"] == "object"
+    assert content["schema"]["additionalProperties"]["anyOf"][0] == {"type": "string"}
+    assert content["example"] == {"colour": "white"}
+    assert "schema" not in parameters["metadata"]  # not a bare string
+
+
 @on_every_store
 def test_delete_item_then_it_is_gone(http: TestClient) -> None:
     http.post("/items", json={"items": [{"id": "d", "vector": [1.0] * 128}]})
