@@ -232,6 +232,11 @@ def test_list_items_filters_by_label_and_metadata_together(http: TestClient) -> 
         ('{"colour": {"a": 1}}', "query.metadata.colour.str: Input should be a valid string"),
         ('["colour", "red"]', "query.metadata: Input should be an object"),
         ("colour=red", "query.metadata: Invalid JSON: expected value at line 1 column 1"),
+        # SQLite's JSON paths end at a NUL: such a key is refused, not a 503
+        (
+            '{"a\\u0000": 1}',
+            "query.metadata.a\x00.[key]: String should match pattern '^[^\\x00]*$'",
+        ),
     ],
 )
 def test_list_items_bad_metadata_filter_is_422(
