@@ -15,6 +15,9 @@ Rules that JSON Schema cannot state are in the field's description and enforced 
 tensor's `b64` must hold exactly the bytes of its shape and dtype, with values in range;
 /clustering/score takes one label per input, at least 2 classes and more inputs than
 classes; /clustering/cluster needs k_min <= k_max and more inputs than clusters.
+
+A query parameter that holds JSON (GET /items' `metadata`) is described by `content`
+(application/json and its schema) rather than as a bare string.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 
+from service.api.schemas.common import MetadataFilter
 from service.items.search import VECTOR_MAX_ABS, VECTOR_MIN_PEAK
 
 if TYPE_CHECKING:
@@ -34,6 +39,13 @@ if TYPE_CHECKING:
 __all__ = ["with_limits"]
 
 INPUT_LISTS = ("inputs", "items", "queries", "vectors")
+# Query parameters that hold JSON, with their schema and example (GET /items' metadata)
+JSON_QUERY = {
+    "metadata": {
+        "schema": TypeAdapter(MetadataFilter).json_schema(),
+        "example": {"colour": "white"},
+    }
+}
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 
 
@@ -61,6 +73,11 @@ def with_limits(app: FastAPI, state: AppState) -> Callable[[], dict[str, Any]]:
                 for parameter in operation.get("parameters", []):
                     if parameter["name"] == "k":
                         parameter["schema"]["maximum"] = state.settings.max_k
+                    if parameter["in"] == "query" and parameter["name"] in JSON_QUERY:
+                        # the route takes a string and parses it (FastAPI has no JSON query
+                        # type): OpenAPI says what the string holds with `content`
+                        del parameter["schema"]
+                        parameter["content"] = {"application/json": JSON_QUERY[parameter["name"]]}
         if state.bundle is None:
             return schema  # the model's shapes come once it is loaded
         manifest = state.bundle.manifest

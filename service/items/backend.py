@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from corel.bundle import Bundle
     from service.items.search import Neighbour, SearchOptions
     from service.items.service import IndexStats, ReembedResult
-    from service.items.store import NewItem, StoredItem, VectorRows
+    from service.items.store import MetadataValue, NewItem, StoredItem, VectorRows
     from service.settings import Settings
 
 __all__ = ["EmbedSources", "ItemBackend", "open_items"]
@@ -51,10 +51,24 @@ class ItemBackend(Protocol):
     async def get(self, item_id: str) -> StoredItem: ...
 
     async def page(
-        self, *, limit: int, after_seq: int = 0, offset: int = 0, label: str | None = None
-    ) -> list[StoredItem]: ...
+        self,
+        *,
+        limit: int,
+        after_seq: int = 0,
+        offset: int = 0,
+        label: str | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> list[StoredItem]:
+        """Items of every model in seq order (insertion order), after `after_seq`, skipping
+        `offset`; only those with this label and these metadata fields (equal, JSON types
+        kept apart, as /neighbors filters), when given."""
+        ...
 
-    async def count(self, *, label: str | None = None) -> int: ...
+    async def count(
+        self, *, label: str | None = None, metadata: dict[str, MetadataValue] | None = None
+    ) -> int:
+        """Items of every model that `page` would list with these filters, over all pages."""
+        ...
 
     async def delete(self, item_id: str) -> None: ...
 

@@ -95,6 +95,14 @@ def _metadata_filter(metadata: dict[str, MetadataValue]) -> tuple[list[str], dic
     return clauses, nulls
 
 
+def _list_filter(
+    label: str | None, metadata: dict[str, MetadataValue] | None
+) -> tuple[list[str], dict[str, None]]:
+    """(Milvus clauses, keys that must hold null) of a listing's label and metadata filter."""
+    clauses, nulls = _metadata_filter(metadata or {})
+    return ([] if label is None else [f"label == {quote(label)}"]) + clauses, nulls
+
+
 class MilvusItems:
     def __init__(
         self, client: MilvusClient, *, prefix: str, model_id: str, dim: int, kind: str
@@ -320,27 +328,78 @@ class MilvusItems:
         return None
 
     async def page(
-        self, *, limit: int, after_seq: int = 0, offset: int = 0, label: str | None = None
+        self,
+        *,
+        limit: int,
+        after_seq: int = 0,
+        offset: int = 0,
+        label: str | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
     ) -> list[StoredItem]:
         self._require_ready()
-        return await asyncio.to_thread(self._page, limit, after_seq, offset, label)
+        return await asyncio.to_thread(self._page, limit, after_seq, offset, label, metadata)
 
-    def _page(self, limit: int, after: int, offset: int, label: str | None) -> list[StoredItem]:
-        where = f"seq > {after}" + ("" if label is None else f" and label == {quote(label)}")
-        want = min(offset + limit, _QUERY_WINDOW)
+    def _page(
+        self,
+        limit: int,
+        after: int,
+        offset: int,
+        label: str | None,
+        metadata: dict[str, MetadataValue] | None,
+    ) -> list[StoredItem]:
+        clauses, nulls = _list_filter(label, metadata)
         with milvus_errors("listing items"):
-            rows = [r for c in self._collections() for r in self._query(c, where, limit=want)]
-        rows.sort(key=lambda r: int(r["seq"]))  # each collection's rows come in key order
+            # each collection's first offset + limit matches hold the answer's
+            rows = [
+                r
+                for c in self._collections()
+                for r in self._scan(c, clauses, nulls, after=after, want=offset + limit)
+            ]
+        rows.sort(key=lambda r: int(r["seq"]))
         return [_row_to_item(r) for r in rows[offset : offset + limit]]
 
-    async def count(self, *, label: str | None = None) -> int:
-        self._require_ready()
-        where = "" if label is None else f"label == {quote(label)}"
-        return await asyncio.to_thread(self._count_all, where)
+    def _scan(
+        self,
+        collection: str,
+        clauses: list[str],
+        nulls: dict[str, None],
+        *,
+        after: int,
+        want: int | None,
+        fields: list[str] = _FIELDS,
+    ) -> list[dict[str, Any]]:
+        """Up to `want` (None: all) rows after seq `after` that match, in seq order: read in
+        windows (Milvus caps one query's rows), the null fields checked here."""
+        out: list[dict[str, Any]] = []
+        while want is None or len(out) < want:
+            ask = _QUERY_WINDOW
+            if want is not None:  # with nulls, some candidates fail: read a few more at once
+                ask = min(max(want - len(out), 1_000 if nulls else 0), _QUERY_WINDOW)
+            where = " and ".join([f"seq > {after}", *clauses])
+            window = self._query(collection, where, limit=ask, fields=fields)
+            out += [r for r in window if all((r["metadata"] or {}).get(k) is None for k in nulls)]
+            if len(window) < ask:
+                break
+            after = max(int(r["seq"]) for r in window)
+        out.sort(key=lambda r: int(r["seq"]))
+        return out if want is None else out[:want]
 
-    def _count_all(self, where: str) -> int:
+    async def count(
+        self, *, label: str | None = None, metadata: dict[str, MetadataValue] | None = None
+    ) -> int:
+        self._require_ready()
+        return await asyncio.to_thread(self._count_all, label, metadata)
+
+    def _count_all(self, label: str | None, metadata: dict[str, MetadataValue] | None) -> int:
+        clauses, nulls = _list_filter(label, metadata)
         with milvus_errors("counting items"):
-            return sum(self._count(c, where) for c in self._collections())
+            if nulls:  # Milvus cannot count them: the candidates are read and checked here
+                fields = ["seq", "metadata"]
+                return sum(
+                    len(self._scan(c, clauses, nulls, after=0, want=None, fields=fields))
+                    for c in self._collections()
+                )
+            return sum(self._count(c, " and ".join(clauses)) for c in self._collections())
 
     async def delete(self, item_id: str) -> None:
         self._require_ready()

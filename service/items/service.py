@@ -43,7 +43,7 @@ from service.items.search import (
     resolve_queries,
     vectors_ok,
 )
-from service.items.store import ItemStore, NewItem, StoredItem, VectorRows
+from service.items.store import ItemStore, MetadataValue, NewItem, StoredItem, VectorRows
 from service.settings import Settings
 
 __all__ = ["ItemService", "Neighbour", "SearchOptions"]
@@ -237,14 +237,27 @@ class ItemService:
         return item
 
     async def page(
-        self, *, limit: int, after_seq: int = 0, offset: int = 0, label: str | None = None
+        self,
+        *,
+        limit: int,
+        after_seq: int = 0,
+        offset: int = 0,
+        label: str | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
     ) -> list[StoredItem]:
         return await asyncio.to_thread(
-            self.store.page, limit=limit, after_seq=after_seq, offset=offset, label=label
+            self.store.page,
+            limit=limit,
+            after_seq=after_seq,
+            offset=offset,
+            label=label,
+            metadata=metadata,
         )
 
-    async def count(self, *, label: str | None = None) -> int:
-        return await asyncio.to_thread(self.store.count, label=label)
+    async def count(
+        self, *, label: str | None = None, metadata: dict[str, MetadataValue] | None = None
+    ) -> int:
+        return await asyncio.to_thread(self.store.count, label=label, metadata=metadata)
 
     async def delete(self, item_id: str) -> None:
         self._require_ready()

@@ -155,6 +155,25 @@ def _metadata_clause(key: str, value: MetadataValue) -> tuple[str, list[Any]]:
     return "json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?", [path, path, value]
 
 
+def _where(
+    clauses: list[str],
+    params: list[Any],
+    label: str | None,
+    metadata: dict[str, MetadataValue] | None,
+) -> tuple[str, list[Any]]:
+    """A WHERE clause: `clauses` and, when given, the label and every metadata field.
+
+    The metadata fields are read with json_type/json_extract row by row (no index), so a
+    filtered listing or count scans the rows it passes: the cost docs/api.md states.
+    """
+    if label is not None:
+        clauses, params = [*clauses, "label = ?"], [*params, label]
+    for key, value in (metadata or {}).items():
+        clause, args = _metadata_clause(key, value)
+        clauses, params = [*clauses, clause], [*params, *args]
+    return " AND ".join(clauses), params
+
+
 class ItemStore:
     """Items in one SQLite file. Thread-safe; every method blocks briefly."""
 
@@ -293,22 +312,29 @@ class ItemStore:
         return out
 
     def page(
-        self, *, limit: int, after_seq: int = 0, offset: int = 0, label: str | None = None
+        self,
+        *,
+        limit: int,
+        after_seq: int = 0,
+        offset: int = 0,
+        label: str | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
     ) -> list[StoredItem]:
-        """Items in seq order: those after `after_seq` (cursor paging), skipping `offset`."""
-        where, params = "seq > ?", list[Any]([after_seq])
-        if label is not None:
-            where, params = where + " AND label = ?", [*params, label]
+        """Items in seq order: those after `after_seq` (cursor paging), skipping `offset`,
+        optionally only those matching label and metadata (of every model)."""
+        where, params = _where(["seq > ?"], [after_seq], label, metadata)
         rows = self._query(
             f"SELECT {_COLUMNS} FROM items WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
         return [_row_to_item(row) for row in rows]
 
-    def count(self, *, label: str | None = None) -> int:
-        if label is None:
-            return int(self._query("SELECT count(*) FROM items")[0][0])
-        return int(self._query("SELECT count(*) FROM items WHERE label = ?", (label,))[0][0])
+    def count(
+        self, *, label: str | None = None, metadata: dict[str, MetadataValue] | None = None
+    ) -> int:
+        """Items matching label and metadata, of every model (all of them without a filter)."""
+        where, params = _where(["1"], [], label, metadata)
+        return int(self._query(f"SELECT count(*) FROM items WHERE {where}", params)[0][0])
 
     def count_by_model(self, model_id: str) -> ModelCounts:
         """Items of `model_id`, of other models, and of other models with a stored input."""
@@ -327,14 +353,8 @@ class ItemStore:
         metadata: dict[str, MetadataValue] | None = None,
     ) -> np.ndarray:  # (n,) int64
         """Seqs of `model_id`'s items, optionally only those matching label and metadata."""
-        where: list[str] = ["model_id = ?"]
-        params: list[Any] = [model_id]
-        if label is not None:
-            where, params = [*where, "label = ?"], [*params, label]
-        for key, value in (metadata or {}).items():
-            clause, args = _metadata_clause(key, value)
-            where, params = [*where, clause], [*params, *args]
-        rows = self._query(f"SELECT seq FROM items WHERE {' AND '.join(where)}", params)
+        where, params = _where(["model_id = ?"], [model_id], label, metadata)
+        rows = self._query(f"SELECT seq FROM items WHERE {where}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def vectors(

@@ -25,6 +25,7 @@ from service.api.schemas.items import (
     ItemsCreated,
     Reembedded,
     item_public,
+    parse_metadata_filter,
 )
 from service.errors import ConflictError, NotFoundError, ValidationFailedError
 from service.inference.inputs import Input
@@ -114,16 +115,27 @@ async def list_items(
         str | None, Query(pattern=r"^[0-9]{1,18}$", description="`next_cursor` of a page")
     ] = None,
     label: str | None = None,
+    metadata: Annotated[
+        str | None,
+        Query(
+            description="A JSON object of top-level metadata fields the items must hold with "
+            'these values, as in POST /neighbors\' `filter.metadata`: `{"colour": "white"}`',
+        ),
+    ] = None,
     include_vectors: bool = False,
 ) -> ItemList:
-    """Items in insertion order (re-embedded ones move to the end), by page.
+    """Items in insertion order (re-embedded ones move to the end), by page, optionally only
+    those with this `label` and these `metadata` fields.
 
-    Cursor paging (`next_cursor`) stays correct while items are added or deleted;
-    `offset` is there for simple clients.
+    Cursor paging (`next_cursor`) stays correct while items are added or deleted, and with
+    a filter; `offset` is there for simple clients. `total` counts the matching items.
     """
     after = _parse_cursor(cursor)
-    page = await items.page(limit=limit, after_seq=after, offset=offset, label=label)
-    total = await items.count(label=label)
+    wanted = parse_metadata_filter(metadata)
+    page = await items.page(
+        limit=limit, after_seq=after, offset=offset, label=label, metadata=wanted
+    )
+    total = await items.count(label=label, metadata=wanted)
     return ItemList(
         items=[item_public(i, items.model_id, include_vectors) for i in page],
         total=total,

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
-from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label
+from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label, MetadataFilter
+from service.errors import ValidationFailedError
 from service.inference.inputs import Input, exactly_one, one_given
 from service.items.store import StoredItem
 
@@ -112,7 +121,10 @@ class IndexStatus(BaseModel):
 
 class ItemList(BaseModel):
     items: list[ItemPublic]
-    total: int = Field(description="Items matching the filter, over all pages")
+    total: int = Field(
+        description="Items matching the filters (label, metadata), of every model, over all "
+        "pages; every item without a filter"
+    )
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
     index: IndexStatus = Field(description="Model identity, index size, items of other models")
 
@@ -140,3 +152,23 @@ def item_public(item: StoredItem, model_id: str, with_vector: bool = False) -> I
         updated=item.updated,
         vector=item.embedding.tolist() if with_vector else None,
     )
+
+
+# strict, as POST /neighbors' filter (a strict model): true is no number, "1" no 1
+_METADATA_FILTER = TypeAdapter(MetadataFilter, config=ConfigDict(strict=True))
+
+
+def parse_metadata_filter(text: str | None) -> MetadataFilter | None:
+    """GET /items' `metadata` (a JSON object in the query), or 422 in the shape FastAPI's
+    own validation errors take, its place named `query.metadata...`."""
+    if text is None:
+        return None
+    try:
+        return _METADATA_FILTER.validate_json(text) or None
+    except ValidationError as exc:
+        details = [
+            {"loc": ["query", "metadata", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
+        where = ".".join(str(part) for part in details[0]["loc"])
+        raise ValidationFailedError(f"{where}: {details[0]['msg']}", details=details) from exc

@@ -6,9 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label
+from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label, MetadataFilter
 from service.inference.inputs import Input, Int, exactly_one, one_given
-from service.items.store import MetadataValue
 
 MAX_OFFSET = 10_000
 
@@ -32,7 +31,7 @@ class NeighbourFilter(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     label: Label | None = None
-    metadata: dict[str, MetadataValue] = Field(
+    metadata: MetadataFilter = Field(
         default_factory=dict, description="Top-level metadata fields that must equal these"
     )
 

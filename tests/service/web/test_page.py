@@ -160,6 +160,15 @@ def test_browse_filters_opens_neighbours_and_deletes(page, artifacts) -> None:
     page.click("#browse-filter button")
     page.wait_for_function("document.querySelectorAll('#browse-gallery .tile').length === 1")
     assert page.get_attribute("#browse-gallery .tile", "data-id") == "fm-18"
+    assert page.inner_text("#browse-status") == "1 item labelled Bag with index=18"
+    assert page.is_disabled("#browse-next")
+
+    page.fill("#browse-meta", "index=[18]")  # the server refuses it, in its own words
+    page.click("#browse-filter button")
+    page.wait_for_function(
+        "document.getElementById('browse-status').textContent.includes('metadata')"
+    )
+    assert "query.metadata.index" in page.inner_text("#browse-status")
 
     page.fill("#browse-meta", "")
     page.fill("#browse-label", "Trouser")

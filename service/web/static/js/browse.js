@@ -6,10 +6,9 @@ import { el, fileInput, fmt, gallery, itemImage, say, sayError, selection, toggl
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 24;
-const SCAN = 500; // items read per request while a metadata filter looks for matches
 
-// pages[n]: where page n starts: the server cursor, and matches already read past it
-let pages = [{ cursor: null, buffer: [] }];
+// pages[n]: the server cursor page n starts after (null: the first page)
+let pages = [null];
 let current = 0;
 let filter = { label: "", metadata: {} };
 
@@ -30,33 +29,28 @@ function parseMetadata(text) {
   return wanted;
 }
 
-const matches = (item) =>
-  Object.entries(filter.metadata).every(([key, value]) => item.metadata?.[key] === value);
+function describe(total) {
+  const fields = Object.entries(filter.metadata).map(([key, value]) => `${key}=${JSON.stringify(value)}`);
+  return `${total} item${total === 1 ? "" : "s"}`
+    + (filter.label ? ` labelled ${filter.label}` : "")
+    + (fields.length ? ` with ${fields.join(", ")}` : "");
+}
 
 export async function loadPage(n = 0) {
   const status = $("browse-status");
   say(status, "Loading…");
   try {
-    const filtering = Object.keys(filter.metadata).length > 0;
-    const start = pages[n];
-    let buffer = [...start.buffer];
-    let cursor = start.cursor;
-    let done = false;
-    let total = 0;
-    while (buffer.length < PAGE && !done) {
-      const query = new URLSearchParams({ limit: String(filtering ? SCAN : PAGE - buffer.length) });
-      if (cursor) query.set("cursor", cursor);
-      if (filter.label) query.set("label", filter.label);
-      const answer = await getJson(`/items?${query}`);
-      buffer = buffer.concat(filtering ? answer.items.filter(matches) : answer.items);
-      total = answer.total;
-      cursor = answer.next_cursor;
-      done = cursor === null;
-    }
+    // both filters are the server's (GET /items), so a rare value costs one request a page
+    const query = new URLSearchParams({ limit: String(PAGE) });
+    if (pages[n]) query.set("cursor", pages[n]);
+    if (filter.label) query.set("label", filter.label);
+    if (Object.keys(filter.metadata).length) query.set("metadata", JSON.stringify(filter.metadata));
+    const answer = await getJson(`/items?${query}`);
     current = n;
     pages = pages.slice(0, n + 1);
-    if (!done || buffer.length > PAGE) pages.push({ cursor, buffer: buffer.slice(PAGE) });
-    const shown = buffer.slice(0, PAGE);
+    // a full last page still has a cursor: the total says whether anything follows
+    if (answer.next_cursor !== null && (n + 1) * PAGE < answer.total) pages.push(answer.next_cursor);
+    const shown = answer.items;
     $("browse-gallery").replaceChildren(shown.length
       ? gallery(shown, { onpick: openItem })
       : el("p", { class: "muted" }, "No items match."));
@@ -66,9 +60,7 @@ export async function loadPage(n = 0) {
     $("browse-page").textContent = `Page ${n + 1}`;
     $("browse-prev").disabled = n === 0;
     $("browse-next").disabled = pages.length <= n + 1;
-    say(status, filtering
-      ? `${shown.length} items on this page match the metadata filter (of ${total} with this label)`
-      : `${total} items${filter.label ? ` labelled ${filter.label}` : ""}`);
+    say(status, describe(answer.total));
   } catch (error) {
     sayError(status, error);
   }
@@ -134,7 +126,7 @@ async function addItems(event) {
     }
     const answer = await sendJson("POST", "/items", { items });
     $("browse-add").reset();
-    pages = [{ cursor: null, buffer: [] }];
+    pages = [null];
     await loadPage(0);
     say(status, `Added ${answer.items.length} item(s)`, "ok");
   } catch (error) {
@@ -151,7 +143,7 @@ export function setUpBrowse() {
       sayError($("browse-status"), error);
       return;
     }
-    pages = [{ cursor: null, buffer: [] }];
+    pages = [null];
     loadPage(0);
   });
   $("browse-prev").addEventListener("click", () => loadPage(Math.max(0, current - 1)));
