@@ -480,7 +480,13 @@ class MilvusItems:
             ]
             if rows:
                 self.client.insert(self.collection, rows)
-            self.client.delete(old, ids=[i.seq for i in items])
+            seqs = [i.seq for i in items]
+            self.client.delete(old, ids=seqs)
+            # as in _delete: a Strong read, so that this process's next reads (the counts of
+            # other models' items) see the moved items gone from the old collection
+            self.client.query(
+                old, filter=f"seq in {seqs}", output_fields=["seq"], consistency_level="Strong"
+            )
 
     # -- neighbours --------------------------------------------------------------------
 
