@@ -35,7 +35,7 @@ from service.errors import (
 )
 from service.items.backend import EmbedSources
 from service.items.search import Neighbour, SearchOptions, check_vector
-from service.items.service import _INPUT_ERRORS, IndexStats, ReembedFailure, ReembedResult
+from service.items.service import IndexStats, ReembedFailure, ReembedResult, embed_each
 from service.items.store import MetadataValue, ModelCounts, NewItem, StoredItem, VectorRows
 from service.milvus import (
     CONSISTENCY,
@@ -440,29 +440,13 @@ class MilvusItems:
                     break
                 after = max(int(r["seq"]) for r in rows)
                 todo = [_row_to_item(r) for r in rows]
-                ok, vectors, errors = await self._embed_each(todo, embed_sources)
+                ok, vectors, errors = await embed_each(todo, embed_sources)
                 failed += errors
                 if ok:
                     await asyncio.to_thread(self._move, collection, ok, vectors)
                     done += len(ok)
         counts = await asyncio.to_thread(self._counts)
         return ReembedResult(reembedded=done, failed=failed, items_other_models=counts.other)
-
-    async def _embed_each(
-        self, todo: list[StoredItem], embed_sources: EmbedSources
-    ) -> tuple[list[StoredItem], np.ndarray, list[ReembedFailure]]:
-        try:  # the whole batch at once; one by one only to find which inputs fail
-            return todo, await embed_sources([t.source or {} for t in todo]), []
-        except _INPUT_ERRORS:
-            pass
-        ok, vectors, failed = [], [], []
-        for item in todo:
-            try:
-                vectors.append((await embed_sources([item.source or {}]))[0])
-                ok.append(item)
-            except _INPUT_ERRORS as exc:
-                failed.append(ReembedFailure(item.id, str(exc)))
-        return ok, np.array(vectors, np.float32).reshape(len(ok), -1), failed
 
     def _move(self, old: str, items: list[StoredItem], vectors: np.ndarray) -> None:
         now = _now()

@@ -46,7 +46,7 @@ from service.items.search import (
 from service.items.store import ItemStore, MetadataValue, NewItem, StoredItem, VectorRows
 from service.settings import Settings
 
-__all__ = ["ItemService", "Neighbour", "SearchOptions"]
+__all__ = ["ItemService", "Neighbour", "SearchOptions", "embed_each"]
 
 log = logging.getLogger(__name__)
 
@@ -282,29 +282,13 @@ class ItemService:
             if not todo:
                 break
             after = todo[-1].seq
-            ok, vectors, errors = await self._embed_each(todo, embed_sources)
+            ok, vectors, errors = await embed_each(todo, embed_sources)
             failed += errors
             if ok:
                 await asyncio.to_thread(self._replace_sync, ok, vectors)
                 done += len(ok)
         counts = await asyncio.to_thread(self.store.count_by_model, self.model_id)
         return ReembedResult(reembedded=done, failed=failed, items_other_models=counts.other)
-
-    async def _embed_each(
-        self, todo: list[StoredItem], embed_sources: EmbedSources
-    ) -> tuple[list[StoredItem], np.ndarray, list[ReembedFailure]]:
-        try:  # the whole batch at once; one by one only to find which inputs fail
-            return todo, await embed_sources([t.source or {} for t in todo]), []
-        except _INPUT_ERRORS:
-            pass
-        ok, vectors, failed = [], [], []
-        for item in todo:
-            try:
-                vectors.append((await embed_sources([item.source or {}]))[0])
-                ok.append(item)
-            except _INPUT_ERRORS as exc:
-                failed.append(ReembedFailure(item.id, str(exc)))
-        return ok, np.array(vectors, np.float32).reshape(len(ok), -1), failed
 
     def _replace_sync(self, items: list[StoredItem], vectors: np.ndarray) -> None:
         with self._lock:
@@ -337,3 +321,21 @@ class ItemService:
         """The current model's stored vectors (raw), labels and ids, at most `limit`."""
         self._require_ready()
         return await asyncio.to_thread(self.store.vectors, self.model_id, limit=limit)
+
+
+async def embed_each(
+    todo: list[StoredItem], embed_sources: EmbedSources
+) -> tuple[list[StoredItem], np.ndarray, list[ReembedFailure]]:
+    """Re-embed items from their stored inputs: (those that worked, their vectors, failures)."""
+    try:  # the whole batch at once; one by one only to find which inputs fail
+        return todo, await embed_sources([t.source or {} for t in todo]), []
+    except _INPUT_ERRORS:
+        pass
+    ok, vectors, failed = [], [], []
+    for item in todo:
+        try:
+            vectors.append((await embed_sources([item.source or {}]))[0])
+            ok.append(item)
+        except _INPUT_ERRORS as exc:
+            failed.append(ReembedFailure(item.id, str(exc)))
+    return ok, np.array(vectors, np.float32).reshape(len(ok), -1), failed
