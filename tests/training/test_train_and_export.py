@@ -47,7 +47,8 @@ def test_onnx_export_has_named_io_and_a_dynamic_batch(digits_run, exported: Path
     _, data = digits_run
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]
-    assert [o.name for o in session.get_outputs()] == ["embedding"]
+    # the embedding, and the features the open-set checks use (bundle format 2)
+    assert [o.name for o in session.get_outputs()] == ["embedding", "features"]
     for n in (1, 7, 300):
         x = data.model_input(data.x_test[:n])
         assert onnx_embed(exported, x).shape == (n, 128)

@@ -205,6 +205,10 @@ def test_a_class_is_imprinted_from_selected_items_then_removed(page, artifacts) 
     open_view(page, "browse")
     page.fill("#browse-label", "Sandal")
     page.click("#browse-filter button")
+    # the gallery of the filter, not the one it replaces
+    page.wait_for_function(
+        "document.getElementById('browse-status').textContent.includes('labelled Sandal')"
+    )
     page.wait_for_selector("#browse-gallery .tile")
     for id_ in page.eval_on_selector_all(
         "#browse-gallery .tile", "ts => ts.map(t => t.dataset.id)"
