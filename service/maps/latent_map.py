@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
 from corel.class_rule import l2_normalise
@@ -74,6 +72,8 @@ def project(method: Method, rows: VectorRows, classes: ClassSet) -> LatentMap:
 
 
 def _pca(items: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.decomposition import PCA  # here: a 1 s import that most servers never need
+
     fit_on = items if len(items) >= 2 else centres
     pca = PCA(n_components=2, random_state=0).fit(fit_on)
     xy = pca.transform(items) if len(items) else np.zeros((0, 2))
@@ -81,6 +81,8 @@ def _pca(items: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _tsne(items: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.manifold import TSNE
+
     together = np.concatenate([items, centres]) if len(items) else centres
     if len(together) < TSNE_MIN_POINTS:
         raise ValidationFailedError(
