@@ -76,12 +76,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             runtime.warm_up, bundle.manifest.input.shape, settings.max_batch_size
         )
         await carry_over_classes(state.class_index, state.embedder)
-        # Everything loaded so far (modules, the model, pydantic/FastAPI internals) lives as
-        # long as the process: take it out of the garbage collector's view. Otherwise every
-        # full collection walks it all: measured here, ~100 ms pauses of the whole server
-        # about once a second under load, the p99 at concurrency 32 going from ~50 to ~140 ms.
-        gc.collect()  # garbage first: what is frozen is never freed
-        gc.freeze()
+        if state.freeze_heap:
+            # Everything loaded so far (modules, the model, pydantic/FastAPI internals) lives
+            # as long as the process: take it out of the garbage collector's view. Otherwise
+            # every full collection walks it all: measured here, ~100 ms pauses of the whole
+            # server about once a second under load, the p99 at concurrency 32 going from
+            # ~50 to ~140 ms.
+            gc.collect()  # garbage first: what is frozen is never freed
+            gc.freeze()
         state.ready = True  # /readyz also waits for the item index (items.is_ready)
         log.info(
             "ready: %s on %s (batching %s)",
@@ -92,7 +94,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         state.ready = False
-        gc.unfreeze()  # the process may go on (tests run many apps one after another)
+        if state.freeze_heap:
+            gc.unfreeze()  # the process may go on
         state.batcher = None
         await batcher.stop()
         if state.items is not None:
@@ -138,9 +141,17 @@ async def carry_over_classes(classes: ClassIndex, embedder: Embedder) -> None:
 
 
 def create_app(
-    *, settings: Settings | None = None, data_lock: DataDirLock | None = None
+    *,
+    settings: Settings | None = None,
+    data_lock: DataDirLock | None = None,
+    freeze_heap: bool = True,
 ) -> FastAPI:
-    """The app; `data_lock`, when given, is already held for `settings.data_dir`."""
+    """The app; `data_lock`, when given, is already held for `settings.data_dir`.
+
+    `freeze_heap`: once loaded, move the process's heap out of the garbage collector's view
+    (right for a process that serves one app). Tests that run hundreds of apps in one
+    process turn it off: its full collection at each start walks all of their heap (measured,
+    0.2-0.5 s per app in the test suite)."""
     app = FastAPI(
         title="corel-embed",
         summary="Cosine-COREL embeddings: embed, classify by class vector, search, cluster",
@@ -151,7 +162,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    state = AppState(settings=settings or Settings(), data_lock=data_lock)
+    state = AppState(settings=settings or Settings(), data_lock=data_lock, freeze_heap=freeze_heap)
     app.state.corel = state  # typed access for routes: service.api.deps
     install_error_handlers(app)
     app.add_middleware(

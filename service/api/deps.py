@@ -50,6 +50,7 @@ class AppState:
     class_index: ClassIndex | None = None
     items: ItemBackend | None = None
     data_lock: DataDirLock | None = None
+    freeze_heap: bool = True  # create_app's: gc.freeze() once loaded
     in_flight: InFlight = field(default_factory=InFlight)
     maps: MapCache = field(default_factory=MapCache)  # GET /map's projections
 

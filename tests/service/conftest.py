@@ -119,7 +119,8 @@ def make_client(
             **store_settings,
             **overrides,
         }
-        client = TestClient(create_app(settings=Settings(**values)))  # type: ignore[arg-type]
+        app = create_app(settings=Settings(**values), freeze_heap=False)  # type: ignore[arg-type]
+        client = TestClient(app)
         client.__enter__()
         clients.append(client)
         return client

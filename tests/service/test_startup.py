@@ -132,6 +132,12 @@ def test_start_up_freezes_what_it_loaded_out_of_the_garbage_collectors_view(tmp_
     with TestClient(app):
         assert gc.get_freeze_count() > 10_000
     assert gc.get_freeze_count() == 0  # given back at shutdown
+    # a process that runs many apps (this test suite) leaves its heap alone
+    again = create_app(
+        settings=Settings(bundle_path=DEFAULT_BUNDLE, data_dir=tmp_path), freeze_heap=False
+    )
+    with TestClient(again):
+        assert gc.get_freeze_count() == 0
 
 
 def test_model_reports_manifest_provider_and_index_sizes(client) -> None:
@@ -219,17 +225,20 @@ def test_server_classes_survive_a_restart(start_server, fashion_sample, tmp_path
 def test_server_drops_the_job_of_a_client_that_went_away(start_server) -> None:
     # A large request keeps the inference thread busy (one image per run); a second client
     # queues behind it and gives up before its turn: its job must be dropped, not run.
-    server = start_server(env={"COREL_MAX_BATCH_SIZE": "1", "COREL_MAX_WAIT_MS": "0"})
+    # 8,192 runs: well over a second even on an idle machine (~0.1 ms a run)
+    server = start_server(
+        env={"COREL_MAX_BATCH_SIZE": "1", "COREL_MAX_WAIT_MS": "0", "COREL_QUEUE_SIZE": "16384"}
+    )
     busy = {"inputs": [tensor_input(np.zeros((28, 28)))] * 1024}
     blank = {"inputs": [{"data": [[0] * 28] * 28}]}
-    with server.client() as http, ThreadPoolExecutor(1) as pool:
+    with server.client() as http, ThreadPoolExecutor(8) as pool:
         runs_before = sample(http.get("/metrics").text, "corel_batch_size_count")
-        large = pool.submit(http.post, "/embed", json=busy)
-        time.sleep(0.2)  # its 1,024 jobs are queued
+        large = [pool.submit(http.post, "/embed", json=busy) for _ in range(8)]
+        time.sleep(0.3)  # their 8,192 jobs are queued
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{server.url}/embed", json=blank, timeout=0.1)
-        assert large.result().status_code == 200
+        assert [r.result().status_code for r in large] == [200] * 8
         time.sleep(0.2)  # the worker reaches the abandoned job and drops it
         text = http.get("/metrics").text
     assert sample(text, "corel_queue_dropped_total", reason="cancelled") == 1
-    assert sample(text, "corel_batch_size_count") == runs_before + 1024
+    assert sample(text, "corel_batch_size_count") == runs_before + 8 * 1024
