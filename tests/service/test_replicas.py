@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,12 +22,10 @@ import pytest
 from tests.service.conftest import MILVUS_PREFIX, Server, StartServer, as_input
 from tests.support.milvus import empty_collections
 from tests.support.server import REPO
+from tests.support.writers import vector as _vector
+from tests.support.writers import write_until_killed
 
 pytestmark = pytest.mark.slow  # real servers and a real Milvus
-
-
-def _vector(n: int) -> list[float]:
-    return np.random.default_rng(n).normal(size=128).round(5).tolist()
 
 
 @pytest.fixture(scope="module")
@@ -102,37 +99,8 @@ def test_kill_9_of_a_replica_under_writers_loses_nothing_acknowledged(
     start_server: StartServer, replicas: list[Server], milvus_env: dict[str, str]
 ) -> None:
     victim, witness = start_server(env=milvus_env), replicas[1]
-    acknowledged: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def writer(worker: int) -> None:
-        with httpx.Client(base_url=victim.url, timeout=5) as client:
-            for n in range(10_000):
-                if stop.is_set():
-                    return
-                item_id = f"k{worker}-{n}"
-                try:
-                    response = client.post(
-                        "/items", json={"items": [{"id": item_id, "vector": _vector(n)}]}
-                    )
-                except httpx.TransportError:
-                    return  # the replica died under this request: not acknowledged
-                if response.status_code == 201:
-                    with lock:
-                        acknowledged.append(item_id)
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for thread in threads:
-        thread.start()
-    enough = _until(lambda: len(acknowledged) >= 40, 60)
-    victim.kill()
-    stop.set()
-    for thread in threads:
-        thread.join(10)
-    assert enough is not None, "the writers did not get going"
-    with lock:
-        acked = list(acknowledged)
+    acked = write_until_killed(victim.url, victim.kill, "k")
+    assert len(acked) >= 40, "the writers did not get going"
 
     with witness.client() as client:  # another replica, still up, on the same Milvus
         missing = [i for i in acked if client.get(f"/items/{i}").status_code != 200]

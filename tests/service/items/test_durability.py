@@ -6,22 +6,16 @@ there after the server comes back, and searchable (the index catches up with SQL
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-import numpy as np
 import pytest
 
 from tests.service.conftest import Server
+from tests.support.writers import vector as _vector
+from tests.support.writers import write_until_killed
 
 pytestmark = pytest.mark.slow  # real servers, restarts and kill -9
-
-
-def _vector(n: int) -> list[float]:
-    return np.random.default_rng(n).normal(size=128).round(5).tolist()
 
 
 def test_restart_keeps_items_and_catches_the_index_up(start_server: Callable[..., Server]) -> None:
@@ -48,40 +42,11 @@ def test_restart_keeps_items_and_catches_the_index_up(start_server: Callable[...
 
 def test_kill_9_keeps_every_acknowledged_item(start_server: Callable[..., Server]) -> None:
     server = start_server()
-    acknowledged: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
 
-    def writer(worker: int) -> None:
-        with httpx.Client(base_url=server.url, timeout=5) as client:
-            for n in range(10_000):
-                if stop.is_set():
-                    return
-                item_id = f"w{worker}-{n}"
-                item = {"id": item_id, "vector": _vector(n), "metadata": {"w": worker}}
-                try:
-                    response = client.post("/items", json={"items": [item]})
-                except httpx.TransportError:
-                    return  # the server died under this request: not acknowledged
-                if response.status_code == 201:
-                    with lock:
-                        acknowledged.append(item_id)
+    def with_metadata(item_id: str, worker: int, n: int) -> dict[str, Any]:
+        return {"id": item_id, "vector": _vector(n), "metadata": {"w": worker}}
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # kill mid-stream, once enough were acknowledged
-        with lock:
-            if len(acknowledged) >= 40:
-                break
-        time.sleep(0.05)
-    server.kill()
-    stop.set()
-    for thread in threads:
-        thread.join(10)
-    with lock:
-        acked = list(acknowledged)
+    acked = write_until_killed(server.url, server.kill, "w", item=with_metadata, within=30)
     assert len(acked) >= 40, "the writers did not get going"
 
     again = start_server(data_dir=server.data_dir)
