@@ -80,7 +80,7 @@ case $cmd in
     exec "$VENV/bin/python" -m service "$@"
     ;;
   check)
-    ensure_venv "train,dev,milvus,milvus-server"
+    ensure_venv "train,dev,milvus,milvus-server,milvus-lite"
     run_gates
     ;;
   test)
@@ -89,8 +89,9 @@ case $cmd in
     command -v wrk >/dev/null || apt_install wrk
     # the web page's tests drive Debian's chromium with Playwright (tests/service/web)
     command -v chromium >/dev/null || apt_install chromium
-    # the milvus extra: the store tests run against a real milvus-server (tests/support)
-    ensure_venv "train,dev,milvus,milvus-server"
+    # the milvus extras: the store tests run against a real milvus-server (tests/support),
+    # and one against Milvus Lite (tests/service/test_milvus_lite.py)
+    ensure_venv "train,dev,milvus,milvus-server,milvus-lite"
     run_gates
     # pytest exits 5 when it collected no test: that is a failure here, not a pass.
     set +e

@@ -10,6 +10,7 @@ the problem, before the model is loaded.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import socket
 import sys
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(str(exc))
         except OSError as exc:  # a read-only or foreign directory
             return _fail(f"the data directory {settings.data_dir} is not writable: {exc.strerror}")
+    elif settings.milvus_lite and (problem := _milvus_lite_problem(Path(settings.milvus_uri))):
+        return _fail(problem)
     try:  # bound before the model loads: a port in use is one line, not a crash after it
         listener = bind(settings.host, settings.port)
     except OSError as exc:
@@ -93,6 +96,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _milvus_lite_problem(path: Path) -> str | None:
+    """Why the Milvus Lite database `path` (a folder, despite its .db name) cannot be opened
+    by this process, or None. Lite holds an exclusive flock on its LOCK file while open."""
+    if not path.parent.is_dir():
+        return f"COREL_MILVUS_URI={path}: the folder {path.parent} does not exist"
+    try:
+        fd = os.open(path / "LOCK", os.O_RDWR)
+    except FileNotFoundError:
+        return None  # a new database
+    except NotADirectoryError:
+        return f"COREL_MILVUS_URI={path} is a file, not a Milvus Lite database (a folder)"
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return (
+            f"COREL_MILVUS_URI={path}: this Milvus Lite database is open in another process "
+            "(Lite is one process; several need a Milvus server, see docs/scaling.md)"
+        )
+    finally:
+        os.close(fd)  # closing releases the lock
+    return None
 
 
 def _serve_workers(settings: Settings, listener: socket.socket) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from pymilvus import MilvusClient, MilvusException
 
 from service.errors import ServiceUnavailableError
+from service.settings import is_lite_uri
 
 __all__ = ["CONSISTENCY", "connect", "load_collection", "milvus_errors", "quote"]
 
@@ -28,13 +30,43 @@ MAX_VARCHAR = 65_535
 
 
 def connect(uri: str, timeout: float = 10.0) -> MilvusClient:
-    """A client for `uri`: http://host:19530 (a server or cluster) or a local file path,
-    which pymilvus opens with Milvus Lite when the `milvus-lite` package is installed."""
+    """A client for `uri`: http://host:19530 (a server or cluster) or a local `.db` path,
+    which pymilvus opens with Milvus Lite (the `milvus-lite` package) inside this process."""
     # While Milvus is away pymilvus logs a traceback for every failed call and every
     # reconnection attempt, several a second; the service says it once per outage (the
     # watchers in items/milvus.py and classes/index.py) and answers 503 meanwhile
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
-    return MilvusClient(uri=uri, timeout=timeout)
+    # Milvus Lite serves pymilvus over gRPC inside this process, and its server logs a
+    # traceback for each call it does not implement, which pymilvus expects and passes over
+    # (AllocTimestamp, while an index is created)
+    logging.getLogger("grpc._server").addFilter(_not_unimplemented)
+    return (_LiteClient if is_lite_uri(uri) else MilvusClient)(uri=uri, timeout=timeout)
+
+
+# Milvus Lite's engine takes one writer at a time per collection ("concurrent writers are
+# not supported safely": it allocates keys and appends to its log without a lock), and the
+# service writes from several threads: the Lite clients of this process take turns
+_LITE_WRITES = threading.Lock()
+
+
+class _LiteClient(MilvusClient):  # type: ignore[misc]
+    """A client whose writes (insert, upsert, delete) hold _LITE_WRITES."""
+
+    def insert(self, *args: Any, **kwargs: Any) -> Any:
+        with _LITE_WRITES:
+            return super().insert(*args, **kwargs)
+
+    def upsert(self, *args: Any, **kwargs: Any) -> Any:
+        with _LITE_WRITES:
+            return super().upsert(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        with _LITE_WRITES:
+            return super().delete(*args, **kwargs)
+
+
+def _not_unimplemented(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and isinstance(record.exc_info[1], NotImplementedError))
 
 
 def load_collection(client: MilvusClient, name: str) -> None:

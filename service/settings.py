@@ -12,10 +12,16 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_BUNDLE", "Settings"]
+__all__ = ["DEFAULT_BUNDLE", "Settings", "is_lite_uri"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BUNDLE = REPO / "models" / "fashion-mnist-cosine"
+
+
+def is_lite_uri(uri: str) -> bool:
+    """Whether a Milvus URI is a local file, which pymilvus opens with Milvus Lite inside
+    this process, rather than a server's address (http://, https://, tcp://, unix:)."""
+    return "://" not in uri and not uri.startswith("unix:")
 
 
 class Settings(BaseSettings):
@@ -38,7 +44,7 @@ class Settings(BaseSettings):
     milvus_uri: str = Field(
         "http://127.0.0.1:19530",
         description="With store milvus: http://host:19530 (server or cluster), or a file "
-        "path (Milvus Lite, needs the milvus-lite package)",
+        "path ending in .db (Milvus Lite in the process, needs the milvus-lite package)",
     )
     milvus_prefix: str = Field(
         "corel",
@@ -126,4 +132,24 @@ class Settings(BaseSettings):
                 f"COREL_WORKERS={self.workers} needs COREL_STORE=milvus: the embedded store "
                 "is held by one process (run one worker, or see docs/scaling.md)"
             )
+        if self.workers > 1 and self.store == "milvus" and self.milvus_lite:
+            raise ValueError(
+                f"COREL_WORKERS={self.workers} needs a Milvus server: Milvus Lite "
+                f"(COREL_MILVUS_URI={self.milvus_uri}) is held by one process (run one "
+                "worker, or a Milvus server, see docs/scaling.md)"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _lite_file_ends_in_db(self) -> Settings:
+        if self.store == "milvus" and self.milvus_lite and not self.milvus_uri.endswith(".db"):
+            raise ValueError(
+                f"COREL_MILVUS_URI={self.milvus_uri} is neither a server's address "
+                "(http://host:19530) nor a Milvus Lite file, whose name ends in .db"
+            )
+        return self
+
+    @property
+    def milvus_lite(self) -> bool:
+        """Whether COREL_MILVUS_URI is a Milvus Lite file (is_lite_uri)."""
+        return is_lite_uri(self.milvus_uri)

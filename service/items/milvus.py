@@ -105,7 +105,14 @@ def _list_filter(
 
 class MilvusItems:
     def __init__(
-        self, client: MilvusClient, *, prefix: str, model_id: str, dim: int, kind: str
+        self,
+        client: MilvusClient,
+        *,
+        prefix: str,
+        model_id: str,
+        dim: int,
+        kind: str,
+        lite: bool = False,
     ) -> None:
         self.client, self.prefix, self.model_id, self.dim, self.kind = (
             client,
@@ -114,6 +121,9 @@ class MilvusItems:
             dim,
             kind,
         )
+        # the index on `id` (lookups by id): Trie on a Milvus server (2.3 has no other for
+        # strings); Milvus Lite has INVERTED only
+        self._id_index = "INVERTED" if lite else "Trie"
         self.collection = f"{prefix}_items_{model_id[:16]}"
         self._ready = threading.Event()
         self._closing = threading.Event()
@@ -130,6 +140,7 @@ class MilvusItems:
             model_id=bundle.manifest.files[ENCODER_FILE],
             dim=bundle.manifest.embedding_dim,
             kind=settings.index_kind,
+            lite=settings.milvus_lite,
         )
         items._watcher = threading.Thread(target=items._watch, name="milvus-items", daemon=True)
         items._watcher.start()
@@ -196,7 +207,7 @@ class MilvusItems:
             index_type, params, _ = _INDEX[self.kind]
             index = MilvusClient.prepare_index_params()
             index.add_index("vector", index_type=index_type, metric_type="COSINE", params=params)
-            index.add_index("id", index_type="Trie")  # lookups by id
+            index.add_index("id", index_type=self._id_index)
             self.client.create_collection(
                 self.collection, schema=schema, index_params=index, consistency_level=CONSISTENCY
             )
@@ -496,16 +507,18 @@ class MilvusItems:
                 data=vectors.tolist(),
                 filter=where,
                 limit=fetch,
-                output_fields=[f for f in _FIELDS if f != "seq"],
+                output_fields=_FIELDS,
                 search_params={"metric_type": "COSINE", "params": params},
                 consistency_level=CONSISTENCY,
             )
         results = []
         for hits, own_seq in zip(found, own, strict=True):
             ranked = [
-                Neighbour(_row_to_item({**h["entity"], "seq": h["id"]}), float(h["distance"]))
+                # the row's own `seq`, not the hit's key: a hit is keyed by its primary key's
+                # name on Milvus Lite, where its "id" is then the item's (the entity's) id
+                Neighbour(_row_to_item(h["entity"]), float(h["distance"]))
                 for h in hits
-                if h["id"] != own_seq
+                if h["entity"]["seq"] != own_seq
             ][options.offset : options.offset + options.k]
             if options.min_score is not None:
                 ranked = [n for n in ranked if n.score >= options.min_score]
