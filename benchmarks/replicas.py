@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import functools
 import os
 import platform
@@ -234,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rounds", type=int, default=2, help="turns of the three servers in the wrk part"
     )
+    parser.add_argument(
+        "--keep", type=Path, help="work in this new folder and keep it (the servers' logs)"
+    )
     args = parser.parse_args(argv)
     # SIGTERM ends the run like Ctrl-C: the servers and Milvus are stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -242,8 +246,14 @@ def main(argv: list[str] | None = None) -> None:
     seconds, repeats = (3, 7) if args.quick else (15, 20)
     images, labels = load_fashion_mnist_split(FASHION_DIR, "test")
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="corel-replicas-") as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as cleanup:
+        if args.keep is None:
+            work = Path(
+                cleanup.enter_context(tempfile.TemporaryDirectory(prefix="corel-replicas-"))
+            )
+        else:
+            args.keep.mkdir(parents=True)
+            work = args.keep
         say("starting milvus-server")
         milvus: MilvusServer = start_milvus(work / "milvus")
         env = {"COREL_STORE": "milvus", "COREL_MILVUS_URI": milvus.uri,
@@ -278,7 +288,10 @@ def main(argv: list[str] | None = None) -> None:
             acked_m = writers_until_kill(b.url, kill_milvus, "km")
             say("starting milvus-server again on its data")
             milvus = start_milvus(work / "milvus", timeout=900)
-            say(f"milvus-server answers again, {time.perf_counter() - killed_at[0]:.0f} s after")
+            say(
+                f"milvus-server answers again, {time.perf_counter() - killed_at[0]:.0f} s "
+                f"after the kill ({milvus.ports_waited:.0f} s of it waiting for its ports)"
+            )
             lost_m = missing_through(b, acked_m)
             back_s = time.perf_counter() - killed_at[0]
             say(f"Milvus killed: {len(acked_m)} acknowledged, {len(lost_m)} lost")

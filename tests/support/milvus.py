@@ -7,13 +7,23 @@ Milvus as children). The server uses fixed ports (19530 for clients, 2379 etcd, 
 metrics), so one runs per machine: with COREL_TEST_MILVUS_URI set, tests use that server
 instead of starting one. Milvus binds its client port on all interfaces (it has no
 setting for the listen address); a firewalled test machine keeps it private.
+
+Before it starts Milvus, `milvus-server` tries each of its ports with a plain bind() and
+silently takes the next free one when that fails. A port whose last server was killed or
+stopped with clients connected stays in TIME_WAIT for 60 s, which fails such a bind (Milvus
+itself could reuse it): a server started then listens on 19531, and clients of 19530 never
+find it. That is why a Milvus killed with replicas connected "never came back" (its
+config said `proxy: port: 19531`). `start_milvus` therefore waits until the ports are free
+and fails at once, naming the port, when the proxy went elsewhere all the same.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +33,12 @@ from typing import Any
 
 __all__ = ["MilvusServer", "empty_collections", "milvus_available", "start_milvus"]
 
-URI = "http://127.0.0.1:19530"
+PORT = 19530
+URI = f"http://127.0.0.1:{PORT}"
+# the ports milvus-server tries before it starts (its config template's defaults): etcd,
+# rootCoord, proxy, proxy internal, queryCoord, queryNode, indexCoord, indexNode, dataCoord,
+# dataNode
+_PORTS = [2379, 53100, PORT, 19529, 19531, 21123, 22930, 21121, 13333, 21124]
 _PARTS = ["rootCoord", "proxy", "queryCoord", "queryNode", "indexCoord", "indexNode",
           "dataCoord", "dataNode"]  # fmt: skip
 
@@ -52,6 +67,7 @@ class MilvusServer:
     uri: str
     process: subprocess.Popen[bytes] | None  # None: a server this did not start
     log: Path | None = None
+    ports_waited: float = 0.0  # seconds start_milvus waited for its ports to be free
 
     def kill(self) -> None:
         """SIGKILL to the whole group, like a crash of the machine's Milvus."""
@@ -85,11 +101,15 @@ def _group_alive(group: int) -> bool:
 def start_milvus(folder: Path, timeout: float = 240) -> MilvusServer:
     """The server on 127.0.0.1:19530 with its data in `folder`, answering; or the one named
     by COREL_TEST_MILVUS_URI. It answers ~10-15 s after starting on an idle machine; seen
-    taking over 2 minutes while another job kept the disk busy (its etcd syncs each write),
-    and up to a minute after a `kill -9` of the previous server on the same data."""
+    taking over 2 minutes while another job kept the disk busy (its etcd syncs each write).
+    After a server killed or stopped with clients connected, it first waits up to 60 s
+    for the ports (see above): 58 s of 68 s after a `kill -9` with two replicas connected."""
     if uri := os.environ.get("COREL_TEST_MILVUS_URI"):
         return MilvusServer(uri, None)
+    waited = _wait_for_ports(_PORTS, timeout=min(timeout, 90))
     folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "milvus" / "configs" / "milvus.yaml"
+    config.unlink(missing_ok=True)  # milvus-server writes it again, with the ports it took
     log = folder / "milvus-server.log"
     process = subprocess.Popen(
         [
@@ -106,7 +126,7 @@ def start_milvus(folder: Path, timeout: float = 240) -> MilvusServer:
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own group: stop() reaches etcd and Milvus too
     )
-    server = MilvusServer(URI, process, log)
+    server = MilvusServer(URI, process, log, waited)
     from pymilvus import MilvusClient
 
     deadline = time.monotonic() + timeout
@@ -114,6 +134,9 @@ def start_milvus(folder: Path, timeout: float = 240) -> MilvusServer:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"milvus-server exited:\n{log.read_text()[-3000:]}")
+            port = _proxy_port(config)
+            if port is not None and port != PORT:
+                raise RuntimeError(f"milvus-server took port {port}: {PORT} was not free")
             try:
                 MilvusClient(uri=URI, timeout=2).list_collections()
                 return server
@@ -123,6 +146,51 @@ def start_milvus(folder: Path, timeout: float = 240) -> MilvusServer:
     except BaseException:  # also Ctrl-C or SIGTERM while waiting: never leave it running
         server.stop()
         raise
+
+
+def _bindable(port: int) -> bool:
+    """Whether milvus-server's own test of a port (bind without SO_REUSEADDR) passes."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_for_ports(ports: list[int], timeout: float) -> float:
+    """Until every port is bindable (one in TIME_WAIT is, within 60 s), or `timeout`: then
+    the server starts anyway (a port other than the client's may move harmlessly; the
+    client's is checked after). A server listening on the client port is an error.
+    Returns the seconds waited."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while (busy := [p for p in ports if not _bindable(p)]) and time.monotonic() < deadline:
+        if PORT in busy:
+            with socket.socket() as client:
+                client.settimeout(1)
+                if client.connect_ex(("127.0.0.1", PORT)) == 0:
+                    raise RuntimeError(
+                        f"port {PORT} is in use: is another milvus-server running? (one "
+                        "per machine; wrap what starts one in `flock /tmp/milvus.lock`)"
+                    )
+        time.sleep(1)
+    return time.monotonic() - started
+
+
+def _proxy_port(config: Path) -> int | None:
+    """The client port milvus-server wrote into Milvus's config, None before it has."""
+    try:
+        text = config.read_text()
+    except OSError:
+        return None
+    section = None
+    for line in text.splitlines():
+        if line[:1].isalpha():  # a top-level key
+            section = line.split(":")[0]
+        elif section == "proxy" and (found := re.match(r"  port: (\d+)", line)):
+            return int(found.group(1))
+    return None
 
 
 def empty_collections(uri: str, prefix: str) -> None:
