@@ -61,7 +61,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface to bind (0.0.0.0 in the container)")
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(
-        1, ge=1, le=256, description="Server processes on the port; above 1 only with store milvus"
+        1,
+        ge=1,
+        le=256,
+        description="Server processes on the port; above 1 only with store milvus on a "
+        "Milvus server (not Milvus Lite)",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     api_key: SecretStr | None = Field(
