@@ -23,7 +23,7 @@ from typing import Annotated, Literal, Union, get_args, get_origin, get_type_hin
 LossName = Literal["cosine", "gaussian", "cce", "center", "contrastive"]
 EncoderName = Literal["auto", "cnn", "ffnn"]
 LrSchedule = Literal["constant", "cosine"]
-AuxLossName = Literal["none", "instance", "outlier"]
+AuxLossName = Literal["none", "instance", "rotation", "outlier"]
 AuxLayer = Literal["features", "h"]
 
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -76,16 +76,18 @@ class TrainConfig:
     aux_loss: Annotated[
         AuxLossName,
         "none; instance (SimCLR's NT-Xent between two flipped/shifted views of each item, on "
-        "aux_layer through a projection head: keeps within-class structure); or outlier "
-        "(each item mixed with one of another class, its h pushed orthogonal to every class "
-        "vector). Images only; doubles (instance) or adds half (outlier) the cost of a batch.",
+        "aux_layer through a projection head: keeps within-class structure); rotation (a "
+        "linear head on aux_layer tells by how many quarter turns each item was rotated); or "
+        "outlier (each item mixed with one of another class, its h pushed orthogonal to every "
+        "class vector). Images only; doubles (instance, rotation) or adds half (outlier) the "
+        "cost of a batch.",
     ] = "none"
     aux_weight: Annotated[float, "Weight of the auxiliary term beside the loss."] = 0.1
     aux_temperature: Annotated[float, "Temperature of the instance term's NT-Xent."] = 0.2
     aux_layer: Annotated[
         AuxLayer,
-        "Where the instance term acts: features (the CNN's flattened convolutions; h for the "
-        "FFNN) or h, the embedding itself.",
+        "Where the instance or rotation term acts: features (the CNN's flattened convolutions; "
+        "h for the FFNN) or h, the embedding itself.",
     ] = "features"
     # -- optimisation (the paper's: Adam, batch 128)
     epochs: Annotated[int, "Maximum epochs."] = 20

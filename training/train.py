@@ -27,9 +27,11 @@ from training.encoders import PaperCNN, build_encoder
 from training.losses import ClassVectorLoss, build_loss
 from training.losses.auxiliary import (
     InstanceContrastLoss,
+    RotationLoss,
     augment_each,
     mix_other_class,
     orthogonal_to_classes,
+    rotate_each,
 )
 from training.results import EpochRow
 
@@ -110,21 +112,36 @@ def aux_width(encoder: nn.Module, layer: str, embedding_dim: int) -> int:
     return embedding_dim
 
 
+def build_aux_head(config: TrainConfig, encoder: nn.Module) -> nn.Module | None:
+    """The auxiliary objective's own trained part (a head thrown away after training)."""
+    width = aux_width(encoder, config.aux_layer, config.embedding_dim)
+    if config.aux_loss == "instance":
+        return InstanceContrastLoss(width, config.aux_temperature)
+    if config.aux_loss == "rotation":
+        return RotationLoss(width)
+    return None
+
+
 def auxiliary_term(
     config: TrainConfig,
     encoder: nn.Module,
     loss: ClassVectorLoss,
-    instance: InstanceContrastLoss | None,
+    aux_head: nn.Module | None,
     xb: torch.Tensor,
     yb: torch.Tensor,
     layer: torch.Tensor,
     generator: torch.Generator,
 ) -> torch.Tensor:
     """The auxiliary objective of one batch (config.aux_loss; zero for vectors)."""
-    if instance is not None and xb.ndim == 4:
+    if config.aux_loss == "instance" and aux_head is not None and xb.ndim == 4:
         _, other_view = forward_with_layer(encoder, augment_each(xb, generator), config.aux_layer)
-        contrast: torch.Tensor = instance(layer, other_view)
+        contrast: torch.Tensor = aux_head(layer, other_view)
         return contrast
+    if config.aux_loss == "rotation" and aux_head is not None and xb.ndim == 4:
+        turned, turns = rotate_each(xb, generator)
+        _, z = forward_with_layer(encoder, turned, config.aux_layer)
+        which_way: torch.Tensor = aux_head(z, turns)
+        return which_way
     if config.aux_loss == "outlier" and xb.ndim == 4:
         return orthogonal_to_classes(encoder(mix_other_class(xb, yb, generator)), loss.weight)
     return layer.sum() * 0.0
@@ -177,14 +194,8 @@ def train(
         center_alpha=config.center_alpha,
         margin=config.margin,
     )
-    instance = (
-        InstanceContrastLoss(
-            aux_width(encoder, config.aux_layer, config.embedding_dim), config.aux_temperature
-        )
-        if config.aux_loss == "instance"
-        else None
-    )
-    aux_parameters = [] if instance is None else list(instance.parameters())
+    aux_head = build_aux_head(config, encoder)
+    aux_parameters = [] if aux_head is None else list(aux_head.parameters())
     optimizer = torch.optim.Adam(
         [*encoder.parameters(), *loss.parameters(), *aux_parameters], lr=config.lr
     )
@@ -208,8 +219,8 @@ def train(
             raise ValueError(f"{checkpoint} was written with a different config; not resuming")
         encoder.load_state_dict(state["encoder"])
         loss.load_state_dict(state["loss"])
-        if instance is not None:
-            instance.load_state_dict(state["aux"])
+        if aux_head is not None:
+            aux_head.load_state_dict(state["aux"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
@@ -254,7 +265,7 @@ def train(
                 batch_loss = loss(h, yb)
                 if config.aux_loss != "none":
                     batch_loss = batch_loss + config.aux_weight * auxiliary_term(
-                        config, encoder, loss, instance, xb, yb, layer, generator
+                        config, encoder, loss, aux_head, xb, yb, layer, generator
                     )
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
@@ -304,7 +315,7 @@ def train(
                     config,
                     encoder,
                     loss,
-                    instance,
+                    aux_head,
                     optimizer,
                     scheduler,
                     generator,
@@ -342,7 +353,7 @@ def _save_checkpoint(
     config: TrainConfig,
     encoder: nn.Module,
     loss: nn.Module,
-    instance: nn.Module | None,
+    aux_head: nn.Module | None,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     generator: torch.Generator,
@@ -355,7 +366,7 @@ def _save_checkpoint(
         "config": config.to_dict(),
         "encoder": encoder.state_dict(),
         "loss": loss.state_dict(),
-        "aux": None if instance is None else instance.state_dict(),
+        "aux": None if aux_head is None else aux_head.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "generator": generator.get_state(),

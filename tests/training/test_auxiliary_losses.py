@@ -18,8 +18,9 @@ from training.losses.auxiliary import (
     augment_each,
     mix_other_class,
     orthogonal_to_classes,
+    rotate_each,
 )
-from training.train import aux_width, auxiliary_term, forward_with_layer, train
+from training.train import auxiliary_term, build_aux_head, forward_with_layer, train
 
 
 def test_nt_xent_matches_hand_computation_with_an_identity_head() -> None:
@@ -51,6 +52,18 @@ def test_views_are_drawn_per_image_and_keep_the_shape() -> None:
     assert torch.allclose(views.sum((1, 2, 3)), batch.sum((1, 2, 3)))  # shifted, not cut
 
 
+def test_rotations_are_quarter_turns_drawn_per_image() -> None:
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.zeros(32, 1, 5, 5)
+    batch[:, :, 0, 0] = 1.0  # the top-left corner lit
+    turned, turns = rotate_each(batch, generator)
+    assert set(turns.tolist()) == {0, 1, 2, 3}
+    for image, k in zip(turned, turns.tolist(), strict=True):
+        assert torch.equal(image, torch.rot90(batch[0], k, dims=(-2, -1)))
+    _, half_turns = rotate_each(torch.zeros(16, 1, 4, 6), generator)  # not square
+    assert set(half_turns.tolist()) <= {0, 2}
+
+
 def test_outliers_mix_two_classes_and_the_term_rewards_orthogonality() -> None:
     generator = torch.Generator().manual_seed(0)
     x = torch.arange(8, dtype=torch.float32).reshape(8, 1) * torch.ones(8, 3)
@@ -65,7 +78,13 @@ def test_outliers_mix_two_classes_and_the_term_rewards_orthogonality() -> None:
 
 
 @pytest.mark.parametrize(
-    ("aux", "layer"), [("instance", "features"), ("instance", "h"), ("outlier", "features")]
+    ("aux", "layer"),
+    [
+        ("instance", "features"),
+        ("instance", "h"),
+        ("rotation", "features"),
+        ("outlier", "features"),
+    ],
 )
 def test_a_step_of_each_objective_lowers_its_term(aux: str, layer: str) -> None:
     torch.manual_seed(0)
@@ -73,9 +92,9 @@ def test_a_step_of_each_objective_lowers_its_term(aux: str, layer: str) -> None:
     config = TrainConfig(dataset="digits", aux_loss=aux, aux_layer=layer, aux_weight=1.0)  # type: ignore[arg-type]
     encoder = build_encoder("auto", data.kind, data.shape, 128, 0.1)
     loss = build_loss("cosine", len(data.labels), 128)
-    instance = InstanceContrastLoss(aux_width(encoder, layer, 128)) if aux == "instance" else None
+    head = build_aux_head(config, encoder)
     params = [*encoder.parameters(), *loss.parameters()]
-    params += [] if instance is None else list(instance.parameters())
+    params += [] if head is None else list(head.parameters())
     optimizer = torch.optim.Adam(params, lr=1e-3)
     xb = torch.from_numpy(data.model_input(data.x_train[:128]))
     yb = torch.from_numpy(data.y_train[:128])
@@ -83,7 +102,7 @@ def test_a_step_of_each_objective_lowers_its_term(aux: str, layer: str) -> None:
     def term(seed: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)
         _, z = forward_with_layer(encoder, xb, layer)
-        return auxiliary_term(config, encoder, loss, instance, xb, yb, z, generator)
+        return auxiliary_term(config, encoder, loss, head, xb, yb, z, generator)
 
     before = float(term(1))
     for _ in range(20):

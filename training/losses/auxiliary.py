@@ -7,6 +7,10 @@ term shapes a chosen layer so that it keeps what the main loss throws away.
   Two views of one image must come out closer to each other than to any other item of the
   batch, so the layer keeps what tells items of one class apart (within-class structure),
   which Cosine-COREL pulls onto its class direction.
+- `rotation`: self-supervised rotation prediction (Gidaris et al. 2018; for out-of-distribution
+  detection, Hendrycks et al. 2019): each item turned by 0, 90, 180 or 270 degrees, and a
+  linear head on the layer tells which. The layer must know which way up a garment stands,
+  which the class alone does not ask for.
 - `outlier`: outlier exposure (Hendrycks et al. 2019) with synthetic outliers made from the
   training batch itself: each item mixed half-and-half with an item of another class. Their
   h is pushed towards orthogonal to every class vector, as Cosine-COREL's repulsion pushes
@@ -45,6 +49,34 @@ class InstanceContrastLoss(nn.Module):
         # item i's other view is i + n (and i - n for the second half)
         target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
         return F.cross_entropy(logits, target)
+
+
+class RotationLoss(nn.Module):
+    """Cross-entropy of a linear head (F -> 4) telling the quarter turn of each view."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(in_features, 4)
+
+    def forward(self, z: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.head(z), turns)
+
+
+def rotate_each(
+    batch: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image turned by a random number of quarter turns (half turns only when it is not
+    square): (the turned batch, the turns (N,) in 0..3)."""
+    square = batch.shape[-1] == batch.shape[-2]
+    turns = torch.randint(0, 4, (len(batch),), generator=generator)
+    if not square:
+        turns = turns - turns % 2  # 0 or 2
+    turned = batch.clone()
+    for k in (1, 2, 3):
+        chosen = turns == k
+        if chosen.any():
+            turned[chosen] = torch.rot90(batch[chosen], k, dims=(-2, -1))
+    return turned, turns
 
 
 def orthogonal_to_classes(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
