@@ -71,7 +71,8 @@ class Protocol:
     def tag(self) -> str:
         """The objective in a file name: '' for the default recipe."""
         return "-".join(
-            str(v) if k == "aux_loss" else f"{k.removeprefix('aux_')}{v}" for k, v in self.objective
+            str(v) if k == "aux_loss" else k if v is True else f"{k.removeprefix('aux_')}{v}"
+            for k, v in self.objective
         )
 
 
@@ -788,11 +789,17 @@ def main() -> None:
     parser.add_argument(
         "--aux-layer", choices=["features", "h"], help="instance, rotation: the layer"
     )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="train the split encoders with random flips and shifts (TrainConfig.augment)",
+    )
     args = parser.parse_args()
-    objective: tuple[tuple[str, object], ...] = ()
+    objective: tuple[tuple[str, object], ...] = (("augment", True),) if args.augment else ()
     if args.aux_loss != "none":
         given = ("aux_weight", "aux_temperature", "aux_layer")
         objective = (
+            *objective,
             ("aux_loss", args.aux_loss),
             *((name, getattr(args, name)) for name in given if getattr(args, name) is not None),
         )
