@@ -599,12 +599,13 @@ def markdown(results: list[dict], chosen: dict[str, str], command: str, protocol
         + ", ".join(f"{r['split']} ({' + '.join(r['held_out'])})" for r in results)
         + "; "
         f"each encoder trained {protocol.epochs} epochs on the 8 seen classes (default recipe "
+        "otherwise"
         + (
-            "plus " + ", ".join(f"{k} = {v}" for k, v in protocol.objective) + "; "
+            ", plus " + ", ".join(f"{k} = {v}" for k, v in protocol.objective)
             if protocol.objective
             else ""
         )
-        + "otherwise). Figures are means over the splits; AUROC / FPR at 95% TPR, seen-class "
+        + "). Figures are means over the splits; AUROC / FPR at 95% TPR, seen-class "
         "test items as positives.",
         "",
         f"Chosen on validation: score **{chosen['score']}**; few-shot **{chosen['few_shot']}**.",
