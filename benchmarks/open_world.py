@@ -64,6 +64,16 @@ class Protocol:
     bank_size: int = 2000  # training items whose features the kNN score compares with
     far_items: int = 500  # items per far set (all-black and all-white: one image each)
     cache_dir: Path = CACHE_DIR  # trained split encoders
+    # TrainConfig fields set beside the default recipe, e.g. (("aux_loss", "instance"),):
+    # the training objective of the split encoders (docs/open-world.md, "Other objectives")
+    objective: tuple[tuple[str, object], ...] = ()
+
+    def tag(self) -> str:
+        """The objective in a file name: '' for the default recipe."""
+        return "-".join(
+            str(v) if k == "aux_loss" else k if v is True else f"{k.removeprefix('aux_')}{v}"
+            for k, v in self.objective
+        )
 
 
 def seen_only(data, held_out: tuple[str, ...]):
@@ -100,8 +110,27 @@ def split_config(protocol: Protocol):
     preset = load_preset("fashion-mnist-cosine")
     config = TrainConfig.from_dict(preset)
     return replace(
-        config, epochs=protocol.epochs, max_train=protocol.max_train, threads=protocol.threads
+        config,
+        epochs=protocol.epochs,
+        max_train=protocol.max_train,
+        threads=protocol.threads,
+        **dict(protocol.objective),
     )
+
+
+def cache_key(split: str, config) -> str:
+    """The split's trained encoder is cached under this: the split and the config, less the
+    auxiliary objective's fields at their defaults, so that encoders cached before those fields
+    existed (the default objective) stay valid and any other objective gets its own."""
+    from training.config import TrainConfig
+
+    default = TrainConfig()
+    values = {
+        k: v
+        for k, v in config.to_dict().items()
+        if not (k.startswith("aux_") and v == getattr(default, k))
+    }
+    return hashlib.sha256(json.dumps([split, values], sort_keys=True).encode()).hexdigest()[:10]
 
 
 def trained_split(split: str, protocol: Protocol, data):
@@ -113,8 +142,7 @@ def trained_split(split: str, protocol: Protocol, data):
     from training.train import train
 
     config = split_config(protocol)
-    key = hashlib.sha256(json.dumps([split, config.to_dict()], sort_keys=True).encode())
-    path = protocol.cache_dir / f"{split}-e{config.epochs}-{key.hexdigest()[:10]}.pt"
+    path = protocol.cache_dir / f"{split}-e{config.epochs}-{cache_key(split, config)}.pt"
     seen = seen_only(data, SPLITS[split])
     if path.is_file():
         state = torch.load(path, weights_only=True)
@@ -395,7 +423,23 @@ def evaluate_split(split: str, protocol: Protocol, data, digits: np.ndarray) -> 
         )
         result["few_shot"][part] = few
         result["closed_set_accuracy" if part == "test" else "val_closed"] = closed_acc
+    result["clustering"] = split_clustering(encoder, seen)
     return result
+
+
+def split_clustering(encoder, seen) -> dict[str, float]:
+    """The default bundle's clustering figures, measured on a split encoder: K-Means (K = 8)
+    on the L2-normalised h of the seen classes' test items, its accuracy after Hungarian
+    matching, and the cosine silhouettes of its clusters (the paper's) and of the classes."""
+    from corel.clustering import evaluate_latent_space
+
+    h = layer_features(encoder, seen.model_input(seen.x_test))["h"]
+    scores = evaluate_latent_space(h, seen.y_test, normalise=True, with_gmm=False)
+    return {
+        "kmeans_accuracy": scores.kmeans.accuracy,
+        "silhouette_kmeans": scores.silhouette_kmeans,
+        "silhouette_labels": scores.silhouette_labels,
+    }
 
 
 def few_shot(encoder, w, ref, data, held, x_all, y_all, protocol, rng):
@@ -555,7 +599,13 @@ def markdown(results: list[dict], chosen: dict[str, str], command: str, protocol
         + ", ".join(f"{r['split']} ({' + '.join(r['held_out'])})" for r in results)
         + "; "
         f"each encoder trained {protocol.epochs} epochs on the 8 seen classes (default recipe "
-        "otherwise). Figures are means over the splits; AUROC / FPR at 95% TPR, seen-class "
+        "otherwise"
+        + (
+            ", plus " + ", ".join(f"{k} = {v}" for k, v in protocol.objective)
+            if protocol.objective
+            else ""
+        )
+        + "). Figures are means over the splits; AUROC / FPR at 95% TPR, seen-class "
         "test items as positives.",
         "",
         f"Chosen on validation: score **{chosen['score']}**; few-shot **{chosen['few_shot']}**.",
@@ -623,6 +673,20 @@ def markdown(results: list[dict], chosen: dict[str, str], command: str, protocol
         ]
         mark = "**" if m == chosen["few_shot"] else ""
         lines.append(f"| {mark}{m}{mark} | " + " | ".join(cells) + " |")
+    if all("clustering" in r for r in results):
+        lines += [
+            "",
+            "## Clustering of h (the seen classes' test items, L2-normalised, K-Means K = 8)",
+            "",
+            "| split | K-Means accuracy | silhouette (K-Means) | silhouette (classes) |",
+            "|---|---|---|---|",
+        ]
+        for r in results:
+            c = r["clustering"]
+            lines.append(
+                f"| {r['split']} | {c['kmeans_accuracy']:.4f} | {c['silhouette_kmeans']:.4f} | "
+                f"{c['silhouette_labels']:.4f} |"
+            )
     lines += ["", f"Reproduce with: {command}", ""]
     return "\n".join(lines)
 
@@ -711,14 +775,43 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--cache", type=Path, default=CACHE_DIR, help="trained encoders")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument(
+        "--clustering-only", action="store_true", help="only the split encoders' clustering of h"
+    )
     parser.add_argument("--bundle", type=Path, help="only check this bundle with the service")
+    parser.add_argument(
+        "--aux-loss",
+        choices=["none", "instance", "rotation", "outlier"],
+        default="none",
+        help="train the split encoders with this auxiliary objective (training/config.py)",
+    )
+    parser.add_argument("--aux-weight", type=float, help="its weight (default: TrainConfig's)")
+    parser.add_argument("--aux-temperature", type=float, help="instance: NT-Xent temperature")
+    parser.add_argument(
+        "--aux-layer", choices=["features", "h"], help="instance, rotation: the layer"
+    )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="train the split encoders with random flips and shifts (TrainConfig.augment)",
+    )
     args = parser.parse_args()
+    objective: tuple[tuple[str, object], ...] = (("augment", True),) if args.augment else ()
+    if args.aux_loss != "none":
+        given = ("aux_weight", "aux_temperature", "aux_layer")
+        objective = (
+            *objective,
+            ("aux_loss", args.aux_loss),
+            *((name, getattr(args, name)) for name in given if getattr(args, name) is not None),
+        )
     setup_logging()
     from sklearn.datasets import load_digits
 
     from training.data import load_dataset
 
-    protocol = Protocol(epochs=args.epochs, splits=tuple(args.splits), cache_dir=args.cache)
+    protocol = Protocol(
+        epochs=args.epochs, splits=tuple(args.splits), cache_dir=args.cache, objective=objective
+    )
     if args.quick:
         protocol = Protocol(
             epochs=1,
@@ -730,6 +823,7 @@ def main() -> None:
             bank_size=1000,
             far_items=100,
             cache_dir=args.cache,
+            objective=objective,
         )
     data = load_dataset("fashion-mnist", data_dir=split_config(protocol).data_dir)
     raw_digits = load_digits()
@@ -741,6 +835,22 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "open_world_bundle.md").write_text(report)
         print(report)
+        return
+    if args.clustering_only:
+        print("| split | closed-set accuracy (seen, test) | K-Means accuracy | silhouette |")
+        print("|---|---|---|---|")
+        for split in protocol.splits:
+            encoder, w, _ = trained_split(split, protocol, data)
+            seen = seen_only(data, SPLITS[split])
+            h = layer_features(encoder, seen.model_input(seen.x_test))["h"]
+            accuracy = float(
+                ((h @ w.T / np.linalg.norm(w, axis=1)).argmax(1) == seen.y_test).mean()
+            )
+            c = split_clustering(encoder, seen)
+            print(
+                f"| {split} | {accuracy:.4f} | {c['kmeans_accuracy']:.4f} | "
+                f"{c['silhouette_kmeans']:.4f} |"
+            )
         return
     results = []
     for split in protocol.splits:
@@ -759,6 +869,8 @@ def main() -> None:
     table = markdown(results, chosen, command.strip(), protocol)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "open_world_quick" if args.quick else "open_world"
+    if protocol.tag():
+        name += "_" + protocol.tag()
     (args.out / f"{name}.md").write_text(table)
     payload = {
         "protocol": {**vars(protocol), "cache_dir": None},

@@ -23,6 +23,8 @@ from typing import Annotated, Literal, Union, get_args, get_origin, get_type_hin
 LossName = Literal["cosine", "gaussian", "cce", "center", "contrastive"]
 EncoderName = Literal["auto", "cnn", "ffnn"]
 LrSchedule = Literal["constant", "cosine"]
+AuxLossName = Literal["none", "instance", "rotation", "outlier"]
+AuxLayer = Literal["features", "h"]
 
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -70,6 +72,23 @@ class TrainConfig:
     gamma: Annotated[float, "Gaussian-COREL similarity width."] = 0.5
     center_alpha: Annotated[float, "Center loss: the rate at which centres move."] = 0.5
     margin: Annotated[float, "Contrastive loss margin (on L2-normalised embeddings)."] = 1.0
+    # -- an auxiliary objective beside the loss (training/losses/auxiliary.py)
+    aux_loss: Annotated[
+        AuxLossName,
+        "none; instance (SimCLR's NT-Xent between two flipped/shifted views of each item, on "
+        "aux_layer through a projection head: keeps within-class structure); rotation (a "
+        "linear head on aux_layer tells by how many quarter turns each item was rotated); or "
+        "outlier (each item mixed with one of another class, its h pushed orthogonal to every "
+        "class vector). Images only; doubles (instance, rotation) or adds half (outlier) the "
+        "cost of a batch.",
+    ] = "none"
+    aux_weight: Annotated[float, "Weight of the auxiliary term beside the loss."] = 0.1
+    aux_temperature: Annotated[float, "Temperature of the instance term's NT-Xent."] = 0.2
+    aux_layer: Annotated[
+        AuxLayer,
+        "Where the instance or rotation term acts: features (the CNN's flattened convolutions; "
+        "h for the FFNN) or h, the embedding itself.",
+    ] = "features"
     # -- optimisation (the paper's: Adam, batch 128)
     epochs: Annotated[int, "Maximum epochs."] = 20
     batch_size: Annotated[int, "Items per batch."] = 128
@@ -91,6 +110,8 @@ class TrainConfig:
             raise ValueError(f"lam must lie in [0, 1] for {self.loss}, got {self.lam}")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("epochs must be >= 1 and batch_size >= 2")
+        if self.aux_weight < 0 or self.aux_temperature <= 0:
+            raise ValueError("aux_weight must be >= 0 and aux_temperature > 0")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

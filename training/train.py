@@ -23,8 +23,16 @@ from tqdm.auto import tqdm
 from corel.files import atomic_write
 from training.config import TrainConfig
 from training.data import Dataset
-from training.encoders import build_encoder
+from training.encoders import PaperCNN, build_encoder
 from training.losses import ClassVectorLoss, build_loss
+from training.losses.auxiliary import (
+    InstanceContrastLoss,
+    RotationLoss,
+    augment_each,
+    mix_other_class,
+    orthogonal_to_classes,
+    rotate_each,
+)
 from training.results import EpochRow
 
 log = logging.getLogger(__name__)
@@ -83,6 +91,62 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return padded[..., dy : dy + batch.shape[-2], dx : dx + batch.shape[-1]]
 
 
+def forward_with_layer(
+    encoder: nn.Module, x: torch.Tensor, layer: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, the layer an auxiliary term acts on): for the CNN and `features`, its flattened
+    convolutions; otherwise h itself."""
+    if layer == "features" and isinstance(encoder, PaperCNN):
+        features = encoder.features(x)
+        h: torch.Tensor = encoder.head(features)
+        return h, features.flatten(1)
+    h = encoder(x)
+    return h, h
+
+
+def aux_width(encoder: nn.Module, layer: str, embedding_dim: int) -> int:
+    if layer == "features" and isinstance(encoder, PaperCNN):
+        first = encoder.head[1]
+        assert isinstance(first, nn.Linear)
+        return first.in_features
+    return embedding_dim
+
+
+def build_aux_head(config: TrainConfig, encoder: nn.Module) -> nn.Module | None:
+    """The auxiliary objective's own trained part (a head thrown away after training)."""
+    width = aux_width(encoder, config.aux_layer, config.embedding_dim)
+    if config.aux_loss == "instance":
+        return InstanceContrastLoss(width, config.aux_temperature)
+    if config.aux_loss == "rotation":
+        return RotationLoss(width)
+    return None
+
+
+def auxiliary_term(
+    config: TrainConfig,
+    encoder: nn.Module,
+    loss: ClassVectorLoss,
+    aux_head: nn.Module | None,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    layer: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The auxiliary objective of one batch (config.aux_loss; zero for vectors)."""
+    if config.aux_loss == "instance" and aux_head is not None and xb.ndim == 4:
+        _, other_view = forward_with_layer(encoder, augment_each(xb, generator), config.aux_layer)
+        contrast: torch.Tensor = aux_head(layer, other_view)
+        return contrast
+    if config.aux_loss == "rotation" and aux_head is not None and xb.ndim == 4:
+        turned, turns = rotate_each(xb, generator)
+        _, z = forward_with_layer(encoder, turned, config.aux_layer)
+        which_way: torch.Tensor = aux_head(z, turns)
+        return which_way
+    if config.aux_loss == "outlier" and xb.ndim == 4:
+        return orthogonal_to_classes(encoder(mix_other_class(xb, yb, generator)), loss.weight)
+    return layer.sum() * 0.0
+
+
 def fit_class_vectors(encoder: nn.Module, loss: ClassVectorLoss, data: Dataset) -> None:
     """For losses without learned class vectors: class means over (part of) the train set."""
     if loss.learns_class_vectors:
@@ -130,7 +194,11 @@ def train(
         center_alpha=config.center_alpha,
         margin=config.margin,
     )
-    optimizer = torch.optim.Adam([*encoder.parameters(), *loss.parameters()], lr=config.lr)
+    aux_head = build_aux_head(config, encoder)
+    aux_parameters = [] if aux_head is None else list(aux_head.parameters())
+    optimizer = torch.optim.Adam(
+        [*encoder.parameters(), *loss.parameters(), *aux_parameters], lr=config.lr
+    )
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
         if config.lr_schedule == "cosine"
@@ -151,6 +219,8 @@ def train(
             raise ValueError(f"{checkpoint} was written with a different config; not resuming")
         encoder.load_state_dict(state["encoder"])
         loss.load_state_dict(state["loss"])
+        if aux_head is not None:
+            aux_head.load_state_dict(state["aux"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
@@ -191,8 +261,12 @@ def train(
                 yb = torch.from_numpy(y_train[index])
                 if config.augment and data.kind == "image":
                     xb = augment(xb, generator)
-                h = encoder(xb)  # (B, D)
+                h, layer = forward_with_layer(encoder, xb, config.aux_layer)  # h: (B, D)
                 batch_loss = loss(h, yb)
+                if config.aux_loss != "none":
+                    batch_loss = batch_loss + config.aux_weight * auxiliary_term(
+                        config, encoder, loss, aux_head, xb, yb, layer, generator
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 optimizer.step()
@@ -241,6 +315,7 @@ def train(
                     config,
                     encoder,
                     loss,
+                    aux_head,
                     optimizer,
                     scheduler,
                     generator,
@@ -278,6 +353,7 @@ def _save_checkpoint(
     config: TrainConfig,
     encoder: nn.Module,
     loss: nn.Module,
+    aux_head: nn.Module | None,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     generator: torch.Generator,
@@ -290,6 +366,7 @@ def _save_checkpoint(
         "config": config.to_dict(),
         "encoder": encoder.state_dict(),
         "loss": loss.state_dict(),
+        "aux": None if aux_head is None else aux_head.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "generator": generator.get_state(),

@@ -62,3 +62,41 @@ def test_quick_mode_measures_every_score_on_every_set(tmp_path: Path) -> None:
     # the gated prototypes keep the known classes' accuracy within 2 points of before
     gated = few["centred conv prototype, gated, capture 0.005"]["5"]
     assert gated["seen"] >= split["closed_set_accuracy"] - 0.02
+
+
+def load_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("open_world", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["open_world"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cache_key_keeps_default_encoders_and_tells_objectives_apart() -> None:
+    import hashlib
+
+    open_world = load_script()
+    default = open_world.split_config(open_world.Protocol())
+    # the key of the default objective is the one written before the auxiliary fields existed
+    values = {k: v for k, v in default.to_dict().items() if not k.startswith("aux_")}
+    before = hashlib.sha256(json.dumps(["pullover-boot", values], sort_keys=True).encode())
+    assert open_world.cache_key("pullover-boot", default) == before.hexdigest()[:10]
+    keys = {
+        open_world.cache_key(
+            "pullover-boot", open_world.split_config(open_world.Protocol(objective=o))
+        )
+        for o in (
+            (),
+            (("aux_loss", "instance"),),
+            (("aux_loss", "outlier"),),
+            (("aux_loss", "outlier"), ("aux_weight", 0.5)),
+            (("augment", True),),
+        )
+    }
+    assert len(keys) == 5
+    assert open_world.Protocol(objective=(("aux_loss", "outlier"), ("aux_weight", 0.5))).tag() == (
+        "outlier-weight0.5"
+    )

@@ -1,0 +1,88 @@
+"""Side by side: open-world runs (benchmarks/open_world.py's JSON files) of split encoders
+trained with different objectives, on the figures the issue's targets name.
+
+    python benchmarks/open_world_compare.py [--split SPLIT] NAME=RUN.json [NAME=RUN.json ...]
+
+--split keeps that split alone of each run (to set a one-split run beside the baseline's).
+
+Each run's own validation choice (score and few-shot capture) is used, as in its table;
+two "same score" columns hold every run to the baseline's (the first run's) choice and to
+Mahalanobis on the first dense layer (the best held-out score of the first table in
+docs/open-world.md), so that a change of objective is not confused with a change of score.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+FAR = ("uniform noise", "gaussian noise", "all black", "all white", "inverted")
+
+
+def row(name: str, run: dict, baseline_score: str) -> str:
+    splits = run["splits"]
+    score, few = run["chosen"]["score"], run["chosen"]["few_shot"]
+
+    def mean(get) -> float:
+        return float(np.mean([get(r) for r in splits]))
+
+    held = [r["test"][score]["held-out classes"][0] for r in splits]
+    same = [r["test"][baseline_score]["held-out classes"][0] for r in splits]
+    mahalanobis = [r["test"]["Mahalanobis f1"]["held-out classes"][0] for r in splits]
+    digits = (mean(lambda r: r["test"][score]["digits 28x28"][0]),
+              mean(lambda r: r["test"][score]["digits 28x28"][1]))  # fmt: skip
+    rotated = (mean(lambda r: r["test"][score]["rotated 90"][0]),
+               mean(lambda r: r["test"][score]["rotated 90"][1]))  # fmt: skip
+    others = min(mean(lambda r, s=s: r["test"][score][s][0]) for s in FAR)
+    shot = (mean(lambda r: r["few_shot"]["test"][few]["5"]["new"]),
+            mean(lambda r: r["few_shot"]["test"][few]["5"]["seen"]))  # fmt: skip
+    closed = mean(lambda r: r["closed_set_accuracy"])
+    if all("clustering" in r for r in splits):
+        clustering = (
+            f"{mean(lambda r: r['clustering']['kmeans_accuracy']):.3f} / "
+            f"{mean(lambda r: r['clustering']['silhouette_kmeans']):.3f}"
+        )
+    else:
+        clustering = "n/a"
+    return (
+        f"| {name} | {', '.join(r['split'] for r in splits)} | {score} | "
+        f"{' / '.join(f'{v:.3f}' for v in held)} (**{np.mean(held):.3f}**) | "
+        f"{np.mean(same):.3f} | {np.mean(mahalanobis):.3f} | {others:.3f} | "
+        f"{digits[0]:.3f} / {digits[1]:.3f} | "
+        f"{rotated[0]:.3f} / {rotated[1]:.3f} | {shot[0]:.3f} / {shot[1]:.3f} | {closed:.4f} | "
+        f"{clustering} |"
+    )
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    only = None
+    if args[:1] == ["--split"]:
+        only, args = args[1], args[2:]
+    runs = []
+    for arg in args:
+        name, _, path = arg.partition("=")
+        run = json.loads(Path(path).read_text())
+        if only is not None:
+            run["splits"] = [r for r in run["splits"] if r["split"] == only]
+        runs.append((name, run))
+    if not runs:
+        raise SystemExit(__doc__)
+    baseline_score = runs[0][1]["chosen"]["score"]
+    print(
+        "| objective | splits | score (chosen on val) | held-out AUROC per split (mean) | "
+        f"held-out, the baseline's score ({baseline_score}) | held-out, Mahalanobis f1 | "
+        "noise, black, white, "
+        "inverted: lowest AUROC | digits AUROC / FPR95 | rotated AUROC / FPR95 | 5-shot "
+        "held-out / seen | closed-set accuracy (seen) | K-Means accuracy / silhouette of h |"
+    )
+    print("|---" * 12 + "|")
+    for name, run in runs:
+        print(row(name, run, baseline_score))
+
+
+if __name__ == "__main__":
+    main()
