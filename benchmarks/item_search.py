@@ -1053,17 +1053,24 @@ def post_vectors(client: httpx.Client, data: Data, count: int, prefix: str) -> f
 
 
 def server_recall(
-    client: httpx.Client, data: Data, unit: np.ndarray, count: int, seed: int, budget: float
+    client: httpx.Client,
+    data: Data,
+    unit: np.ndarray,
+    count: int,
+    seed: int,
+    budget: float,
+    filters: tuple[str, ...] = ("none", "label (10 %)", "bucket (1 %)"),
 ) -> dict[str, float]:
     """recall@10 of the server's neighbours of up to `count` stored items per filter (none,
     label via GET, bucket via POST /neighbors; at least 10, else until `budget` seconds are
-    spent) against exact search; mean ms per request."""
+    spent) against exact search; mean ms per request. The stored items asked depend only
+    on `seed` and `count`, so two servers holding the same items are asked the same."""
     rng = np.random.default_rng([seed, 77])
     rows = rng.choice(len(unit), count, replace=False)
     labels = rng.integers(0, 10, count)
     buckets = rng.integers(0, BUCKETS, count)
     out: dict[str, float] = {}
-    for name in ("none", "label (10 %)", "bucket (1 %)"):
+    for name in filters:
         hits, spent, asked = 0, 0.0, 0
         for row, label, bucket in zip(rows, labels, buckets, strict=True):
             if asked >= 10 and spent >= budget:
@@ -1341,20 +1348,25 @@ def raw_rate(bundle: Path, pixels: np.ndarray) -> dict[str, float]:
     return out
 
 
-def bulk_import(bundle: Path, rows: int, work: Path) -> dict[str, Any]:
+def bulk_import(
+    bundle: Path, rows: int, work: Path, env: dict[str, str] | None = None, name: str = "import"
+) -> dict[str, Any]:
+    """corel-import of `rows` train images into a fresh server (its settings plus `env`,
+    e.g. COREL_STORE=milvus), between two raw onnxruntime runs on the same images; `name`
+    keeps the data directory, log and state file apart from another import's in `work`."""
     images, _ = fashion_mnist(FASHION_DIR)
     pixels = images[:rows]  # the train split comes first
-    say(f"import: raw onnxruntime on {rows:,} train images")
+    say(f"{name}: raw onnxruntime on {rows:,} train images")
     raw = [raw_rate(bundle, pixels)]
-    data_dir = work / "import-data"
-    server, _ = start_server(bundle, data_dir, "auto", work / "server-import.log")
+    data_dir = work / f"{name}-data"
+    server, _ = start_server(bundle, data_dir, "auto", work / f"server-{name}.log", env)
     try:
         command = [sys.executable, "-m", "service.importer", "--fashion-mnist", str(FASHION_DIR)]
         command += ["--split", "train", "--url", server.url, "--quiet"]
-        command += ["--state", str(work / "import-state.json")]
+        command += ["--state", str(work / f"{name}-state.json")]
         if rows < IMPORT_ROWS:
             command += ["--limit", str(rows)]
-        say(f"import: {shlex.join(command[1:])}")
+        say(f"{name}: {shlex.join(command[1:])}")
         server0, client0 = process_cpu(server.process.pid), children_cpu()
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=3600)
@@ -1387,7 +1399,7 @@ def bulk_import(bundle: Path, rows: int, work: Path) -> dict[str, Any]:
         "index_after": {k: state.get(k) for k in ("kind", "main", "delta")},
         "load": load1(),
     }
-    say(f"import: {result['items_per_s']:,.0f} items/s, raw onnxruntime {best_raw:,.0f} items/s")
+    say(f"{name}: {result['items_per_s']:,.0f} items/s, raw onnxruntime {best_raw:,.0f} items/s")
     return result
 
 
