@@ -37,7 +37,7 @@ class SearchOptions:
 
 @dataclass(frozen=True)
 class Neighbour:
-    item: StoredItem
+    item: StoredItem  # a store may leave its `source` out (None): neighbours never show it
     score: float  # cosine similarity
 
 
