@@ -1495,8 +1495,10 @@ def targets(
     if imported is not None:
         share = imported["share"]
         lines.append(
-            f"| corel-import items/s / raw onnxruntime items/s, {imported['rows']:,} images | "
-            f"{imported['items_per_s']:,.0f} / {imported['raw_best']:,.0f} = {share:.2f} | >= "
+            f"| corel-import items/s (process start to exit) / raw onnxruntime items/s, "
+            f"{imported['rows']:,} images | "
+            f"{imported['rows'] / imported['wall_s']:,.0f} / {imported['raw_best']:,.0f} = "
+            f"{share:.2f} | >= "
             f"{TARGET_IMPORT_SHARE:g} | {verdict(share >= TARGET_IMPORT_SHARE)} | |"
         )
     return lines
