@@ -123,6 +123,11 @@ def two_workers(tmp_path: Any, milvus_env: dict[str, str]) -> Iterator[Server]:
 
 
 def test_two_workers_on_one_port_share_the_store(two_workers: Server) -> None:
+    # /readyz answered from the first worker up; the second may still be loading
+    def both_started() -> bool:
+        return two_workers.log.read_text().count("Application startup complete") == 2
+
+    assert _until(both_started, 120) is not None
     with two_workers.client() as client:
         created = client.post("/items", json={"items": [{"id": "w-1", "vector": _vector(7)}]})
 
@@ -135,7 +140,6 @@ def test_two_workers_on_one_port_share_the_store(two_workers: Server) -> None:
 
     assert created.status_code == 201
     assert _until(every_connection_sees_it, 2) is not None
-    assert two_workers.log.read_text().count("Application startup complete") == 2
 
 
 def test_workers_with_the_embedded_store_are_refused_in_one_line(tmp_path: Any) -> None:
