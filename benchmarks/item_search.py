@@ -813,7 +813,21 @@ def process_cpu(pid: int) -> float:
         return float("nan")
 
 
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (Linux /proc): a
+    server started with workers, or Milvus's launcher with etcd and Milvus under it."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError, IndexError):
+        return total
+    return total + sum(tree_cpu(int(c)) for c in children)
+
+
 def children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (wrk, corel-import)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 

@@ -34,7 +34,6 @@ import contextlib
 import functools
 import os
 import platform
-import resource
 import shlex
 import shutil
 import signal
@@ -51,6 +50,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
+from benchmarks.item_search import children_cpu, tree_cpu  # noqa: E402
 from tests.conftest import FASHION_DIR  # noqa: E402
 from tests.support.milvus import MilvusServer, start_milvus  # noqa: E402
 from tests.support.server import LocalServer, launch  # noqa: E402
@@ -66,18 +66,6 @@ def say(message: str) -> None:
     elapsed = time.perf_counter() - _T0
     load = os.getloadavg()[0]
     print(f"[{elapsed:7.1f} s | load {load:5.2f}] {message}", file=sys.stderr, flush=True)
-
-
-def tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants (Linux /proc)."""
-    total = 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except (OSError, ValueError, IndexError):
-        return total
-    return total + sum(tree_cpu(int(c)) for c in children)
 
 
 LUA = """
@@ -107,19 +95,13 @@ def classify_bodies(images: np.ndarray) -> list[str]:
     return bodies
 
 
-def client_cpu() -> float:
-    """User + system CPU seconds of this process's finished children (wrk)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_wrk(
     server: LocalServer, script: Path, seconds: int, milvus: MilvusServer
 ) -> dict[str, float]:
     cpu0, started = tree_cpu(server.process.pid), time.perf_counter()
-    wrk0 = client_cpu()
+    wrk0 = children_cpu()
     milvus_pid = milvus.process.pid if milvus.process is not None else None
-    milvus0 = tree_cpu(milvus_pid) if milvus_pid is not None else float("nan")
+    milvus0 = tree_cpu(milvus_pid) if milvus_pid is not None else 0.0
     done = subprocess.run(
         ["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "--timeout", "30s",
          "-s", str(script), server.url],
@@ -136,9 +118,8 @@ def run_wrk(
         "rps": requests / (duration_us / 1e6),
         "p50": p50 / 1000,
         "p99": p99 / 1000,
-        "errors": errors,
         "server_cpu": 100 * (tree_cpu(server.process.pid) - cpu0) / wall,
-        "client_cpu": 100 * (client_cpu() - wrk0) / wall,
+        "client_cpu": 100 * (children_cpu() - wrk0) / wall,
         # Milvus's own upkeep (time ticks, the workers' polls): it shares these 2 cores
         "milvus_cpu": (
             100 * (tree_cpu(milvus_pid) - milvus0) / wall if milvus_pid is not None else 0.0
@@ -362,14 +343,14 @@ def throughput_table(rows: list[tuple[str, int, dict[str, float]]]) -> list[str]
     out = [
         "### POST /classify, 1 image per request, concurrency 32 (wrk)",
         "",
-        "| server | round | requests/s | p50 ms | p99 ms | errors | server CPU % | wrk CPU % "
+        "| server | round | requests/s | p50 ms | p99 ms | server CPU % | wrk CPU % "
         "| Milvus CPU % | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, round_, c in rows:
         out.append(
             f"| {label} | {round_} | {c['rps']:,.0f} | {c['p50']:.1f} | {c['p99']:.1f} | "
-            f"{c['errors']:.0f} | {c['server_cpu']:.0f} | {c['client_cpu']:.0f} | "
+            f"{c['server_cpu']:.0f} | {c['client_cpu']:.0f} | "
             f"{c['milvus_cpu']:.0f} | {c['load']:.2f} |"
         )
     each = ", ".join(f"{r:.2f}x" for r in ratios)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -81,20 +80,6 @@ PREFIX, IMPORT_PREFIX = "bench", "benchimport"  # Milvus collection prefixes
 CONNECTIONS = (1, 8)
 
 
-def group_cpu(group: int) -> float:
-    """User + system CPU seconds of the live processes of a process group (Linux /proc)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 @dataclass
 class StoreRun:
     """One store's figures, measured through its server."""
@@ -131,13 +116,14 @@ def measure_server(
         )
     script = search.neighbour_scripts(data, args.seed)["none"]
     seconds = 1 if args.quick else 10
-    group = milvus.process.pid if milvus is not None and milvus.process is not None else None
+    # milvus-server's launcher, with etcd and Milvus under it
+    launcher = milvus.process.pid if milvus is not None and milvus.process is not None else None
     for connections in CONNECTIONS:
-        cpu0, t0 = group_cpu(group) if group else 0.0, time.perf_counter()
+        cpu0, t0 = search.tree_cpu(launcher) if launcher else 0.0, time.perf_counter()
         cell = WrkCell("GET /neighbors", run.setting, connections)
         run.cells.append(search.run_wrk(server, script, cell, seconds, work))
-        if group:
-            share = 100 * (group_cpu(group) - cpu0) / (time.perf_counter() - t0)
+        if launcher:
+            share = 100 * (search.tree_cpu(launcher) - cpu0) / (time.perf_counter() - t0)
             run.milvus_cpu.append(share)
             cell.note = f"Milvus CPU {share:.0f} %"
 
