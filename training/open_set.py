@@ -11,6 +11,8 @@ that they take at most 0.5% of the known classes' items.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import numpy as np
 import torch
 from torch import nn
@@ -43,7 +45,7 @@ class WithFeatures(nn.Module):
         return h, features
 
 
-def has_features(encoder: nn.Module) -> bool:
+def has_features(encoder: nn.Module) -> TypeGuard[PaperCNN]:
     return isinstance(encoder, PaperCNN)
 
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from corel.files import atomic_write
 from training.config import TrainConfig
 from training.data import Dataset
-from training.encoders import PaperCNN, build_encoder
+from training.encoders import build_encoder
 from training.losses import ClassVectorLoss, build_loss
 from training.losses.auxiliary import (
     InstanceContrastLoss,
@@ -33,6 +33,7 @@ from training.losses.auxiliary import (
     orthogonal_to_classes,
     rotate_each,
 )
+from training.open_set import WithFeatures, has_features
 from training.results import EpochRow
 
 log = logging.getLogger(__name__)
@@ -95,17 +96,16 @@ def forward_with_layer(
     encoder: nn.Module, x: torch.Tensor, layer: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(h, the layer an auxiliary term acts on): for the CNN and `features`, its flattened
-    convolutions; otherwise h itself."""
-    if layer == "features" and isinstance(encoder, PaperCNN):
-        features = encoder.features(x)
-        h: torch.Tensor = encoder.head(features)
-        return h, features.flatten(1)
+    convolutions (the bundle's `features` output, training/open_set.py); otherwise h."""
+    if layer == "features" and has_features(encoder):
+        h, features = WithFeatures(encoder)(x)
+        return h, features
     h = encoder(x)
     return h, h
 
 
 def aux_width(encoder: nn.Module, layer: str, embedding_dim: int) -> int:
-    if layer == "features" and isinstance(encoder, PaperCNN):
+    if layer == "features" and has_features(encoder):
         first = encoder.head[1]
         assert isinstance(first, nn.Linear)
         return first.in_features
