@@ -423,18 +423,18 @@ def evaluate_split(split: str, protocol: Protocol, data, digits: np.ndarray) -> 
         )
         result["few_shot"][part] = few
         result["closed_set_accuracy" if part == "test" else "val_closed"] = closed_acc
-    result["clustering"] = split_clustering(encoder, seen)
+    h = layer_features(encoder, seen.model_input(seen.x_test))["h"]
+    result["clustering"] = split_clustering(h, seen.y_test)
     return result
 
 
-def split_clustering(encoder, seen) -> dict[str, float]:
+def split_clustering(h: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """The default bundle's clustering figures, measured on a split encoder: K-Means (K = 8)
     on the L2-normalised h of the seen classes' test items, its accuracy after Hungarian
     matching, and the cosine silhouettes of its clusters (the paper's) and of the classes."""
     from corel.clustering import evaluate_latent_space
 
-    h = layer_features(encoder, seen.model_input(seen.x_test))["h"]
-    scores = evaluate_latent_space(h, seen.y_test, normalise=True, with_gmm=False)
+    scores = evaluate_latent_space(h, labels, normalise=True, with_gmm=False)
     return {
         "kmeans_accuracy": scores.kmeans.accuracy,
         "silhouette_kmeans": scores.silhouette_kmeans,
@@ -846,7 +846,7 @@ def main() -> None:
             accuracy = float(
                 ((h @ w.T / np.linalg.norm(w, axis=1)).argmax(1) == seen.y_test).mean()
             )
-            c = split_clustering(encoder, seen)
+            c = split_clustering(h, seen.y_test)
             print(
                 f"| {split} | {accuracy:.4f} | {c['kmeans_accuracy']:.4f} | "
                 f"{c['silhouette_kmeans']:.4f} |"
