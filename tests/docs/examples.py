@@ -20,9 +20,9 @@ The convention the docs follow (docs/development.md, "Documentation examples"):
 
 Commands reach the service at http://127.0.0.1:8000; the runner swaps that port (and any
 other 127.0.0.1:80NN or `--port 80NN`) for a free one. They run in a scratch copy of the
-working tree, as a fresh clone would have it (no data/, no caches), with `.venv` a link to
-the environment running the tests, so an example can write anywhere without touching the
-repository.
+files git tracks, as a fresh clone would have them (no data/, no caches, no untracked
+files), with `.venv` a link to the environment running the tests, so an example can write
+anywhere without touching the repository.
 """
 
 from __future__ import annotations
@@ -101,16 +101,20 @@ def parse(path: Path) -> list[Block]:
 
 
 def scratch_clone(folder: Path) -> Path:
-    """A folder that looks like a fresh clone to the examples (see the module docstring)."""
-    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", ".*_cache")
+    """A folder that looks like a fresh clone to the examples (see the module docstring):
+    the files git tracks, as they are in the working tree, and nothing else. An untracked
+    file (a `box.json` left by a reader who tried the README) must not change what an
+    example sees; a new file a change adds needs `git add` (or `git add -N`) to be seen."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached"], cwd=REPO, check=True, capture_output=True
+    ).stdout.decode()
     folder.mkdir(parents=True, exist_ok=True)
-    for entry in REPO.iterdir():
-        if entry.name in (".git", ".venv", "data", "build") or skip(str(REPO), [entry.name]):
-            continue
-        if entry.is_dir():
-            shutil.copytree(entry, folder / entry.name, ignore=skip, symlinks=True)
-        else:
-            shutil.copy2(entry, folder / entry.name)
+    for name in filter(None, listed.split("\0")):
+        source, target = REPO / name, folder / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree, not yet in the index
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
     (folder / ".venv").symlink_to(Path(sys.prefix))
     return folder
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
-from tests.docs.examples import parse, shape_differences, text_matches
+from tests.docs.examples import REPO, parse, scratch_clone, shape_differences, text_matches
 
 
 def test_parse_pairs_answers_with_commands_and_reads_not_run_markers(tmp_path: Path) -> None:
@@ -44,3 +45,18 @@ def test_text_masks_numbers_and_takes_ellipsis_lines_and_fragments() -> None:
     assert text_matches("a\n…\nz\n", "a\nz\n")
     assert text_matches("date: …\n", "date: Wed, 02 Dec 2026 05:15:41 GMT\n")
     assert not text_matches("a\nz\n", "a\nb\nz\n")
+
+
+def test_scratch_clone_holds_tracked_files_only(tmp_path: Path) -> None:
+    # what a reader leaves at the root by trying the README (its box.json), as a new name
+    left_behind = REPO / f"left-behind-{uuid.uuid4().hex[:8]}.json"
+    left_behind.write_text("{}")
+    try:
+        clone = scratch_clone(tmp_path / "clone")
+    finally:
+        left_behind.unlink()
+    assert not (clone / left_behind.name).exists()
+    assert (clone / "pyproject.toml").read_bytes() == (REPO / "pyproject.toml").read_bytes()
+    assert (clone / "models" / "fashion-mnist-cosine" / "manifest.json").is_file()
+    assert not (clone / "data").exists()
+    assert (clone / ".venv").is_symlink()
