@@ -71,6 +71,7 @@ sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from corel.bundle import ENCODER_FILE, load_bundle  # noqa: E402
 from corel.class_rule import l2_normalise  # noqa: E402
+from harness.server import LocalServer, launch  # noqa: E402
 from service.inference.runtime import session_options  # noqa: E402
 from service.items.index import (  # noqa: E402
     BUILD_CHUNK,
@@ -88,7 +89,6 @@ from service.items.live_index import (  # noqa: E402
 )
 from service.items.store import ItemStore, NewItem  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from tests.support.server import LocalServer, launch  # noqa: E402
 
 DEFAULT_BUNDLE = ROOT / "models" / "fashion-mnist-cosine"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "item_search.md"

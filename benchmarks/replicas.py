@@ -51,11 +51,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from benchmarks.item_search import children_cpu, tree_cpu  # noqa: E402
+from harness.milvus import MilvusServer, start_milvus  # noqa: E402
+from harness.server import LocalServer, launch  # noqa: E402
+from harness.writers import vector as _vector  # noqa: E402
+from harness.writers import write_until_killed  # noqa: E402
 from tests.conftest import FASHION_DIR  # noqa: E402
-from tests.support.milvus import MilvusServer, start_milvus  # noqa: E402
-from tests.support.server import LocalServer, launch  # noqa: E402
-from tests.support.writers import vector as _vector  # noqa: E402
-from tests.support.writers import write_until_killed  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
 
 BUNDLE = ROOT / "models" / "fashion-mnist-cosine"

@@ -60,8 +60,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from corel.bundle import load_bundle  # noqa: E402
+from harness.server import LocalServer, launch  # noqa: E402
 from service.inference.runtime import session_options  # noqa: E402
-from tests.support.server import LocalServer, launch  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
 
 DEFAULT_BUNDLE = ROOT / "models" / "fashion-mnist-cosine"

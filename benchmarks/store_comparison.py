@@ -7,7 +7,7 @@ scripts for both stores (all of it from benchmarks/item_search.py, which this on
    cached under benchmarks/.cache/item_search/, shared with item_search).
 2. embedded: the server (`python -m service`, COREL_INDEX_KIND=hnsw) on item_search's
    offline-built data directory (ItemStore.insert, HNSW snapshot; cached too).
-3. milvus: a Milvus standalone server (`milvus-server`, tests/support/milvus.py), into which
+3. milvus: a Milvus standalone server (`milvus-server`, harness/milvus.py), into which
    the same N precomputed embeddings are inserted directly through the service's own
    MilvusItems (its collection schema, HNSW M 16 / efConstruction 200 COSINE index, and row
    format; pymilvus `insert` in batches, then `flush` and a wait until the index covers
@@ -66,12 +66,12 @@ from benchmarks.item_search import (  # noqa: E402
 )
 from corel.bundle import ENCODER_FILE, load_bundle  # noqa: E402
 from corel.class_rule import l2_normalise  # noqa: E402
+from harness.milvus import MilvusServer, start_milvus  # noqa: E402
+from harness.server import LocalServer  # noqa: E402
 from service.items.milvus import MilvusItems  # noqa: E402
 from service.items.search import SearchOptions  # noqa: E402
 from service.items.store import NewItem  # noqa: E402
 from service.milvus import connect  # noqa: E402
-from tests.support.milvus import MilvusServer, start_milvus  # noqa: E402
-from tests.support.server import LocalServer  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "store_comparison.md"
 TARGET_RECALL, TARGET_P99_RATIO, TARGET_IMPORT_SHARE = 0.98, 2.0, 0.8

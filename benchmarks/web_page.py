@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from benchmarks.serve_throughput import DEFAULT_BUNDLE, FASHION_DIR  # noqa: E402
-from tests.support.server import LocalServer, launch  # noqa: E402
+from harness.server import LocalServer, launch  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
 
 NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.server import LocalServer, free_port, launch
 from tests.conftest import DEFAULT_BUNDLE
 from tests.docs.examples import (
     COMMANDS,
@@ -26,7 +27,6 @@ from tests.docs.examples import (
     parse,
     scratch_clone,
 )
-from tests.support.server import LocalServer, free_port, launch
 
 DOCUMENTS = documents()
 NAMES = [str(path.relative_to(REPO)) for path in DOCUMENTS]

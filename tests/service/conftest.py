@@ -21,12 +21,12 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from corel.bundle import load_bundle, write_bundle
+from harness.milvus import empty_collections, milvus_available, start_milvus
+from harness.server import LocalServer as Server
+from harness.server import launch
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE
-from tests.support.milvus import empty_collections, milvus_available, start_milvus
-from tests.support.server import LocalServer as Server
-from tests.support.server import launch
 
 
 def png_base64(pixels: np.ndarray) -> str:

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.server import LocalServer, free_port
 from service.importer import main
 from service.importer.client import encode_batch
 from service.importer.sources import FashionMnist, ModelInput, Rows, open_source
 from service.importer.sources.fashion_mnist import FASHION_MNIST_LABELS
 from tests.conftest import FASHION_DIR
 from tests.service.conftest import StartServer
-from tests.support.server import LocalServer, free_port
 
 KEY = "importer-test-key-0123456789"
 FASHION = ModelInput("image", (1, 28, 28))

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from harness.server import REPO
+from harness.writers import vector
 from service.settings import Settings
 from tests.service.conftest import StartServer
-from tests.support.server import REPO
-from tests.support.writers import vector
 
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (the milvus-lite extra)")
 pytestmark = pytest.mark.slow  # real server processes

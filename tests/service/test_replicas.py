@@ -19,11 +19,11 @@ import httpx
 import numpy as np
 import pytest
 
+from harness.milvus import empty_collections
+from harness.server import REPO
+from harness.writers import vector as _vector
+from harness.writers import write_until_killed
 from tests.service.conftest import MILVUS_PREFIX, Server, StartServer, as_input
-from tests.support.milvus import empty_collections
-from tests.support.server import REPO
-from tests.support.writers import vector as _vector
-from tests.support.writers import write_until_killed
 
 pytestmark = pytest.mark.slow  # real servers and a real Milvus
 
@@ -109,7 +109,7 @@ def test_kill_9_of_a_replica_under_writers_loses_nothing_acknowledged(
 
 @pytest.fixture
 def two_workers(tmp_path: Any, milvus_env: dict[str, str]) -> Iterator[Server]:
-    from tests.support.server import launch
+    from harness.server import launch
 
     server = launch(
         bundle=REPO / "models" / "fashion-mnist-cosine",

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from harness.server import launch
 from service.app import create_app
 from service.data_lock import DataDirInUseError
 from service.inference.runtime import choose_providers
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE, REPO
 from tests.service.conftest import as_input, sample, tensor_input
-from tests.support.server import launch
 
 
 def run_service(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from corel.files import atomic_write
+from harness.server import free_port
 from service.items.index import ItemIndex
 from service.items.store import ItemStore, NewItem
 from service.wal import wal_damage
 from tests.conftest import REPO
 from tests.service.conftest import Server
-from tests.support.server import free_port
 
 # the default bundle's model id (its encoder's sha256), as the server will see it
 MODEL_ID = json.loads((REPO / "models/fashion-mnist-cosine/manifest.json").read_text())["files"][

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from harness.writers import vector as _vector
+from harness.writers import write_until_killed
 from tests.service.conftest import Server
-from tests.support.writers import vector as _vector
-from tests.support.writers import write_until_killed
 
 pytestmark = pytest.mark.slow  # real servers, restarts and kill -9
 

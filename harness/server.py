@@ -1,4 +1,4 @@
-"""Start the service as a child process on 127.0.0.1 and wait until it is ready (test helper).
+"""Start the service as a child process on 127.0.0.1 and wait until it is ready.
 
 For tests, benchmarks and scripts that need the real server: `python -m service` on a free
 port, its output in a log file, returned once `/readyz` answers 200. Settings come from
@@ -20,7 +20,7 @@ import httpx
 
 __all__ = ["LocalServer", "free_port", "launch"]
 
-REPO = Path(__file__).resolve().parents[2]  # where `-m service` resolves
+REPO = Path(__file__).resolve().parents[1]  # where `-m service` resolves
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Writers that POST /items until something is killed under them (test and benchmark helper).
+"""Writers that POST /items until something is killed under them.
 
 `write_until_killed(url, kill, prefix)` runs 4 threads that each POST one item at a time to
 `url`, records every id answered 201 (acknowledged), calls `kill()` once `acks` of them are,
@@ -23,7 +23,7 @@ Item = Callable[[str, int, int], dict[str, Any]]  # (id, writer, n) -> the item 
 
 def vector(n: int) -> list[float]:
     """A 128-d vector, the same for the same `n`."""
-    return np.random.default_rng(n).normal(size=128).round(5).tolist()
+    return [float(x) for x in np.random.default_rng(n).normal(size=128).round(5)]
 
 
 def _plain(item_id: str, worker: int, n: int) -> dict[str, Any]:
