@@ -77,7 +77,6 @@ from service.items.index import (  # noqa: E402
     BUILD_CHUNK,
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
-    IndexKind,
     ItemIndex,
 )
 from service.items.live_index import (  # noqa: E402
@@ -87,7 +86,8 @@ from service.items.live_index import (  # noqa: E402
     MIN_DELTA,
     LiveIndex,
 )
-from service.items.store import ItemStore, NewItem  # noqa: E402
+from service.items.sqlite_store import ItemStore  # noqa: E402
+from service.items.types import IndexKind, NewItem  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 DEFAULT_BUNDLE = ROOT / "models" / "fashion-mnist-cosine"

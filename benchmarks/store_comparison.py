@@ -69,8 +69,7 @@ from corel.class_rule import l2_normalise  # noqa: E402
 from harness.milvus import MilvusServer, start_milvus  # noqa: E402
 from harness.server import LocalServer  # noqa: E402
 from service.items.milvus import MilvusItems  # noqa: E402
-from service.items.search import SearchOptions  # noqa: E402
-from service.items.store import NewItem  # noqa: E402
+from service.items.types import NewItem, SearchOptions  # noqa: E402
 from service.milvus import connect  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "store_comparison.md"

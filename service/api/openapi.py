@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from pydantic import TypeAdapter
 
 from service.api.schemas.common import MetadataFilter
-from service.items.search import VECTOR_MAX_ABS, VECTOR_MIN_PEAK
+from service.items.types import VECTOR_MAX_ABS, VECTOR_MIN_PEAK
 
 if TYPE_CHECKING:
     from corel.bundle import InputSpec

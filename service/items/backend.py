@@ -2,7 +2,7 @@
 
 Two implementations, chosen by `COREL_STORE`:
 
-- `embedded` (service.items.service.ItemService): SQLite in the data directory plus an
+- `embedded` (service.items.embedded.EmbeddedItems): SQLite in the data directory plus an
   in-process FAISS cache; one process, which holds the directory exclusively.
 - `milvus` (service.items.milvus.MilvusItems): a Milvus server or cluster that every replica
   shares; the service process keeps no item state of its own.
@@ -10,21 +10,27 @@ Two implementations, chosen by `COREL_STORE`:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from service.items.types import (
+    EmbedSources,
+    IndexStats,
+    MetadataValue,
+    Neighbour,
+    NewItem,
+    ReembedResult,
+    SearchOptions,
+    StoredItem,
+    VectorRows,
+)
+
 if TYPE_CHECKING:
     from corel.bundle import Bundle
-    from service.items.search import Neighbour, SearchOptions
-    from service.items.service import IndexStats, ReembedResult
-    from service.items.store import MetadataValue, NewItem, StoredItem, VectorRows
     from service.settings import Settings
 
-__all__ = ["EmbedSources", "ItemBackend", "open_items"]
-
-EmbedSources = Callable[[list[dict[str, Any]]], Awaitable[np.ndarray]]
+__all__ = ["ItemBackend", "open_items"]
 
 
 class ItemBackend(Protocol):
@@ -87,6 +93,6 @@ def open_items(settings: Settings, bundle: Bundle) -> ItemBackend:
         from service.items.milvus import MilvusItems  # pymilvus only when it is used
 
         return MilvusItems.open(settings=settings, bundle=bundle)
-    from service.items.service import ItemService
+    from service.items.embedded import EmbeddedItems
 
-    return ItemService.open(settings=settings, bundle=bundle)
+    return EmbeddedItems.open(settings=settings, bundle=bundle)

@@ -31,12 +31,12 @@ import numpy as np
 
 from corel.class_rule import l2_normalise
 from corel.files import atomic_write
+from service.items.types import IndexKind
 
-__all__ = ["IndexKind", "ItemIndex", "SnapshotError", "read_snapshot", "read_snapshot_header"]
+__all__ = ["ItemIndex", "SnapshotError", "read_snapshot", "read_snapshot_header"]
 
 log = logging.getLogger(__name__)
 
-IndexKind = Literal["flat", "hnsw", "ivf"]
 SNAPSHOT_FORMAT = 2
 _MAGIC = b"COREL-IDX"
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
@@ -129,7 +129,7 @@ class ItemIndex:
     # -- state -------------------------------------------------------------------------
 
     @property
-    def device(self) -> str:
+    def device(self) -> Literal["cpu", "gpu"]:
         return "gpu" if self.on_gpu else "cpu"
 
     @property

@@ -34,13 +34,13 @@ import numpy as np
 
 from corel.class_rule import l2_normalise
 from service import metrics
-from service.items.index import IndexKind, ItemIndex, SnapshotError
+from service.items.index import ItemIndex, SnapshotError
+from service.items.types import IndexKind, IndexSetting, IndexStatus, JobStatus
 
-__all__ = ["IndexSetting", "IndexStatus", "JobStatus", "LiveIndex"]
+__all__ = ["LiveIndex"]
 
 log = logging.getLogger(__name__)
 
-IndexSetting = Literal["auto", "flat", "hnsw", "ivf"]
 MIN_DELTA = 4_096  # the delta and removed set may grow to max(this, DELTA_SHARE * main)
 DELTA_SHARE = 0.05
 COMPACT_AT = 0.25  # tombstone share of main above which it is rebuilt from the store
@@ -68,28 +68,6 @@ class View:
     @property
     def size(self) -> int:
         return self.main.size - len(self.removed) + len(self.delta_seqs)
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    job: Literal["merge", "rebuild"]
-    kind: IndexKind  # of the index being made
-    done: int
-    total: int
-    started: float  # time.time()
-
-
-@dataclass(frozen=True)
-class IndexStatus:
-    kind: IndexKind  # of the main index serving now
-    wanted: IndexKind  # what the setting asks for at this size
-    size: int  # live vectors searchable
-    main: int
-    delta: int
-    removed: int
-    job: JobStatus | None
-    last_snapshot: float | None  # time.time() of the last snapshot written, None: never
-    last_error: str | None  # of the last background job, None when it succeeded
 
 
 @dataclass
@@ -190,7 +168,7 @@ class LiveIndex:
         return self._view.size
 
     @property
-    def device(self) -> str:
+    def device(self) -> Literal["cpu", "gpu"]:
         return self._view.main.device
 
     @property

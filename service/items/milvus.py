@@ -33,10 +33,24 @@ from service.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
-from service.items.backend import EmbedSources
-from service.items.search import Neighbour, SearchOptions, check_vector
-from service.items.service import IndexStats, ReembedFailure, ReembedResult, embed_each
-from service.items.store import MetadataValue, ModelCounts, NewItem, StoredItem, VectorRows
+from service.items.types import (
+    EmbedSources,
+    IndexStats,
+    MetadataValue,
+    ModelCounts,
+    Neighbour,
+    NewItem,
+    ReembedFailure,
+    ReembedResult,
+    SearchOptions,
+    StoredItem,
+    VectorRows,
+    check_new_items,
+    embed_each,
+    no_vector_rows,
+    rank,
+    resolve_queries,
+)
 from service.milvus import (
     CONSISTENCY,
     MAX_VARCHAR,
@@ -297,8 +311,7 @@ class MilvusItems:
 
     async def add(self, items: list[NewItem]) -> list[StoredItem]:
         self._require_ready()
-        for n, item in enumerate(items):
-            check_vector(item.embedding, self.dim, f"items[{n}]")
+        check_new_items(items, self.dim)
         rows = [self._row(item, _now()) for item in items]
         return await asyncio.to_thread(self._insert, rows)
 
@@ -499,11 +512,16 @@ class MilvusItems:
         self, queries: list[np.ndarray | str], options: SearchOptions
     ) -> list[list[Neighbour]]:
         with milvus_errors("searching items"):
-            vectors, own = self._resolve(queries)
+            vectors, own = resolve_queries(
+                queries,
+                dim=self.dim,
+                model_id=self.model_id,
+                get=lambda item_id: self._get(item_id, fields=_HIT_FIELDS),
+            )
             where = self._filter(options)
             if where is None:  # nothing matches
                 return [[] for _ in queries]
-            fetch = options.k + options.offset + 1  # +1: a stored query finds itself first
+            fetch = options.fetch
             _, _, search_params = _INDEX[self.kind]
             params = {**search_params, "ef": max(fetch, 128)} if "ef" in search_params else {}
             found = self.client.search(
@@ -515,38 +533,16 @@ class MilvusItems:
                 search_params={"metric_type": "COSINE", "params": params},
                 consistency_level=CONSISTENCY,
             )
-        results = []
-        for hits, own_seq in zip(found, own, strict=True):
-            ranked = [
+        return [
+            rank(
                 # the row's own `seq`, not the hit's key: a hit is keyed by its primary key's
                 # name on Milvus Lite, where its "id" is then the item's (the entity's) id
-                Neighbour(_row_to_item(h["entity"]), float(h["distance"]))
-                for h in hits
-                if h["entity"]["seq"] != own_seq
-            ][options.offset : options.offset + options.k]
-            if options.min_score is not None:
-                ranked = [n for n in ranked if n.score >= options.min_score]
-            results.append(ranked)
-        return results
-
-    def _resolve(self, queries: list[np.ndarray | str]) -> tuple[np.ndarray, list[int | None]]:
-        vectors, own = [], list[int | None]()
-        for n, query in enumerate(queries):
-            if not isinstance(query, str):
-                vectors.append(check_vector(query, self.dim, f"queries[{n}]"))
-                own.append(None)
-                continue
-            item = self._get(query, fields=_HIT_FIELDS)
-            if item is None:
-                raise NotFoundError(f"queries[{n}]: no item with id {query!r}")
-            if item.model_id != self.model_id:  # its vector lives in another model's space
-                raise ConflictError(
-                    f"queries[{n}]: item {query!r} was embedded by another model; "
-                    "re-embed it first (POST /items/reembed)"
-                )
-            vectors.append(item.embedding)
-            own.append(item.seq)
-        return np.stack(vectors), own
+                (Neighbour(_row_to_item(h["entity"]), float(h["distance"])) for h in hits),
+                own_seq,
+                options,
+            )
+            for hits, own_seq in zip(found, own, strict=True)
+        ]
 
     def _filter(self, options: SearchOptions) -> str | None:
         """The filter expression of the options; None when no item can match."""
@@ -582,7 +578,7 @@ class MilvusItems:
                 if not window:
                     break
         if not rows:
-            return VectorRows(np.zeros(0, np.int64), [], [], np.zeros((0, 0), np.float32))
+            return no_vector_rows()
         return VectorRows(
             seqs=np.array([int(r["seq"]) for r in rows], np.int64),
             ids=[r["id"] for r in rows],

@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from corel.class_rule import l2_normalise
 from service.classes.class_set import ClassSet
 from service.errors import ValidationFailedError
-from service.items.store import VectorRows
+from service.items.types import VectorRows
 
 __all__ = ["MAX_ITEMS", "LatentMap", "MapCache", "Method", "project"]
 

@@ -15,7 +15,8 @@ import pytest
 from corel.files import atomic_write
 from harness.server import free_port
 from service.items.index import ItemIndex
-from service.items.store import ItemStore, NewItem
+from service.items.sqlite_store import ItemStore
+from service.items.types import NewItem
 from service.wal import wal_damage
 from tests.conftest import REPO
 from tests.service.conftest import Server

@@ -42,7 +42,7 @@ from service.api.schemas.clustering import (
 from service.api.schemas.errors import errors
 from service.errors import ValidationFailedError
 from service.inference.embedder import RequestEmbedder
-from service.items.search import check_vector
+from service.items.types import check_vector
 from service.settings import Settings
 
 __all__ = ["router"]

@@ -30,7 +30,7 @@ from service.api.schemas.items import (
 from service.errors import ConflictError, NotFoundError, ValidationFailedError
 from service.inference.inputs import Input
 from service.inference.preview import input_png
-from service.items.store import NewItem
+from service.items.types import NewItem
 
 __all__ = ["router"]
 

@@ -24,7 +24,7 @@ from service.api.schemas.neighbors import (
     NeighboursResult,
 )
 from service.errors import ValidationFailedError
-from service.items.search import Neighbour, SearchOptions
+from service.items.types import Neighbour, SearchOptions
 
 __all__ = ["router"]
 

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, StringConstraints, WithJsonSchema
 
 from service.api.paths import ITEM_ID_PATTERN, not_reserved
 from service.inference.inputs import EXAMPLE_DATA
-from service.items.store import MetadataValue
+from service.items.types import MetadataValue
 
 __all__ = ["EXAMPLE_INPUT", "ItemId", "Label", "MetadataFilter", "refuse_renamed"]
 

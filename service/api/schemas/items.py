@@ -22,7 +22,7 @@ from pydantic import (
 from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label, MetadataFilter
 from service.errors import ValidationFailedError
 from service.inference.inputs import Input, exactly_one, one_given
-from service.items.store import StoredItem
+from service.items.types import StoredItem
 
 PAGE_LIMIT = 1_000
 

@@ -64,7 +64,7 @@ def open_index(tmp_path: Path, store: Store, **kw: object) -> LiveIndex:
 
 
 def write(index: LiveIndex, store: Store, seqs: np.ndarray, vecs: np.ndarray) -> None:
-    store.put(seqs, vecs)  # commit, then index: what ItemService does under its lock
+    store.put(seqs, vecs)  # commit, then index: what EmbeddedItems does under its lock
     index.add(seqs, vecs)
 
 

@@ -6,7 +6,7 @@ import asyncio
 import numpy as np
 
 from service.classes.class_set import ClassRecord, ClassSet
-from service.items.store import VectorRows
+from service.items.types import VectorRows
 from service.maps.latent_map import MapCache
 
 

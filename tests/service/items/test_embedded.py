@@ -1,4 +1,4 @@
-"""ItemService in-process: real SQLite and FAISS files, restarts by closing and reopening.
+"""EmbeddedItems in-process: real SQLite and FAISS files, restarts by closing and reopening.
 
 Model identities are plain strings here ("model-a", "model-b"); the HTTP tests use real
 bundles. Vectors are random, so neighbours can be checked against numpy.
@@ -17,14 +17,15 @@ import pytest
 
 from corel.class_rule import l2_normalise
 from service.items import live_index
-from service.items.service import ItemService, SearchOptions
-from service.items.store import ItemStore, NewItem
+from service.items.embedded import EmbeddedItems
+from service.items.sqlite_store import ItemStore
+from service.items.types import NewItem, SearchOptions
 
 DIM = 12
 
 
-def _open(tmp_path: Path, model_id: str = "model-a", kind: str = "flat") -> ItemService:
-    service = ItemService(
+def _open(tmp_path: Path, model_id: str = "model-a", kind: str = "flat") -> EmbeddedItems:
+    service = EmbeddedItems(
         ItemStore(tmp_path / "items.sqlite3"),
         index_path=tmp_path / "items.index",
         model_id=model_id,
@@ -37,7 +38,7 @@ def _open(tmp_path: Path, model_id: str = "model-a", kind: str = "flat") -> Item
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[ItemService]:
+def service(tmp_path: Path) -> Iterator[EmbeddedItems]:
     s = _open(tmp_path)
     yield s
     s.close()
@@ -148,7 +149,7 @@ def test_reembed_moves_items_with_inputs_to_current_model(tmp_path: Path) -> Non
     other.close()
 
 
-def test_neighbours_rank_offset_and_min_score(service: ItemService) -> None:
+def test_neighbours_rank_offset_and_min_score(service: EmbeddedItems) -> None:
     items = _items(30)
     _run(service.add(items))
     query = items[0].embedding
@@ -167,7 +168,7 @@ def test_neighbours_rank_offset_and_min_score(service: ItemService) -> None:
 
 @pytest.mark.parametrize("exact_limit", [0, 10_000])
 def test_neighbours_filter_same_by_index_and_exact(
-    service: ItemService, monkeypatch: pytest.MonkeyPatch, exact_limit: int
+    service: EmbeddedItems, monkeypatch: pytest.MonkeyPatch, exact_limit: int
 ) -> None:
     items = _items(40, label=None)
     items = [
@@ -190,7 +191,7 @@ def test_neighbours_filter_same_by_index_and_exact(
     )
 
 
-def test_delete_then_neighbours_never_returns_it(service: ItemService) -> None:
+def test_delete_then_neighbours_never_returns_it(service: EmbeddedItems) -> None:
     items = _items(10)
     _run(service.add(items))
 
@@ -223,7 +224,7 @@ def test_hnsw_many_deletes_compact_the_index(tmp_path: Path) -> None:
 
 
 def test_calls_before_ready_answer_503(tmp_path: Path) -> None:
-    service = ItemService(
+    service = EmbeddedItems(
         ItemStore(tmp_path / "items.sqlite3"),
         index_path=tmp_path / "x.index",
         model_id="m",
@@ -238,7 +239,7 @@ def test_calls_before_ready_answer_503(tmp_path: Path) -> None:
     service.store.close()
 
 
-def test_add_wrong_dimension_is_422(service: ItemService) -> None:
+def test_add_wrong_dimension_is_422(service: EmbeddedItems) -> None:
     with pytest.raises(Exception, match="shape") as info:
         _run(service.add([NewItem("bad", np.ones(DIM + 1, np.float32))]))
     assert getattr(info.value, "status_code", None) == 422
@@ -250,7 +251,7 @@ def test_loading_that_fails_is_tried_again_and_readiness_waits_for_it(
     first = _open(tmp_path)
     _run(first.add(_items(5)))
     first.close()
-    service = ItemService(
+    service = EmbeddedItems(
         ItemStore(tmp_path / "items.sqlite3"),
         index_path=tmp_path / "items.index",
         model_id="model-a",

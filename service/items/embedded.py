@@ -1,4 +1,4 @@
-"""Items and neighbours: the SQLite store (truth) and the FAISS index (cache), kept in step.
+"""The embedded item store (COREL_STORE=embedded): SQLite (truth) and FAISS (cache) in step.
 
 Model identity: the sha256 of the bundle's `encoder.onnx`. Every stored vector records it;
 only vectors of the current model enter the index, so two models' spaces never mix. Items
@@ -18,74 +18,40 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
 
 from corel.bundle import ENCODER_FILE, Bundle
-from service.errors import (
-    NotFoundError,
-    PayloadTooLargeError,
-    ServiceUnavailableError,
-    ValidationFailedError,
-)
-from service.items.index import IndexKind
-from service.items.live_index import IndexSetting, IndexStatus, LiveIndex
-from service.items.search import (
+from service.errors import NotFoundError, ServiceUnavailableError
+from service.items.live_index import LiveIndex
+from service.items.sqlite_store import ItemStore
+from service.items.types import (
+    EmbedSources,
+    IndexSetting,
+    IndexStats,
+    MetadataValue,
     Neighbour,
+    NewItem,
+    ReembedFailure,
+    ReembedResult,
     SearchOptions,
-    check_vector,
-    find_neighbours,
+    StoredItem,
+    VectorRows,
+    check_new_items,
+    embed_each,
+    rank,
     resolve_queries,
-    vectors_ok,
 )
-from service.items.store import ItemStore, MetadataValue, NewItem, StoredItem, VectorRows
 from service.settings import Settings
 
-__all__ = ["ItemService", "Neighbour", "SearchOptions", "embed_each"]
+__all__ = ["EmbeddedItems"]
 
 log = logging.getLogger(__name__)
 
-EmbedSources = Callable[[list[dict[str, Any]]], Awaitable[np.ndarray]]
 
-
-# A stored input the current model cannot take (other shape, too large): skip that item.
-_INPUT_ERRORS = (ValidationFailedError, PayloadTooLargeError, ValueError)
-
-
-@dataclass(frozen=True)
-class IndexStats:
-    model_id: str  # sha256 of the encoder whose vectors the index holds
-    ready: bool
-    index_kind: IndexKind  # of the index serving now
-    index_setting: IndexSetting
-    index_device: str  # "cpu" or "gpu"
-    index_size: int
-    index: IndexStatus | None  # None until loaded
-    items_current_model: int
-    items_other_models: int  # not searchable until re-embedded
-    items_other_models_reembeddable: int
-    load_error: str | None
-
-
-@dataclass(frozen=True)
-class ReembedFailure:
-    id: str
-    error: str
-
-
-@dataclass(frozen=True)
-class ReembedResult:
-    reembedded: int
-    failed: list[ReembedFailure]
-    items_other_models: int  # still of another model (no stored input)
-
-
-class ItemService:
+class EmbeddedItems:
     def __init__(
         self,
         store: ItemStore,
@@ -112,7 +78,7 @@ class ItemService:
         self._closing = threading.Event()
 
     @classmethod
-    def open(cls, *, settings: Settings, bundle: Bundle) -> ItemService:
+    def open(cls, *, settings: Settings, bundle: Bundle) -> EmbeddedItems:
         data_dir = Path(settings.data_dir)
         service = cls(
             ItemStore(data_dir / "items.sqlite3"),
@@ -216,10 +182,7 @@ class ItemService:
     async def add(self, items: list[NewItem]) -> list[StoredItem]:
         """Store items (committed on return) and index them."""
         self._require_ready()
-        vectors = [np.asarray(item.embedding, np.float32) for item in items]
-        if any(v.shape != (self.dim,) for v in vectors) or not vectors_ok(np.stack(vectors)):
-            for n, item in enumerate(items):  # the slow path, for the message
-                check_vector(item.embedding, self.dim, f"items[{n}]")
+        check_new_items(items, self.dim)
         return await asyncio.to_thread(self._add_sync, items)
 
     def _add_sync(self, items: list[NewItem]) -> list[StoredItem]:
@@ -312,8 +275,26 @@ class ItemService:
         # the cores and wait for a second thread to be scheduled. Measured at 1M items
         # (HNSW, 2 busy cores): GET /neighbors p99 30.4 ms with both, 9.5 ms with one.
         faiss.omp_set_num_threads(1)
-        vectors, own = resolve_queries(self.store, self.model_id, self.dim, queries)
-        return find_neighbours(self.store, self._index, self.model_id, vectors, own, options)
+        vectors, own = resolve_queries(
+            queries, dim=self.dim, model_id=self.model_id, get=self.store.get
+        )
+        allowed = None
+        if options.filtered:  # resolved to seqs in SQLite; the index searches among them
+            allowed = self.store.seqs(self.model_id, label=options.label, metadata=options.metadata)
+        scores, seqs = self._index.search(vectors, options.fetch, allowed)
+        items = self.store.get_by_seqs(np.unique(seqs[seqs >= 0]).tolist())
+        return [
+            rank(
+                (
+                    Neighbour(items[int(s)], float(score))
+                    for score, s in zip(scores[q], seqs[q], strict=True)
+                    if s >= 0 and int(s) in items  # not in items: deleted meanwhile
+                ),
+                own[q],
+                options,
+            )
+            for q in range(len(vectors))
+        ]
 
     # -- corpus, for the clustering report ---------------------------------------------
 
@@ -321,21 +302,3 @@ class ItemService:
         """The current model's stored vectors (raw), labels and ids, at most `limit`."""
         self._require_ready()
         return await asyncio.to_thread(self.store.vectors, self.model_id, limit=limit)
-
-
-async def embed_each(
-    todo: list[StoredItem], embed_sources: EmbedSources
-) -> tuple[list[StoredItem], np.ndarray, list[ReembedFailure]]:
-    """Re-embed items from their stored inputs: (those that worked, their vectors, failures)."""
-    try:  # the whole batch at once; one by one only to find which inputs fail
-        return todo, await embed_sources([t.source or {} for t in todo]), []
-    except _INPUT_ERRORS:
-        pass
-    ok, vectors, failed = [], [], []
-    for item in todo:
-        try:
-            vectors.append((await embed_sources([item.source or {}]))[0])
-            ok.append(item)
-        except _INPUT_ERRORS as exc:
-            failed.append(ReembedFailure(item.id, str(exc)))
-    return ok, np.array(vectors, np.float32).reshape(len(ok), -1), failed

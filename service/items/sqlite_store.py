@@ -1,9 +1,9 @@
-"""The item store: SQLite, the source of truth for items (the FAISS index is only a cache).
+"""The embedded store's items in SQLite, their source of truth (the FAISS index is a cache).
 
 Durability: WAL journal with `synchronous=FULL`, so a write that `insert` or `delete` has
 returned from is on disk and survives `kill -9` or a power cut as far as SQLite and the
 file system allow. One connection, guarded by a lock: every method is short and blocking,
-and async callers run it in a worker thread (`ItemService` does).
+and async callers run it in a worker thread (`EmbeddedItems` does).
 
 Each row has a `seq`, an integer key that is never reused (AUTOINCREMENT). It is the id the
 vector has in FAISS, so the index can be checked against the store by set difference.
@@ -20,7 +20,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,16 @@ from typing import Any
 import numpy as np
 
 from service.errors import ConflictError, InsufficientStorageError, ServiceUnavailableError
+from service.items.types import (
+    MetadataValue,
+    ModelCounts,
+    NewItem,
+    StoredItem,
+    VectorRows,
+    no_vector_rows,
+)
 
-__all__ = ["ItemStore", "MetadataValue", "NewItem", "StoredItem", "VectorRows"]
-
-MetadataValue = str | int | float | bool | None
+__all__ = ["ItemStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -50,43 +55,6 @@ CREATE INDEX IF NOT EXISTS items_model_seq ON items (model_id, seq);
 CREATE INDEX IF NOT EXISTS items_label_seq ON items (label, seq);
 """
 _COLUMNS = "seq, id, model_id, dim, embedding, label, metadata, source, created, updated"
-
-
-@dataclass(frozen=True)
-class ModelCounts:
-    current: int  # items embedded by the model asked about
-    other: int  # items embedded by another model
-    other_reembeddable: int  # ... of those, with a stored input
-
-
-@dataclass(frozen=True)
-class NewItem:
-    id: str
-    embedding: np.ndarray  # (D,) float32, raw
-    label: str | None = None
-    metadata: dict[str, Any] | None = None
-    source: dict[str, Any] | None = None  # the Input, for re-embedding
-
-
-@dataclass(frozen=True)
-class VectorRows:
-    seqs: np.ndarray  # (n,) int64
-    ids: list[str]
-    labels: list[str | None]
-    vectors: np.ndarray  # (n, D) float32, raw; (0, 0) when n == 0
-
-
-@dataclass(frozen=True)
-class StoredItem:
-    seq: int
-    id: str
-    model_id: str
-    embedding: np.ndarray  # (D,) float32, raw
-    label: str | None
-    metadata: dict[str, Any]
-    source: dict[str, Any] | None
-    created: str
-    updated: str
 
 
 def _now() -> str:
@@ -377,7 +345,7 @@ class ItemStore:
             rows.sort(key=lambda r: r[0])
         blobs = b"".join(r[3] for r in rows)
         if not rows:
-            return VectorRows(np.zeros(0, np.int64), [], [], np.zeros((0, 0), np.float32))
+            return no_vector_rows()
         return VectorRows(
             seqs=np.array([r[0] for r in rows], dtype=np.int64),
             ids=[r[1] for r in rows],
@@ -416,6 +384,3 @@ class ItemStore:
             (model_id, after_seq, limit),
         )
         return [_row_to_item(row) for row in rows]
-
-    def max_seq(self) -> int:
-        return int(self._query("SELECT coalesce(max(seq), 0) FROM items")[0][0])

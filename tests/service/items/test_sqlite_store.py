@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from service.errors import ConflictError
-from service.items.store import ItemStore, ModelCounts, NewItem
+from service.items.sqlite_store import ItemStore
+from service.items.types import ModelCounts, NewItem
 
 DIM = 8
 
