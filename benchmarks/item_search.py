@@ -80,12 +80,11 @@ from service.items.index import (  # noqa: E402
     ItemIndex,
 )
 from service.items.live_index import (  # noqa: E402
-    DELTA_SHARE,
     EXACT_FILTER_MIN,
     EXACT_FILTER_SHARE,
-    MIN_DELTA,
     LiveIndex,
 )
+from service.items.merge_worker import DELTA_SHARE, MIN_DELTA  # noqa: E402
 from service.items.sqlite_store import ItemStore  # noqa: E402
 from service.items.types import IndexKind, NewItem  # noqa: E402
 from service.settings import Settings  # noqa: E402

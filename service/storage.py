@@ -26,7 +26,7 @@ from pathlib import Path
 
 from corel.files import atomic_write
 from service.data_lock import DataDirLock
-from service.items.index import SnapshotError, read_snapshot_header
+from service.items.snapshot import SnapshotError, read_snapshot_header
 from service.wal import wal_damage
 
 __all__ = ["BackupReport", "StorageError", "backup", "check_data_dir", "restore"]

@@ -12,16 +12,13 @@ there the search over-fetches and filters after.
 
 This class is not thread-safe for writes: `LiveIndex` (live_index.py) only ever changes an
 index nobody else can see yet, and publishes it whole. Concurrent searches are safe.
-Snapshots are one file: a JSON header (model, kind, dim, checksum) and the serialised index.
+`save` and `load` write and read a snapshot; its file format is snapshot.py's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -30,24 +27,18 @@ import faiss
 import numpy as np
 
 from corel.class_rule import l2_normalise
-from corel.files import atomic_write
+from service.items.snapshot import SnapshotError, read_index_snapshot, write_snapshot
 from service.items.types import IndexKind
 
-__all__ = ["ItemIndex", "SnapshotError", "read_snapshot", "read_snapshot_header"]
+__all__ = ["ItemIndex"]
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 2
-_MAGIC = b"COREL-IDX"
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 BUILD_CHUNK = 20_000  # vectors added per step of a build, for progress and cancellation
 
 # faiss's bundled type stubs lag its SWIG classes, hence the Any for its objects.
 _faiss: Any = faiss
-
-
-class SnapshotError(Exception):
-    """A snapshot is missing, truncated, corrupt, or of another model or dimension."""
 
 
 def gpu_available() -> bool:
@@ -268,35 +259,26 @@ class ItemIndex:
         `watermark`: the highest seq the index was brought up to date with. Tombstoned
         vectors are saved too; the catch-up after loading finds them gone from the store.
         """
-        payload = faiss.serialize_index(self._cpu()).tobytes()
-        header = json.dumps(
-            {
-                "format": SNAPSHOT_FORMAT,
-                "model_id": model_id,
-                "kind": self.kind,
-                "dim": self.dim,
-                "watermark": watermark,
-                "ntotal": self.ntotal,
-                "sha256": hashlib.sha256(payload).hexdigest(),
-            }
-        ).encode()
-        atomic_write(path, _MAGIC + struct.pack("<I", len(header)) + header + payload)
+        write_snapshot(
+            path,
+            faiss.serialize_index(self._cpu()).tobytes(),
+            model_id=model_id,
+            kind=self.kind,
+            dim=self.dim,
+            watermark=watermark,
+            ntotal=self.ntotal,
+        )
 
     @classmethod
     def load(cls, path: Path, *, model_id: str, dim: int, **options: Any) -> ItemIndex:
         """The index in a snapshot (of whichever kind it holds), or SnapshotError saying why
         it cannot be used."""
-        header, payload = read_snapshot(path)
-        for key, want in (("model_id", model_id), ("dim", dim)):
-            if header.get(key) != want:
-                raise SnapshotError(f"{path}: made for {key}={header.get(key)!r}, now {want!r}")
-        if header.get("kind") not in ("flat", "hnsw", "ivf"):
-            raise SnapshotError(f"{path}: unknown index kind {header.get('kind')!r}")
+        kind, payload = read_index_snapshot(path, model_id=model_id, dim=dim)
         try:
             raw = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
         except RuntimeError as exc:
             raise SnapshotError(f"{path}: FAISS cannot read it: {exc}") from exc
-        return cls(dim, kind=header["kind"], raw=raw, **options)
+        return cls(dim, kind=kind, raw=raw, **options)
 
 
 def _new_cpu_index(kind: IndexKind, dim: int) -> Any:
@@ -325,41 +307,6 @@ def _sample(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     if len(x) <= n:
         return x
     return x[np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))]
-
-
-def read_snapshot_header(path: Path) -> dict[str, Any]:
-    """A snapshot's header alone (model, kind, dim, ntotal), without reading the index."""
-    try:
-        with path.open("rb") as f:
-            start = f.read(len(_MAGIC) + 4)
-            if not start.startswith(_MAGIC) or len(start) < len(_MAGIC) + 4:
-                raise SnapshotError(f"{path}: not an item index snapshot")
-            (size,) = struct.unpack("<I", start[len(_MAGIC) :])
-            header: dict[str, Any] = json.loads(f.read(size))
-            return header
-    except (OSError, ValueError) as exc:
-        raise SnapshotError(f"{path}: unreadable header ({exc})") from exc
-
-
-def read_snapshot(path: Path) -> tuple[dict[str, Any], bytes]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read it ({exc.strerror})") from exc
-    if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 4:
-        raise SnapshotError(f"{path}: not an item index snapshot")
-    (size,) = struct.unpack("<I", data[len(_MAGIC) : len(_MAGIC) + 4])
-    start = len(_MAGIC) + 4
-    try:
-        header = json.loads(data[start : start + size])
-    except ValueError as exc:
-        raise SnapshotError(f"{path}: unreadable header ({exc})") from exc
-    payload = data[start + size :]
-    if header.get("format") != SNAPSHOT_FORMAT:
-        raise SnapshotError(f"{path}: snapshot format {header.get('format')!r} is not supported")
-    if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
-        raise SnapshotError(f"{path}: checksum mismatch (truncated or corrupted)")
-    return header, payload
 
 
 def _pad(scores: np.ndarray, seqs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

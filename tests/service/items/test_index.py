@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from corel.class_rule import l2_normalise
-from service.items.index import ItemIndex, SnapshotError
+from service.items.index import ItemIndex
+from service.items.snapshot import SnapshotError
 from service.items.types import IndexKind
 
 DIM = 16

@@ -2,7 +2,7 @@
 lose no write made while they run, `auto` switching kinds, and catching up after a restart.
 
 The "store" here is a dict of seq -> vector, read the way the real store is (in chunks, up
-to a watermark); tests/service/items/test_service.py runs the same over real SQLite.
+to a watermark); tests/service/items/test_embedded.py runs the same over real SQLite.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def test_writes_made_while_a_rebuild_runs_are_kept(tmp_path: Path) -> None:
     data = vectors(400)
     write(index, store, np.arange(1, 301), data[:300])
     store.gate = threading.Event()  # the rebuild waits inside its read of the store
-    rebuild = threading.Thread(target=index._run_next, args=(("rebuild", "hnsw"),))
+    rebuild = threading.Thread(target=index.flush, args=(("rebuild", "hnsw"),))
     rebuild.start()
     assert store.reading.wait(10)
 

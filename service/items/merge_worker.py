@@ -1,0 +1,230 @@
+"""The live item index's background thread: merges and rebuilds, off the request path.
+
+- merge: the delta or removed set grew past max(4,096, 5 % of main): clone main, add the
+  delta, remove the removed;
+- rebuild: main's tombstones passed 25 % (HNSW cannot remove), or the wanted kind changed
+  (`auto`: exact below `auto_threshold` live vectors, HNSW above): build from the store;
+then it writes a snapshot (atomically) and hands the new main to the index, which publishes
+it (live_index.py). A job covers the seqs up to its watermark W, the highest seq when it
+started; writes made while it runs are not lost: at publish the delta keeps its seqs above
+W, and the removed set takes the seqs up to W deleted meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import faiss
+import numpy as np
+
+from service import metrics
+from service.items.index import ItemIndex
+from service.items.types import IndexKind, IndexSetting, JobStatus
+from service.items.view import View, no_seqs
+
+__all__ = ["Job", "JobName", "MergeWorker", "StoreReader"]
+
+log = logging.getLogger(__name__)
+
+JobName = Literal["merge", "rebuild"]
+MIN_DELTA = 4_096  # the delta and removed set may grow to max(this, DELTA_SHARE * main)
+DELTA_SHARE = 0.05
+COMPACT_AT = 0.25  # tombstone share of main above which it is rebuilt from the store
+BACKGROUND_NICE = 10  # merges and rebuilds yield the CPU to request threads
+
+# (seqs, raw vectors) of the current model's stored items with seq <= watermark, in chunks
+StoreReader = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+class JobCancelled(Exception):
+    """The index is closing: a running build stops between chunks."""
+
+
+@dataclass
+class Job:
+    watermark: int
+    deleted: list[int] = field(default_factory=list)  # seqs deleted while it runs
+
+
+class Maintained(Protocol):
+    """What the worker needs of the index it maintains (LiveIndex)."""
+
+    dim: int
+
+    @property
+    def view(self) -> View: ...
+
+    def begin_job(self) -> tuple[View, Job]:
+        """The view now, and a job whose watermark is the highest seq written so far."""
+        ...
+
+    def publish_main(self, main: ItemIndex, job: Job) -> None:
+        """Serve `main`, keeping what was written after the job began."""
+        ...
+
+    def end_job(self) -> None: ...
+
+
+class MergeWorker:
+    def __init__(
+        self,
+        index: Maintained,
+        *,
+        setting: IndexSetting,
+        auto_threshold: int,
+        snapshot_path: Path,
+        model_id: str,
+        read_store: StoreReader,
+    ) -> None:
+        self._index, self.setting, self.auto_threshold = index, setting, auto_threshold
+        self._snapshot_path, self._model_id, self._read_store = snapshot_path, model_id, read_store
+        self._job_lock = threading.Lock()  # one merge or rebuild at a time
+        self._failed_job: JobName | None = None  # for the error message
+        self.job_status: JobStatus | None = None
+        self.last_snapshot: float | None = None  # time.time() of the last snapshot written
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._maintain, name="item-index", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread; a running build is abandoned (the last snapshot and the store
+        stay consistent, the next start catches up)."""
+        self._closing.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def wake(self) -> None:
+        """The index changed: see whether a job is due."""
+        self._wake.set()
+
+    def wanted_kind(self, view: View) -> IndexKind:
+        if self.setting != "auto":
+            return self.setting
+        size = view.size
+        if view.main.kind == "flat":
+            return "hnsw" if size >= self.auto_threshold else "flat"
+        # back to exact only well below the threshold, so a size near it does not flap
+        return "flat" if size < self.auto_threshold // 2 else "hnsw"
+
+    def _next_job(self) -> tuple[JobName, IndexKind] | None:
+        view = self._index.view
+        main = view.main
+        wanted = self.wanted_kind(view)
+        if main.kind != wanted:
+            return "rebuild", wanted
+        tombstones = main.ntotal - main.size  # only HNSW (and GPU) indexes keep them
+        if tombstones + len(view.removed) > COMPACT_AT * max(main.ntotal, 1) and tombstones:
+            return "rebuild", wanted
+        if main.outgrown():
+            return "rebuild", wanted
+        limit = max(MIN_DELTA, int(DELTA_SHARE * main.size))
+        if len(view.delta_seqs) >= limit or len(view.removed) >= limit:
+            return "merge", main.kind
+        return None
+
+    def _maintain(self) -> None:
+        # OpenMP's thread count is per calling thread: this limits the background builds
+        # only, leaving a core to the event loop and the searches it runs
+        faiss.omp_set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        try:  # and the scheduler serves requests first (a Linux thread has its own nice)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except (AttributeError, OSError):
+            log.info("item index: cannot lower the background thread's priority here")
+        while not self._closing.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            try:
+                self.run_next()
+                self.last_error = None
+            except JobCancelled:
+                return
+            except Exception as exc:  # keep serving the old view; try again later
+                name = self._failed_job or "job"
+                self.last_error = f"{name} of the item index failed: {exc}"
+                log.exception("item index: %s failed", name)
+                metrics.INDEX_JOBS.labels(job=name, outcome="failed").inc()
+                self._closing.wait(10)
+
+    def run_next(self, otherwise: tuple[JobName, IndexKind] | None = None) -> JobName | None:
+        """Run the job the index needs now (or `otherwise`), deciding it under the job lock:
+        a job decided before waiting for another would run again what that one just did."""
+        with self._job_lock:
+            chosen = self._next_job() or otherwise
+            if chosen is None:
+                return None
+            self._failed_job = chosen[0]
+            try:
+                self._run_locked(*chosen)
+            finally:
+                self._index.end_job()
+                self.job_status = None
+            self._failed_job = None
+            return chosen[0]
+
+    def _run_locked(self, job: JobName, kind: IndexKind) -> None:
+        started = time.perf_counter()
+        view, current = self._index.begin_job()
+        self._progress(job, kind, 0, view.size)
+        if job == "merge":
+            main = view.main.clone()
+            main.add(view.delta_seqs, view.delta_vectors)
+            main.remove(view.removed)
+            self._progress(job, kind, view.size, view.size)
+        else:
+            seqs, vectors = self._read_all(current.watermark)
+            main = ItemIndex.build(
+                self._index.dim,
+                kind,
+                seqs,
+                vectors,
+                progress=lambda done, total: self._progress(job, kind, done, total),
+            )
+        main.save(self._snapshot_path, model_id=self._model_id, watermark=current.watermark)
+        self.last_snapshot = time.time()
+        self._index.publish_main(main, current)
+        seconds = time.perf_counter() - started
+        metrics.INDEX_JOBS.labels(job=job, outcome="done").inc()
+        metrics.INDEX_JOB_SECONDS.labels(job=job).observe(seconds)
+        log.info(
+            "item index: %s done: %s with %d vectors, snapshot written (%.1fs)",
+            job,
+            kind,
+            main.size,
+            seconds,
+        )
+
+    def _read_all(self, watermark: int) -> tuple[np.ndarray, np.ndarray]:
+        seq_chunks, vector_chunks = [], []
+        for seqs, vectors in self._read_store(watermark):
+            if self._closing.is_set():
+                raise JobCancelled
+            seq_chunks.append(seqs)
+            vector_chunks.append(vectors)
+        if not seq_chunks:
+            return no_seqs(), np.zeros((0, self._index.dim), np.float32)
+        return np.concatenate(seq_chunks), np.vstack(vector_chunks)
+
+    def _progress(self, job: JobName, kind: IndexKind, done: int, total: int) -> None:
+        if self._closing.is_set():
+            raise JobCancelled
+        status = self.job_status
+        started = status.started if status is not None else time.time()
+        self.job_status = JobStatus(job, kind, done, total, started)
+        metrics.INDEX_JOB_PROGRESS.set(done / total if total else 1.0)
+        if total >= 100_000:
+            log.info("item index: %s to %s, %d of %d vectors", job, kind, done, total)
