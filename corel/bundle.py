@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +37,8 @@ __all__ = [
     "FORMAT_VERSION",
     "Bundle",
     "BundleError",
+    "Calibration",
+    "InputKind",
     "InputSpec",
     "Manifest",
     "load_bundle",
@@ -56,12 +59,16 @@ class BundleError(Exception):
     """A bundle is missing, malformed, or does not match its manifest."""
 
 
+InputKind = Literal["image", "vector"]
+
+
 class InputSpec(BaseModel):
-    """How raw user values (pixels 0..255, feature units) become model input."""
+    """The manifest's `input`: how raw user values (pixels 0..255, feature units) become
+    model input, the one place the rule `raw * scale + offset` is written."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
 
-    kind: Literal["image", "vector"]
+    kind: InputKind
     shape: list[int] = Field(min_length=1)  # no batch axis, e.g. [1, 28, 28]
     dtype: Literal["float32"] = "float32"
     scale: float = 1.0  # model input = raw * scale + offset
@@ -74,6 +81,88 @@ class InputSpec(BaseModel):
         if self.value_range is not None:
             return self.value_range
         return (0.0, 255.0) if self.kind == "image" else None
+
+    def to_model(self, raw: np.ndarray) -> np.ndarray:
+        """Raw values, any shape, as the encoder takes them: raw * scale + offset, float32.
+
+        A float32 `raw` is scaled in float32, a float64 one in float64, then rounded to float32."""
+        return np.asarray(raw * self.scale + self.offset).astype(np.float32, copy=False)
+
+    def to_raw(self, model_input: np.ndarray) -> np.ndarray:
+        """The inverse of `to_model`: model input back in the user's units."""
+        return np.asarray((model_input - self.offset) / self.scale)
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest's `input` for this spec (a `value_range` only when it has one)."""
+        return self.model_dump(exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The manifest's `calibration`: how `unknown` is decided (docs/open-world.md), with the
+    defaults of a manifest that lacks a key (format 1 has `quantile` and `thresholds` only;
+    its 5% quantile accepts 0.95).
+
+    Thresholds are per class (None: the class had no correctly predicted validation item),
+    in the class rule's score units for `thresholds`, of the kNN similarity for
+    `knn_thresholds`. The keys after `thresholds` come with an open set (format 2)."""
+
+    thresholds: Mapping[str, float | None] = field(default_factory=dict)
+    # the share of each class's correctly predicted validation items accepted (all checks)
+    accept: float = 0.95
+    per_check_accept: float | None = None  # the share each of the two class checks passes
+    knn_thresholds: Mapping[str, float | None] = field(default_factory=dict)
+    guard_accept: float | None = None  # the share of validation items the input guard passes
+    guard_threshold: float | None = None  # input-guard score below which an input is outside
+    imprint_capture: float = 0.005  # the share of known items an imprinted class may take
+    # provenance: how and on which split the thresholds were set, under which class rule
+    method: str | None = None
+    split: str | None = None
+    rule: str | None = None
+
+    @property
+    def check_accept(self) -> float:
+        """What one class check accepts: the acceptance an imprinted class's threshold is
+        set to, as the bundle's classes were."""
+        return self.accept if self.per_check_accept is None else self.per_check_accept
+
+    @classmethod
+    def from_manifest(cls, raw: Mapping[str, Any]) -> Calibration:
+        def number(key: str) -> float | None:
+            return None if raw.get(key) is None else float(raw[key])
+
+        return cls(
+            thresholds=dict(raw.get("thresholds", {})),
+            accept=float(raw.get("accept", 0.95)),
+            per_check_accept=number("per_check_accept"),
+            knn_thresholds=dict(raw.get("knn_thresholds", {})),
+            guard_accept=number("guard_accept"),
+            guard_threshold=number("guard_threshold"),
+            imprint_capture=float(raw.get("imprint_capture", 0.005)),
+            method=raw.get("method"),
+            split=raw.get("split"),
+            rule=raw.get("rule"),
+        )
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest's `calibration`, keys in the order training has always written them;
+        the open-set keys only with `per_check_accept`, provenance only where it is set."""
+        out: dict[str, Any] = {
+            "method": self.method,
+            "accept": self.accept,
+            "split": self.split,
+            "rule": self.rule,
+            "thresholds": dict(self.thresholds),
+        }
+        if self.per_check_accept is not None:
+            out |= {
+                "per_check_accept": self.per_check_accept,
+                "knn_thresholds": dict(self.knn_thresholds),
+                "guard_accept": self.guard_accept,
+                "guard_threshold": self.guard_threshold,
+                "imprint_capture": self.imprint_capture,
+            }
+        return {key: value for key, value in out.items() if value is not None}
 
 
 class Manifest(BaseModel):
@@ -93,8 +182,7 @@ class Manifest(BaseModel):
     files: dict[str, str]
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
-    # Per-class similarity below which a prediction is flagged unknown, in the rule's
-    # score units; calibrated on held-out data by the trainer.
+    # How `unknown` is decided, as written (typed with its defaults: `Bundle.calibration`)
     calibration: dict[str, Any] = Field(default_factory=dict)
     # Format 2: {"features": {"output", "dim", "layer"}, "knn_k", ...} when the bundle ships
     # open_set.npz and its encoder has a `features` output
@@ -112,6 +200,11 @@ class Bundle:
     @property
     def encoder_path(self) -> Path:
         return self.path / ENCODER_FILE
+
+    @property
+    def calibration(self) -> Calibration:
+        """The manifest's `calibration`, typed, with the defaults of the keys it lacks."""
+        return Calibration.from_manifest(self.manifest.calibration)
 
 
 def sha256_file(path: Path) -> str:

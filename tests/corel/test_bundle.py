@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corel.bundle import BundleError, load_bundle, sha256_file
+from corel.bundle import BundleError, Calibration, InputSpec, load_bundle, sha256_file
+from tests.conftest import DEFAULT_BUNDLE
 
 
 @pytest.fixture
@@ -108,3 +109,43 @@ def test_load_rejects_an_unknown_format_version(bundle_copy: Path) -> None:
     rewrite_manifest(bundle_copy, format_version=3)
     with pytest.raises(BundleError, match="format_version 3 is not supported"):
         load_bundle(bundle_copy)
+
+
+def test_the_input_spec_applies_the_model_input_rule_and_undoes_it() -> None:
+    spec = InputSpec(kind="vector", shape=[3], scale=0.5, offset=-1.0)
+    raw = np.array([[0.0, 2.0, 4.0]], np.float32)
+    model_input = spec.to_model(raw)
+    assert model_input.dtype == np.float32 and model_input.tolist() == [[-1.0, 0.0, 1.0]]
+    assert spec.to_raw(model_input).tolist() == raw.tolist()
+    # float32 pixels are scaled in float32, as the service's batch of tensors always was
+    pixels = np.arange(256, dtype=np.float32)
+    grey = InputSpec(kind="image", shape=[1, 16, 16], scale=1 / 255)
+    assert np.array_equal(grey.to_model(pixels), pixels * np.float32(1 / 255) + np.float32(0))
+    assert grey.to_manifest() == {
+        "kind": "image",
+        "shape": [1, 16, 16],
+        "dtype": "float32",
+        "scale": 1 / 255,
+        "offset": 0.0,
+    }
+
+
+def test_the_shipped_bundle_reads_its_calibration_typed_and_writes_it_back_as_it_was() -> None:
+    bundle = load_bundle(DEFAULT_BUNDLE, check_onnx=False)  # every file's sha256 checked
+    raw = bundle.manifest.calibration
+    calibration = bundle.calibration
+    assert calibration.check_accept == raw["per_check_accept"] == pytest.approx(0.95**0.5)
+    assert calibration.thresholds == raw["thresholds"]
+    assert calibration.knn_thresholds == raw["knn_thresholds"]
+    assert calibration.guard_threshold == raw["guard_threshold"]
+    assert calibration.imprint_capture == raw["imprint_capture"]
+    written = calibration.to_manifest()
+    assert written == raw and list(written) == list(raw)  # the keys in the order they were
+
+
+def test_a_format_1_calibration_gets_the_defaults() -> None:
+    calibration = Calibration.from_manifest({"quantile": 0.05, "thresholds": {"a": 0.5}})
+    assert calibration.thresholds == {"a": 0.5} and calibration.knn_thresholds == {}
+    assert calibration.check_accept == 0.95 and calibration.imprint_capture == 0.005
+    assert calibration.guard_threshold is None and calibration.per_check_accept is None
+    assert Calibration.from_manifest({}).check_accept == 0.95
