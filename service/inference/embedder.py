@@ -139,5 +139,4 @@ def _tensors_at_once(inputs: list[Input], spec: InputSpec) -> list[np.ndarray] |
         accepted is not None and (raw.min() < accepted[0] or raw.max() > accepted[1])
     ):
         return None
-    batch = raw.astype(np.float32)
-    return list(batch * np.float32(spec.scale) + np.float32(spec.offset))
+    return list(spec.to_model(raw.astype(np.float32)))  # scaled in float32, as one at a time

@@ -20,7 +20,7 @@ Image.MAX_IMAGE_PIXELS = None  # we enforce our own, configurable limit below
 def to_model_input(
     item: Input, spec: InputSpec, *, max_pixels: int, position: int = 0
 ) -> np.ndarray:
-    """One item (no batch axis) as the encoder takes it: raw * scale + offset."""
+    """One item (no batch axis) as the encoder takes it (`InputSpec.to_model`)."""
     where = f"inputs[{position}]"
     if item.image is not None:
         raw = _decode_image(item.image, spec, max_pixels, where)
@@ -28,7 +28,7 @@ def to_model_input(
         raw = _checked(_from_tensor(item.tensor, spec, where), spec, max_pixels, f"{where}.tensor")
     else:
         raw = _checked(_from_numbers(item.data, where), spec, max_pixels, f"{where}.data")
-    return (raw * spec.scale + spec.offset).astype(np.float32)
+    return spec.to_model(raw)
 
 
 def _from_numbers(data: object, where: str) -> np.ndarray:

@@ -29,7 +29,7 @@ def input_png(source: dict[str, Any], spec: InputSpec, *, max_pixels: int) -> by
     if spec.kind != "image" or spec.shape[0] not in (1, 3):
         raise NotFoundError("this model takes no images: its inputs have no picture")
     model_input = to_model_input(Input.model_validate(source), spec, max_pixels=max_pixels)
-    raw = (model_input - spec.offset) / spec.scale  # back to the units the client sent
+    raw = spec.to_raw(model_input)  # back to the units the client sent
     low, high = spec.accepted_range or (0.0, 255.0)  # e.g. 0..16 for scikit-learn's digits
     pixels = np.clip(np.rint((raw - low) * (255.0 / (high - low))), 0, 255).astype(np.uint8)
     # (C, H, W) -> H x W gray or H x W x 3
