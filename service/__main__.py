@@ -23,9 +23,10 @@ from uvicorn.supervisors import Multiprocess
 from corel.bundle import BundleError, load_bundle
 from corel.logs import setup_logging
 from service.api.http_protocol import with_header_timeout
-from service.data_lock import DataDirInUseError, DataDirLock
+from service.datadir.backup import backup, restore
+from service.datadir.check import StorageError, check_data_dir
+from service.datadir.lock import DataDirInUseError, DataDirLock
 from service.settings import Settings
-from service.storage import StorageError, backup, check_data_dir, restore
 
 
 def _fail(message: str) -> int:

@@ -23,7 +23,7 @@ from service.api.routes.docs import mount_docs
 from service.api.schemas.errors import errors
 from service.classes.index import ClassIndex
 from service.classes.store import ClassStore, FileClassStore
-from service.data_lock import DataDirLock
+from service.datadir.lock import DataDirLock
 from service.errors import ServiceError
 from service.inference.batcher import MicroBatcher
 from service.inference.embedder import Embedder

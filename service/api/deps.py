@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from corel.bundle import Bundle
 from service.api.middleware import InFlight
 from service.classes.index import ClassIndex
-from service.data_lock import DataDirLock
+from service.datadir.lock import DataDirLock
 from service.errors import PayloadTooLargeError, ServiceUnavailableError
 from service.inference.batcher import MicroBatcher
 from service.inference.embedder import Embedder, RequestEmbedder

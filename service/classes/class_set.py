@@ -18,6 +18,7 @@ import numpy as np
 
 from corel.bundle import Bundle
 from corel.files import atomic_write
+from service.datadir.layout import DataDir
 from service.errors import InsufficientStorageError, ServiceUnavailableError
 
 __all__ = [
@@ -178,7 +179,7 @@ def _records_from_lists(state: dict[str, Any]) -> list[dict[str, Any]]:
 def saved_class_sets(data_dir: Path, *, except_model: str) -> list[tuple[Path, ClassSet]]:
     """The class sets saved in the data directory for other models, newest first."""
     found = []
-    for path in sorted(data_dir.glob("classes-*.json"), key=lambda p: -p.stat().st_mtime):
+    for path in sorted(DataDir(data_dir).class_sets(), key=lambda p: -p.stat().st_mtime):
         state = json.loads(path.read_text())
         model_id = state.get("model_id", "")
         if model_id != except_model and (classes := load_class_set(path, model_id=model_id)):

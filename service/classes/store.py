@@ -18,6 +18,7 @@ from service.classes.class_set import (
     save_class_set,
     saved_class_sets,
 )
+from service.datadir.layout import DataDir
 
 __all__ = ["ClassStore", "FileClassStore"]
 
@@ -45,7 +46,7 @@ class ClassStore(Protocol):
 
 
 class FileClassStore:
-    """`classes-{model}.json` in the data directory, written atomically."""
+    """A file per model in the data directory (service/datadir/layout.py), written atomically."""
 
     shared = False
 
@@ -53,7 +54,7 @@ class FileClassStore:
         self.data_dir = data_dir
 
     def _path(self, model_id: str) -> Path:
-        return self.data_dir / f"classes-{model_id[:16]}.json"
+        return DataDir(self.data_dir).class_set(model_id)
 
     def load(self, model_id: str) -> tuple[int, ClassSet | None]:
         return 1, load_class_set(self._path(model_id), model_id=model_id)

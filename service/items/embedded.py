@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from corel.bundle import ENCODER_FILE, Bundle
+from service.datadir.layout import DataDir
 from service.errors import NotFoundError, ServiceUnavailableError
 from service.items.live_index import LiveIndex
 from service.items.sqlite_store import ItemStore
@@ -79,10 +80,10 @@ class EmbeddedItems:
 
     @classmethod
     def open(cls, *, settings: Settings, bundle: Bundle) -> EmbeddedItems:
-        data_dir = Path(settings.data_dir)
+        files = DataDir(settings.data_dir)
         service = cls(
-            ItemStore(data_dir / "items.sqlite3"),
-            index_path=data_dir / "items.index",
+            ItemStore(files.store),
+            index_path=files.snapshot,
             model_id=bundle.manifest.files[ENCODER_FILE],
             dim=bundle.manifest.embedding_dim,
             kind=settings.index_kind,

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from harness.server import launch
 from service.app import create_app
-from service.data_lock import DataDirInUseError
+from service.datadir.lock import DataDirInUseError
 from service.inference.runtime import choose_providers
 from service.settings import Settings
 from tests.conftest import DEFAULT_BUNDLE, REPO

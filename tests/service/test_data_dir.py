@@ -14,10 +14,10 @@ import pytest
 
 from corel.files import atomic_write
 from harness.server import free_port
+from service.datadir.wal import wal_damage
 from service.items.index import ItemIndex
 from service.items.sqlite_store import ItemStore
 from service.items.types import NewItem
-from service.wal import wal_damage
 from tests.conftest import REPO
 from tests.service.conftest import Server
 

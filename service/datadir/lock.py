@@ -13,9 +13,9 @@ import fcntl
 import os
 from pathlib import Path
 
-__all__ = ["DataDirInUseError", "DataDirLock"]
+from service.datadir.layout import DataDir
 
-LOCK_FILE = ".lock"
+__all__ = ["DataDirInUseError", "DataDirLock"]
 
 
 class DataDirInUseError(Exception):
@@ -24,7 +24,7 @@ class DataDirInUseError(Exception):
 
 class DataDirLock:
     def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / LOCK_FILE
+        self.path = DataDir(data_dir).lock
         self._fd: int | None = None
 
     def acquire(self) -> None:
