@@ -1,10 +1,11 @@
 """The class index: FAISS over the class vectors, answering "which class is this nearest to".
 
 The index holds the class rule's `index_vectors` and is searched with its `query_vectors`,
-so its scores are exactly `rule.scores` (corel/class_rule.py). Classes can be added by
-imprinting (`rule.imprint` of a few example embeddings) and removed; every change is
-saved (store.py) before it is served. With a shared store (milvus) `watch` follows the
-changes other replicas make.
+so its scores are exactly `rule.scores` (corel/class_rule.py; faiss_index.py). Classes can
+be added by imprinting (`rule.imprint` of a few example embeddings) and removed; every
+change is saved (store.py) before it is served. With a shared store (milvus) `watch`
+follows the changes other replicas make (watcher.py). Whether a prediction is `unknown`,
+and why, is unknown.py's.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import faiss
 import numpy as np
 
 from corel.bundle import ENCODER_FILE, Bundle
-from corel.class_rule import ClassRule, l2_normalise, rule_for
+from corel.class_rule import rule_for
 from corel.open_set import leave_one_out_threshold
 from service.classes.class_set import ClassRecord, ClassSet
+from service.classes.faiss_index import build_faiss_index
 from service.classes.store import ClassStore, FileClassStore
+from service.classes.unknown import OpenSetChecks, UnknownPolicy, UnknownReason
+from service.classes.watcher import StoreWatcher
 from service.errors import ConflictError, NotFoundError
 
 __all__ = ["ClassIndex", "ClassScore", "Prediction"]
@@ -32,22 +35,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ClassScore:
-    label: str
-    score: float
-
-
-# Why a prediction is `unknown` (docs/open-world.md):
-# - outside_data: the input itself is unlike the training inputs (the input guard);
-# - far_from_classes: its features are far from every training item, or (without an open
-#   set, or for an imprinted class) its score is below its class's threshold;
-# - between_classes: it is near training items, but its score to the best class is below
-#   that class's threshold: it sits between class directions.
-UnknownReason = Literal["outside_data", "far_from_classes", "between_classes"]
-
-
-@dataclass(frozen=True)
 class Prediction:
+    """What `classify` answers for one input."""
+
     label: str  # the predicted class, even when `unknown`
     score: float  # its score under the class rule
     margin: float  # its score minus the best other class's (0.0 with one class)
@@ -58,33 +48,11 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class OpenSetChecks:
-    """What the bundle's open set says of each input, beside its class scores."""
+class ClassScore:
+    """One of a prediction's top classes, with its score under the class rule."""
 
-    outside: np.ndarray  # (N,) bool: the input guard refuses the input
-    knn: np.ndarray  # (N,) similarity to the nearest training items' features
-    imprinted: np.ndarray  # (N,) index into the class set of the imprinted class the gate
-    # gives the input to, or -1
-
-
-def build_faiss_index(classes: ClassSet, rule: ClassRule) -> faiss.Index:
-    vectors = rule.index_vectors(classes.vectors, classes.bias)
-    dim = vectors.shape[1]
-    index: faiss.Index = faiss.IndexFlatL2(dim) if rule.metric == "l2" else faiss.IndexFlatIP(dim)
-    index.add(vectors)
-    if faiss.get_num_gpus() > 0 and hasattr(faiss, "StandardGpuResources"):
-        index = faiss.index_cpu_to_gpu(_gpu_resources(), 0, index)
-    return index
-
-
-_GPU_RESOURCES: list[Any] = []
-
-
-def _gpu_resources() -> Any:
-    # One set of GPU scratch memory for the process, kept alive as long as any index using it
-    if not _GPU_RESOURCES:
-        _GPU_RESOURCES.append(faiss.StandardGpuResources())
-    return _GPU_RESOURCES[0]
+    label: str
+    score: float
 
 
 class ClassIndex:
@@ -93,24 +61,14 @@ class ClassIndex:
         self.model_id = bundle.manifest.files[ENCODER_FILE]
         self.store = FileClassStore(store) if isinstance(store, Path) else store
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self._watcher: StoreWatcher | None = None
         self._bundle_classes = ClassSet.from_bundle(bundle)
         self.open_set = bundle.open_set
-        # The kNN score searches the training items' features with FAISS: numpy's BLAS, with
-        # its threads spinning on busy cores, took 65 ms for one query here against 4 ms
-        self._bank_index: faiss.Index | None = None
-        if bundle.open_set is not None:
-            bank = bundle.open_set.unit_bank
-            self._bank_index = faiss.IndexFlatIP(bank.shape[1])
-            self._bank_index.add(np.ascontiguousarray(bank, np.float32))
-        calibration = bundle.manifest.calibration
-        # the acceptance an imprinted class's threshold is set to, as the bundle's classes
-        # were (format-1 manifests have neither key: their 5% quantile accepts 0.95)
-        self._accept = float(calibration.get("per_check_accept", calibration.get("accept", 0.95)))
-        self._knn_thresholds: dict[str, float | None] = calibration.get("knn_thresholds", {})
-        self._guard_threshold: float | None = calibration.get("guard_threshold")
-        self._capture = float(calibration.get("imprint_capture", 0.005))
+        calibration = bundle.calibration
+        self._unknown = UnknownPolicy(bundle.open_set, calibration)
+        # an imprinted class's threshold accepts what each check of the bundle's classes does
+        self._accept = calibration.check_accept
+        self._capture = calibration.imprint_capture
         self._version, saved = self.store.load(self.model_id)
         self.new_model = saved is None
         self._set(saved or self._bundle_classes)
@@ -119,34 +77,18 @@ class ClassIndex:
 
     def watch(self, interval: float = 0.5) -> None:
         """With a shared store: poll its version in a thread, and load a newer set."""
-        if not self.store.shared:
-            return
-        self._watcher = threading.Thread(
-            target=self._watch, args=(interval,), name="class-watch", daemon=True
-        )
-        self._watcher.start()
+        if self.store.shared:
+            self._watcher = StoreWatcher(self._follow, interval)
 
     def close(self) -> None:
-        self._stop.set()
         if self._watcher is not None:
-            self._watcher.join()
+            self._watcher.stop()
         self.store.close()
 
-    def _watch(self, interval: float) -> None:
-        failing = False
-        while not self._stop.wait(interval):
-            try:
-                if self.store.version(self.model_id) > self._version:
-                    with self._lock:
-                        self._refresh()
-            except Exception as exc:  # Milvus away: keep serving the set we have
-                if not failing:  # once per outage, not twice a second
-                    log.warning("classes: cannot read the shared class store: %s", exc)
-                failing = True
-                continue
-            if failing:
-                log.info("classes: the shared class store answers again")
-            failing = False
+    def _follow(self) -> None:
+        if self.store.version(self.model_id) > self._version:
+            with self._lock:
+                self._refresh()
 
     def _refresh(self) -> None:
         """Load the newest saved set if it is newer than ours (the lock is held)."""
@@ -178,37 +120,7 @@ class ClassIndex:
         self, classes: ClassSet, features: np.ndarray | None, model_input: np.ndarray | None
     ) -> OpenSetChecks | None:
         """The open set's view of a batch (None for bundles without one, or no features)."""
-        if self.open_set is None or features is None or model_input is None:
-            return None
-        imprinted = [
-            i
-            for i, r in enumerate(classes.records)
-            if r.prototype is not None and r.bar is not None
-        ]
-        width = self.open_set.bank.shape[1]
-        prototypes = [classes.records[i].prototype for i in imprinted]
-        bars = [classes.records[i].bar for i in imprinted]
-        gate = self.open_set.gate(
-            features,
-            np.array(prototypes, np.float32).reshape(len(imprinted), width),
-            np.array(bars, np.float32),
-        )
-        guard = self.open_set.guard.scores(model_input)
-        return OpenSetChecks(
-            outside=(
-                guard < self._guard_threshold
-                if self._guard_threshold is not None
-                else np.zeros(len(guard), bool)
-            ),
-            knn=self._knn(features),
-            imprinted=np.array([imprinted[g] if g >= 0 else -1 for g in gate], np.int64),
-        )
-
-    def _knn(self, features: np.ndarray) -> np.ndarray:
-        assert self.open_set is not None and self._bank_index is not None
-        k = self.open_set.knn_k
-        similarities, _ = self._bank_index.search(l2_normalise(features), k)
-        return np.asarray(similarities[:, k - 1], np.float32)
+        return self._unknown.check(classes, features, model_input)
 
     def classify(
         self,
@@ -241,21 +153,7 @@ class ClassIndex:
             best = classes.records[ranked[0][0]]
             limit = threshold if threshold is not None else best.threshold
             score = ranked[0][1]
-            reason: UnknownReason | None = None
-            if checks is not None and checks.outside[n]:
-                reason = "outside_data"
-            elif (
-                checks is not None
-                and best.source == "bundle"
-                and (
-                    (knn_limit := self._knn_thresholds.get(best.name)) is not None
-                    and checks.knn[n] < knn_limit
-                )
-            ):
-                reason = "far_from_classes"
-            elif limit is not None and score < limit:
-                between = checks is not None and best.source == "bundle"
-                reason = "between_classes" if between else "far_from_classes"
+            reason = self._unknown.reason(best, score, limit, checks, n)
             predictions.append(
                 Prediction(
                     label=best.name,
