@@ -12,9 +12,11 @@ import gzip
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import TypedDict
 
 import numpy as np
+
+from corel.bundle import InputKind, InputSpec
 
 FASHION_MNIST_LABELS = [
     "T-shirt/top",
@@ -35,9 +37,6 @@ FASHION_MNIST_FILES = {
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-InputKind = Literal["image", "vector"]
-
-
 class DatasetError(Exception):
     """A dataset is missing or malformed; the message says how to fix it."""
 
@@ -46,10 +45,7 @@ class DatasetError(Exception):
 class Dataset:
     name: str
     labels: list[str]  # class names; y holds indices into this list
-    kind: InputKind
-    shape: tuple[int, ...]  # one item, no batch axis: (C, H, W) or (D,)
-    scale: float  # model input = raw * scale + offset
-    offset: float
+    input: InputSpec  # kind, shape, scale and offset: the bundle's `input`
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
@@ -59,7 +55,24 @@ class Dataset:
     source: dict[str, object] = field(default_factory=dict)
 
     def model_input(self, raw: np.ndarray) -> np.ndarray:
-        return (raw * self.scale + self.offset).astype(np.float32)
+        return self.input.to_model(raw)
+
+    @property
+    def kind(self) -> InputKind:
+        return self.input.kind
+
+    @property
+    def shape(self) -> tuple[int, ...]:  # one item, no batch axis: (C, H, W) or (D,)
+        return tuple(self.input.shape)
+
+    # for code that applies the rule by hand (benchmarks/open_world.py); `model_input` does
+    @property
+    def scale(self) -> float:
+        return self.input.scale
+
+    @property
+    def offset(self) -> float:
+        return self.input.offset
 
 
 class _Spec(TypedDict):
@@ -67,10 +80,7 @@ class _Spec(TypedDict):
 
     name: str
     labels: list[str]
-    kind: InputKind
-    shape: tuple[int, ...]
-    scale: float
-    offset: float
+    input: InputSpec
     source: dict[str, object]
 
 
@@ -121,10 +131,7 @@ def load_dataset(
         spec = _Spec(
             name=name,
             labels=FASHION_MNIST_LABELS,
-            kind="image",
-            shape=(1, 28, 28),
-            scale=1 / 255,
-            offset=0.0,
+            input=InputSpec(kind="image", shape=[1, 28, 28], scale=1 / 255, offset=0.0),
             source={"dataset": name, "path": str(data_dir)},
         )
         return _split(x, y, x_test, y_test, spec, 5000 if val_size is None else val_size, seed)
@@ -136,10 +143,7 @@ def load_dataset(
         spec = _Spec(
             name=name,
             labels=[str(d) for d in range(10)],
-            kind="image",
-            shape=(1, 8, 8),
-            scale=1 / 16,
-            offset=0.0,
+            input=InputSpec(kind="image", shape=[1, 8, 8], scale=1 / 16, offset=0.0),
             source={"dataset": "sklearn digits"},
         )
         return _split_with_test(
@@ -167,10 +171,7 @@ def load_dataset(
     spec = _Spec(
         name=path.stem,
         labels=labels,
-        kind=kind,
-        shape=tuple(x.shape[1:]),
-        scale=scale,
-        offset=offset,
+        input=InputSpec(kind=kind, shape=list(x.shape[1:]), scale=scale, offset=offset),
         source={"dataset": str(path)},
     )
     return _split_with_test(x, y, spec, val_size, seed, test_fraction)

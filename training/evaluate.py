@@ -19,17 +19,31 @@ from training.results import EpochRow, Evaluation
 PLOT_POINTS = 2000  # t-SNE is quadratic; a seeded sample of the test set is plotted
 
 
+class OnnxEncoder:
+    """One onnxruntime session over an exported encoder, shared by every check that runs it
+    (a session costs a graph load and optimisation)."""
+
+    def __init__(self, onnx_path: Path) -> None:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+    def run(
+        self, model_input: np.ndarray, batch_size: int = 512, *, output: str = "embedding"
+    ) -> np.ndarray:
+        """One output (`embedding` (N, D) or `features` (N, F)) of every row, float32."""
+        out = [
+            self.session.run([output], {"input": model_input[i : i + batch_size]})[0]
+            for i in range(0, len(model_input), batch_size)
+        ]
+        return np.concatenate(out).astype(np.float32)
+
+
 def onnx_embed(
     onnx_path: Path, model_input: np.ndarray, batch_size: int = 512, *, output: str = "embedding"
 ) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    out = [
-        session.run([output], {"input": model_input[i : i + batch_size]})[0]
-        for i in range(0, len(model_input), batch_size)
-    ]
-    return np.concatenate(out).astype(np.float32)
+    """One output of an encoder file, with a session of its own (`OnnxEncoder` for several)."""
+    return OnnxEncoder(onnx_path).run(model_input, batch_size, output=output)
 
 
 def evaluate_embeddings(
@@ -54,8 +68,7 @@ def evaluate_embeddings(
 def evaluate_bundle(
     bundle: Bundle, x_raw: np.ndarray, labels: np.ndarray, *, seed: int = 0
 ) -> tuple[Evaluation, np.ndarray]:
-    spec = bundle.manifest.input
-    model_input = (x_raw * spec.scale + spec.offset).astype(np.float32)
+    model_input = bundle.manifest.input.to_model(x_raw)
     embeddings = onnx_embed(bundle.encoder_path, model_input)
     evaluation = evaluate_embeddings(
         embeddings,

@@ -13,14 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from corel.bundle import Bundle, write_bundle
+from corel.bundle import Bundle, Calibration, write_bundle
 from corel.open_set import OpenSet
 from training.data import Dataset
-from training.evaluate import (
-    evaluate_embeddings,
-    onnx_embed,
-    write_report,
-)
+from training.evaluate import OnnxEncoder, evaluate_embeddings, write_report
 from training.losses import LOSS_MANIFEST_NAMES
 from training.open_set import (
     WithFeatures,
@@ -71,16 +67,16 @@ def export_onnx(
 
 
 def check_parity(
-    encoder: nn.Module, onnx_path: Path, model_input: np.ndarray, *, features: bool = False
+    encoder: nn.Module, onnx: OnnxEncoder, model_input: np.ndarray, *, features: bool = False
 ) -> float:
     """Max absolute difference between torch and onnxruntime on real inputs (both outputs)."""
     with torch.no_grad():
         expected = encoder.eval()(torch.from_numpy(model_input)).numpy()
-    actual = onnx_embed(onnx_path, model_input)
+    actual = onnx.run(model_input)
     diff = float(np.abs(expected - actual).max())
     if features:
         _, expected_features = embed_with_features(encoder, model_input)
-        actual_features = onnx_embed(onnx_path, model_input, output="features")
+        actual_features = onnx.run(model_input, output="features")
         diff = max(diff, float(np.abs(expected_features - actual_features).max()))
     if diff > PARITY_ATOL:
         raise ExportError(f"ONNX output differs from torch by {diff:.2e} (> {PARITY_ATOL})")
@@ -103,24 +99,24 @@ def git_commit() -> str | None:
 
 def open_set_and_calibration(
     encoder: nn.Module,
-    onnx_path: Path,
+    onnx: OnnxEncoder,
     data: Dataset,
     class_vectors: np.ndarray,
     rule: str,
     bias: np.ndarray | None,
     *,
     seed: int,
-) -> tuple[OpenSet | None, dict[str, object]]:
+) -> tuple[OpenSet | None, Calibration]:
     """The open set (encoders with a features output) and the manifest's `calibration`,
     from the exported ONNX graph on the validation split."""
     val_input = data.model_input(data.x_val)
-    val_emb = onnx_embed(onnx_path, val_input)
+    val_emb = onnx.run(val_input)
     if not has_features(encoder):
         return None, calibrate(
             val_emb, None, val_input, data.y_val, class_vectors, rule, data.labels, None, bias
         )
     open_set = fit_open_set(encoder, data, seed=seed)
-    val_features = onnx_embed(onnx_path, val_input, output="features")
+    val_features = onnx.run(val_input, output="features")
     calibration = calibrate(
         val_emb,
         val_features,
@@ -153,9 +149,8 @@ def export_bundle(
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "encoder.onnx"
         export_onnx(encoder, data.shape, onnx_path, features=features)
-        parity = check_parity(
-            encoder, onnx_path, data.model_input(data.x_test[:256]), features=features
-        )
+        onnx = OnnxEncoder(onnx_path)  # one session for the parity check and every run after
+        parity = check_parity(encoder, onnx, data.model_input(data.x_test[:256]), features=features)
         log.info(
             "ONNX parity on %d test items: max |diff| = %.2e", min(256, len(data.x_test)), parity
         )
@@ -163,7 +158,7 @@ def export_bundle(
         class_vectors = loss.weight.detach().numpy().astype(np.float32)
         bias = None if loss.bias is None else loss.bias.detach().numpy().astype(np.float32)
         log.info("evaluating the exported encoder on %d test items", len(data.y_test))
-        test_emb = onnx_embed(onnx_path, data.model_input(data.x_test))
+        test_emb = onnx.run(data.model_input(data.x_test))
         evaluation = replace(
             evaluate_embeddings(
                 test_emb, data.y_test, class_vectors, loss.class_rule, bias, seed=config.seed
@@ -172,7 +167,7 @@ def export_bundle(
             split="test",
         )
         open_set, calibration = open_set_and_calibration(
-            encoder, onnx_path, data, class_vectors, loss.class_rule, bias, seed=config.seed
+            encoder, onnx, data, class_vectors, loss.class_rule, bias, seed=config.seed
         )
 
         report_dir = Path(tmp) / "report"
@@ -196,13 +191,7 @@ def export_bundle(
                 "leaky_slope": config.leaky_slope,
                 "final_activation": config.final_activation,
             },
-            "input": {
-                "kind": data.kind,
-                "shape": list(data.shape),
-                "dtype": "float32",
-                "scale": data.scale,
-                "offset": data.offset,
-            },
+            "input": data.input.to_manifest(),
             "embedding_dim": config.embedding_dim,
             "class_rule": loss.class_rule,
             "labels": data.labels,
@@ -221,7 +210,7 @@ def export_bundle(
                 "onnx_parity_max_abs_diff": parity,
             },
             "metrics": evaluation.headline().to_json(),
-            "calibration": calibration,
+            "calibration": calibration.to_manifest(),
         }
         if open_set is not None:
             manifest["open_set"] = open_set_manifest(open_set)

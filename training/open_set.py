@@ -11,12 +11,14 @@ that they take at most 0.5% of the known classes' items.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TypeGuard
 
 import numpy as np
 import torch
 from torch import nn
 
+from corel.bundle import Calibration
 from corel.class_rule import rule_for
 from corel.open_set import InputGuard, OpenSet, quantile_threshold
 from training.data import Dataset
@@ -83,7 +85,7 @@ def calibrate(
     names: list[str],
     open_set: OpenSet | None,
     class_bias: np.ndarray | None = None,
-) -> dict[str, object]:
+) -> Calibration:
     """The manifest's `calibration`: per class, thresholds that its correctly predicted
     validation items pass; with an open set, two checks (best score, kNN similarity) each
     at sqrt(ACCEPT), so that about ACCEPT pass both, and a global input-guard threshold."""
@@ -98,23 +100,24 @@ def calibrate(
         thresholds[name] = quantile_threshold(best[own], per_check) if own.any() else None
         if knn is not None:
             knn_thresholds[name] = quantile_threshold(knn[own], per_check) if own.any() else None
-    calibration: dict[str, object] = {
-        "method": "per class: the quantile of its correctly predicted validation items' score",
-        "accept": ACCEPT,
-        "split": "validation",
-        "rule": rule,
-        "thresholds": thresholds,
-    }
-    if open_set is not None:
-        guard = open_set.guard.scores(model_input_val)
-        calibration |= {
-            "per_check_accept": per_check,
-            "knn_thresholds": knn_thresholds,
-            "guard_accept": GUARD_ACCEPT,
-            "guard_threshold": quantile_threshold(guard, GUARD_ACCEPT),
-            "imprint_capture": CAPTURE,
-        }
-    return calibration
+    calibration = Calibration(
+        thresholds=thresholds,
+        accept=ACCEPT,
+        method="per class: the quantile of its correctly predicted validation items' score",
+        split="validation",
+        rule=rule,
+    )
+    if open_set is None:
+        return calibration
+    guard = open_set.guard.scores(model_input_val)
+    return replace(
+        calibration,
+        per_check_accept=per_check,
+        knn_thresholds=knn_thresholds,
+        guard_accept=GUARD_ACCEPT,
+        guard_threshold=quantile_threshold(guard, GUARD_ACCEPT),
+        imprint_capture=CAPTURE,
+    )
 
 
 def open_set_manifest(open_set: OpenSet) -> dict[str, object]:

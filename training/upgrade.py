@@ -30,7 +30,7 @@ from corel.logs import setup_logging
 from training.config import TrainConfig
 from training.data import load_dataset
 from training.encoders import PaperCNN, build_encoder
-from training.evaluate import onnx_embed
+from training.evaluate import OnnxEncoder
 from training.export import check_parity, export_onnx, git_commit, open_set_and_calibration
 from training.open_set import open_set_manifest
 
@@ -67,12 +67,13 @@ def upgrade(path: Path) -> Bundle:
     )
     encoder = encoder_from_onnx(bundle, config)
     sample = data.model_input(data.x_test[:256])
-    check_parity(encoder, bundle.encoder_path, sample)  # the weights are the bundle's
+    check_parity(encoder, OnnxEncoder(bundle.encoder_path), sample)  # the bundle's weights
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / ENCODER_FILE
         export_onnx(encoder, data.shape, onnx_path, features=True)
-        parity = check_parity(encoder, onnx_path, sample, features=True)
-        test_emb = onnx_embed(onnx_path, data.model_input(data.x_test))
+        onnx = OnnxEncoder(onnx_path)
+        parity = check_parity(encoder, onnx, sample, features=True)
+        test_emb = onnx.run(data.model_input(data.x_test))
         scores = rule_for(bundle.manifest.class_rule).scores(
             test_emb, bundle.class_vectors, bundle.class_bias
         )
@@ -80,7 +81,7 @@ def upgrade(path: Path) -> Bundle:
         log.info("re-exported: parity %.2e, test accuracy %.4f", parity, accuracy)
         open_set, calibration = open_set_and_calibration(
             encoder,
-            onnx_path,
+            onnx,
             data,
             bundle.class_vectors,
             bundle.manifest.class_rule,
@@ -91,7 +92,7 @@ def upgrade(path: Path) -> Bundle:
         manifest: dict[str, Any] = {
             k: v for k, v in bundle.manifest.model_dump().items() if k not in KEPT_BY_WRITE
         }
-        manifest["calibration"] = calibration
+        manifest["calibration"] = calibration.to_manifest()
         manifest["open_set"] = open_set_manifest(open_set)
         manifest["training"]["upgraded"] = {
             "from_format": bundle.manifest.format_version,

@@ -12,7 +12,7 @@ from onnx.external_data_helper import uses_external_data
 from corel.bundle import ENCODER_FILE, load_bundle
 from training.config import TrainConfig
 from training.data import Dataset, load_dataset
-from training.evaluate import onnx_embed
+from training.evaluate import OnnxEncoder, onnx_embed
 from training.export import check_parity
 from training.train import TrainResult, train
 
@@ -39,7 +39,7 @@ def exported(digits_bundle: Path) -> Path:
 
 def test_onnx_export_matches_torch_on_real_inputs(digits_run, exported: Path) -> None:
     result, data = digits_run
-    diff = check_parity(result.encoder, exported, data.model_input(data.x_test))
+    diff = check_parity(result.encoder, OnnxEncoder(exported), data.model_input(data.x_test))
     assert diff < 1e-4
 
 
