@@ -10,7 +10,6 @@ the problem, before the model is loaded.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import socket
 import sys
@@ -24,9 +23,10 @@ from corel.bundle import BundleError, load_bundle
 from corel.logs import setup_logging
 from service.api.http_protocol import with_header_timeout
 from service.datadir.backup import backup, restore
-from service.datadir.check import StorageError, check_data_dir
+from service.datadir.check import StorageError
 from service.datadir.lock import DataDirInUseError, DataDirLock
 from service.settings import Settings
+from service.stores import StoreError, stores_for
 
 
 def _fail(message: str) -> int:
@@ -66,21 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is not None:
         return _storage_command(args, settings.data_dir)
     try:  # fail before binding the port, with the reason in one line
-        load_bundle(settings.bundle_path)
+        bundle = load_bundle(settings.bundle_path)
     except BundleError as exc:
         return _fail(f"cannot serve bundle: {exc}")
-    data_lock = None
-    if settings.store == "embedded":  # the milvus store keeps nothing in the data directory
-        data_lock = DataDirLock(settings.data_dir)
-        try:  # held until the process exits
+    stores = stores_for(settings)
+    data_lock = DataDirLock(settings.data_dir) if stores.holds_data_dir else None
+    try:
+        if data_lock is not None:  # held until the process exits
             data_lock.acquire()
-            check_data_dir(settings.data_dir)
-        except (DataDirInUseError, StorageError) as exc:
-            return _fail(str(exc))
-        except OSError as exc:  # a read-only or foreign directory
-            return _fail(f"the data directory {settings.data_dir} is not writable: {exc.strerror}")
-    elif settings.milvus_lite and (problem := _milvus_lite_problem(Path(settings.milvus_uri))):
-        return _fail(problem)
+        stores.check()
+    except (DataDirInUseError, StorageError, StoreError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:  # a read-only or foreign data directory
+        if data_lock is None:
+            raise
+        return _fail(f"the data directory {settings.data_dir} is not writable: {exc.strerror}")
     try:  # bound before the model loads: a port in use is one line, not a crash after it
         listener = bind(settings.host, settings.port)
     except OSError as exc:
@@ -90,36 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     from service.app import create_app
 
     config = uvicorn.Config(
-        create_app(settings=settings, data_lock=data_lock),
+        create_app(settings=settings, bundle=bundle, data_lock=data_lock),
         http=with_header_timeout(settings.header_timeout_s),
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run(sockets=[listener])
     return 0
-
-
-def _milvus_lite_problem(path: Path) -> str | None:
-    """Why the Milvus Lite database `path` (a folder, despite its .db name) cannot be opened
-    by this process, or None. Lite holds an exclusive flock on its LOCK file while open."""
-    if not path.parent.is_dir():
-        return f"COREL_MILVUS_URI={path}: the folder {path.parent} does not exist"
-    try:
-        fd = os.open(path / "LOCK", os.O_RDWR)
-    except FileNotFoundError:
-        return None  # a new database
-    except NotADirectoryError:
-        return f"COREL_MILVUS_URI={path} is a file, not a Milvus Lite database (a folder)"
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return (
-            f"COREL_MILVUS_URI={path}: this Milvus Lite database is open in another process "
-            "(Lite is one process; several need a Milvus server, see docs/scaling.md)"
-        )
-    finally:
-        os.close(fd)  # closing releases the lock
-    return None
 
 
 def _serve_workers(settings: Settings, listener: socket.socket) -> int:

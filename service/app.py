@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from corel.bundle import load_bundle
+from corel.bundle import Bundle, load_bundle
 from service import metrics
 from service.api.auth import require_api_key
 from service.api.deps import AppState
@@ -22,15 +22,14 @@ from service.api.routes import classes, clustering, embed, items, maps, neighbor
 from service.api.routes.docs import mount_docs
 from service.api.schemas.errors import errors
 from service.classes.index import ClassIndex
-from service.classes.store import ClassStore, FileClassStore
 from service.datadir.lock import DataDirLock
 from service.errors import ServiceError
 from service.inference.batcher import MicroBatcher
 from service.inference.embedder import Embedder
 from service.inference.inputs import Input
 from service.inference.runtime import EncoderRuntime
-from service.items.backend import open_items
 from service.settings import Settings
+from service.stores import stores_for
 from service.web import mount_web
 
 log = logging.getLogger(__name__)
@@ -41,9 +40,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: AppState = app.state.corel
     settings = state.settings
     state.ready = False
-    state.bundle = bundle = load_bundle(settings.bundle_path)  # BundleError names the problem
-    # `python -m service` takes it before binding the port; the milvus store needs none
-    own_lock = state.data_lock is None and settings.store == "embedded"
+    stores = stores_for(settings)
+    if state.bundle is None:  # `python -m service` loads it before binding the port
+        state.bundle = load_bundle(settings.bundle_path)  # BundleError names the problem
+    bundle = state.bundle
+    # `python -m service` takes it before binding the port too; the milvus store needs none
+    own_lock = state.data_lock is None and stores.holds_data_dir
     if own_lock:
         state.data_lock = DataDirLock(settings.data_dir)
         state.data_lock.acquire()  # DataDirInUseError: another server holds the directory
@@ -68,10 +70,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_image_pixels=settings.max_image_pixels,
             embedding_dim=bundle.manifest.embedding_dim,
         )
-        state.class_index = ClassIndex(bundle, open_class_store(settings))
+        state.class_index = ClassIndex(bundle, stores.open_classes())
         state.class_index.watch()  # a shared store: follow other replicas' changes
         metrics.INDEX_SIZE.labels(index="classes").set(len(state.class_index))
-        state.items = open_items(settings, bundle)
+        state.items = stores.open_items(bundle)
         await asyncio.to_thread(
             runtime.warm_up, bundle.manifest.input.shape, settings.max_batch_size
         )
@@ -107,14 +109,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             state.data_lock = None
 
 
-def open_class_store(settings: Settings) -> ClassStore:
-    if settings.store == "milvus":
-        from service.classes.milvus_store import MilvusClassStore  # pymilvus only when used
-
-        return MilvusClassStore.open(settings.milvus_uri, settings.milvus_prefix)
-    return FileClassStore(settings.data_dir)
-
-
 async def carry_over_classes(classes: ClassIndex, embedder: Embedder) -> None:
     """On a new model's first start, imprint the earlier model's imprinted classes again from
     their stored example inputs (a class vector of another model means nothing here)."""
@@ -143,10 +137,12 @@ async def carry_over_classes(classes: ClassIndex, embedder: Embedder) -> None:
 def create_app(
     *,
     settings: Settings | None = None,
+    bundle: Bundle | None = None,
     data_lock: DataDirLock | None = None,
     freeze_heap: bool = True,
 ) -> FastAPI:
-    """The app; `data_lock`, when given, is already held for `settings.data_dir`.
+    """The app; `bundle`, when given, is the one at `settings.bundle_path`, loaded (and so
+    verified) already; `data_lock`, when given, is already held for `settings.data_dir`.
 
     `freeze_heap`: once loaded, move the process's heap out of the garbage collector's view
     (right for a process that serves one app). Tests that run hundreds of apps in one
@@ -162,7 +158,9 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    state = AppState(settings=settings or Settings(), data_lock=data_lock, freeze_heap=freeze_heap)
+    state = AppState(
+        settings=settings or Settings(), bundle=bundle, data_lock=data_lock, freeze_heap=freeze_heap
+    )
     app.state.corel = state  # typed access for routes: service.api.deps
     install_error_handlers(app)
     app.add_middleware(

@@ -1,6 +1,6 @@
-"""What the routes need from an item store, and the one place that picks it (`open_items`).
+"""What the routes need from an item store: `ItemBackend`, over the types of types.py.
 
-Two implementations, chosen by `COREL_STORE`:
+Two implementations, chosen by `COREL_STORE` (service/stores.py, the one place that picks):
 
 - `embedded` (service.items.embedded.EmbeddedItems): SQLite in the data directory plus an
   in-process FAISS cache; one process, which holds the directory exclusively.
@@ -10,7 +10,7 @@ Two implementations, chosen by `COREL_STORE`:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -26,11 +26,7 @@ from service.items.types import (
     VectorRows,
 )
 
-if TYPE_CHECKING:
-    from corel.bundle import Bundle
-    from service.settings import Settings
-
-__all__ = ["ItemBackend", "open_items"]
+__all__ = ["ItemBackend"]
 
 
 class ItemBackend(Protocol):
@@ -85,14 +81,3 @@ class ItemBackend(Protocol):
     ) -> list[list[Neighbour]]: ...
 
     async def corpus(self, limit: int) -> VectorRows: ...
-
-
-def open_items(settings: Settings, bundle: Bundle) -> ItemBackend:
-    """The configured store, loading or connecting in the background (see `is_ready`)."""
-    if settings.store == "milvus":
-        from service.items.milvus import MilvusItems  # pymilvus only when it is used
-
-        return MilvusItems.open(settings=settings, bundle=bundle)
-    from service.items.embedded import EmbeddedItems
-
-    return EmbeddedItems.open(settings=settings, bundle=bundle)
