@@ -107,17 +107,17 @@ class ItemIndex:
     def clone(self) -> ItemIndex:
         """A copy that can be changed while this one keeps serving searches."""
         copy = ItemIndex(
-            self.dim,
-            kind=self.kind,
-            use_gpu=self.on_gpu,
-            ef_search=self.ef_search,
-            nprobe=self.nprobe,
-            raw=faiss.clone_index(self._cpu()),
+            self.dim, kind=self.kind, raw=faiss.clone_index(self._cpu()), **self.options
         )
         copy._tombstones = set(self._tombstones)
         return copy
 
     # -- state -------------------------------------------------------------------------
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keyword options it was made with (`build` and `load` take them as well)."""
+        return {"use_gpu": self.on_gpu, "ef_search": self.ef_search, "nprobe": self.nprobe}
 
     @property
     def device(self) -> Literal["cpu", "gpu"]:
