@@ -37,6 +37,9 @@ __all__ = ["router"]
 router = APIRouter(tags=["items"], route_class=ORJSONRoute)
 
 
+MAX_PAGE_OFFSET = 1_000_000_000
+
+
 @router.post(
     "/items",
     status_code=status.HTTP_201_CREATED,
@@ -110,7 +113,9 @@ async def get_item_input(
 async def list_items(
     items: ItemsDep,
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # bounded: SQLite's integers stop at 2**63 - 1, and an offset past the items gives an
+    # empty page long before this
+    offset: Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET)] = 0,
     cursor: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,18}$", description="`next_cursor` of a page")
     ] = None,

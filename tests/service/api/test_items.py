@@ -136,6 +136,18 @@ def test_list_items_pages_by_cursor_and_filters_by_label(http: TestClient) -> No
     assert http.get("/items", params={"limit": 0}).status_code == 422
 
 
+@pytest.mark.parametrize("params", [{"offset": 10**20}, {"offset": 10**20, "cursor": "55"}])
+def test_list_items_offset_out_of_range_is_422_not_500(
+    http: TestClient, params: dict[str, Any]
+) -> None:
+    response = http.get("/items", params=params)
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert error["details"][0]["loc"] == ["query", "offset"]
+
+
 def _store(http: TestClient, metadata: list[dict[str, Any]], labels: str = "ab") -> None:
     """Items m0, m1, ... with these metadata, labelled a, b, a, ... (raw vectors)."""
     items = [{"id": f"m{n}", "vector": [1.0 + n] + [1.0] * 127, "label": labels[n % len(labels)],
