@@ -10,16 +10,17 @@ Two implementations, chosen by `COREL_STORE` (service/stores.py, the one place t
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Unpack
 
 import numpy as np
 
 from service.items.types import (
     EmbedSources,
     IndexStats,
-    MetadataValue,
+    ItemFilter,
     Neighbour,
     NewItem,
+    PageQuery,
     ReembedResult,
     SearchOptions,
     StoredItem,
@@ -46,29 +47,25 @@ class ItemBackend(Protocol):
 
     def stats(self) -> IndexStats: ...
 
-    async def check_new_ids(self, ids: list[str]) -> None: ...
+    async def check_new_ids(self, ids: list[str]) -> None:
+        """409 when any of these ids is stored."""
+        ...
 
-    async def add(self, items: list[NewItem]) -> list[StoredItem]: ...
+    async def add(self, items: list[NewItem]) -> list[StoredItem]:
+        """Store the items, all or none, and make them searchable. Acknowledged on return:
+        committed to SQLite and fsynced (embedded), or in Milvus's write-ahead log (milvus:
+        service/milvus.py)."""
+        ...
 
     async def get(self, item_id: str) -> StoredItem: ...
 
-    async def page(
-        self,
-        *,
-        limit: int,
-        after_seq: int = 0,
-        offset: int = 0,
-        label: str | None = None,
-        metadata: dict[str, MetadataValue] | None = None,
-    ) -> list[StoredItem]:
+    async def page(self, **query: Unpack[PageQuery]) -> list[StoredItem]:
         """Items of every model in seq order (insertion order), after `after_seq`, skipping
         `offset`; only those with this label and these metadata fields (equal, JSON types
         kept apart, as /neighbors filters), when given."""
         ...
 
-    async def count(
-        self, *, label: str | None = None, metadata: dict[str, MetadataValue] | None = None
-    ) -> int:
+    async def count(self, **where: Unpack[ItemFilter]) -> int:
         """Items of every model that `page` would list with these filters, over all pages."""
         ...
 

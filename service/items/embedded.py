@@ -19,27 +19,22 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Unpack
 
 import faiss
 import numpy as np
 
 from corel.bundle import ENCODER_FILE, Bundle
 from service.datadir.layout import DataDir
-from service.errors import NotFoundError, ServiceUnavailableError
+from service.errors import NotFoundError
+from service.items.background import StartsInBackground
 from service.items.live_index import LiveIndex
 from service.items.sqlite_store import ItemStore
 from service.items.types import (
-    EmbedSources,
-    IndexSetting,
     IndexStats,
-    MetadataValue,
     Neighbour,
-    NewItem,
     ReembedFailure,
     ReembedResult,
-    SearchOptions,
-    StoredItem,
-    VectorRows,
     check_new_items,
     embed_each,
     rank,
@@ -47,12 +42,27 @@ from service.items.types import (
 )
 from service.settings import Settings
 
+if TYPE_CHECKING:  # in annotations only
+    from service.items.types import (
+        EmbedSources,
+        IndexSetting,
+        ItemFilter,
+        NewItem,
+        PageQuery,
+        SearchOptions,
+        StoredItem,
+        VectorRows,
+    )
+
 __all__ = ["EmbeddedItems"]
 
 log = logging.getLogger(__name__)
 
 
-class EmbeddedItems:
+class EmbeddedItems(StartsInBackground):
+    _thread_name = "item-index-load"
+    _waiting = "the item index is still loading"
+
     def __init__(
         self,
         store: ItemStore,
@@ -63,6 +73,7 @@ class EmbeddedItems:
         kind: IndexSetting = "auto",
         auto_threshold: int = 50_000,
     ) -> None:
+        super().__init__()
         self.store, self.model_id, self.dim, self.kind = store, model_id, dim, kind
         self._index = LiveIndex(
             dim,
@@ -73,10 +84,6 @@ class EmbeddedItems:
             auto_threshold=auto_threshold,
         )
         self._lock = threading.Lock()  # a store write and its index change, as one step
-        self._ready = threading.Event()
-        self._load_error: str | None = None
-        self._loader: threading.Thread | None = None
-        self._closing = threading.Event()
 
     @classmethod
     def open(cls, *, settings: Settings, bundle: Bundle) -> EmbeddedItems:
@@ -92,15 +99,8 @@ class EmbeddedItems:
         service.start()
         return service
 
-    def start(self) -> None:
-        """Load the index in a thread; `is_ready` turns True when it is in step with the store."""
-        self._loader = threading.Thread(target=self._load, name="item-index-load", daemon=True)
-        self._loader.start()
-
     def close(self) -> None:
-        self._closing.set()
-        if self._loader is not None:
-            self._loader.join()
+        self._stop()
         self._index.close()
         with self._lock:
             self.store.close()
@@ -108,15 +108,8 @@ class EmbeddedItems:
     # -- state -------------------------------------------------------------------------
 
     @property
-    def is_ready(self) -> bool:
-        return self._ready.is_set()
-
-    @property
     def index_size(self) -> int:
         return self._index.size if self.is_ready else 0
-
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        return self._ready.wait(timeout)
 
     def stats(self) -> IndexStats:
         counts = self.store.count_by_model(self.model_id)
@@ -134,14 +127,10 @@ class EmbeddedItems:
             load_error=self._load_error,
         )
 
-    def _require_ready(self) -> None:
-        if not self.is_ready:
-            why = self._load_error or "the item index is still loading"
-            raise ServiceUnavailableError(why)
-
     # -- loading -----------------------------------------------------------------------
 
-    def _load(self) -> None:
+    def _run(self) -> None:
+        """Load the snapshot and catch it up with the store, in step when ready."""
         started, delay = time.perf_counter(), 1.0
         while True:
             try:
@@ -200,28 +189,11 @@ class EmbeddedItems:
             raise NotFoundError(f"no item with id {item_id!r}")
         return item
 
-    async def page(
-        self,
-        *,
-        limit: int,
-        after_seq: int = 0,
-        offset: int = 0,
-        label: str | None = None,
-        metadata: dict[str, MetadataValue] | None = None,
-    ) -> list[StoredItem]:
-        return await asyncio.to_thread(
-            self.store.page,
-            limit=limit,
-            after_seq=after_seq,
-            offset=offset,
-            label=label,
-            metadata=metadata,
-        )
+    async def page(self, **query: Unpack[PageQuery]) -> list[StoredItem]:
+        return await asyncio.to_thread(self.store.page, **query)
 
-    async def count(
-        self, *, label: str | None = None, metadata: dict[str, MetadataValue] | None = None
-    ) -> int:
-        return await asyncio.to_thread(self.store.count, label=label, metadata=metadata)
+    async def count(self, **where: Unpack[ItemFilter]) -> int:
+        return await asyncio.to_thread(self.store.count, **where)
 
     async def delete(self, item_id: str) -> None:
         self._require_ready()

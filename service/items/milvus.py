@@ -19,9 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
@@ -31,15 +30,17 @@ from service.errors import (
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
-    ServiceUnavailableError,
 )
+from service.items.background import StartsInBackground
 from service.items.types import (
     EmbedSources,
     IndexStats,
+    ItemFilter,
     MetadataValue,
     ModelCounts,
     Neighbour,
     NewItem,
+    PageQuery,
     ReembedFailure,
     ReembedResult,
     SearchOptions,
@@ -71,7 +72,7 @@ _FIELDS = ["seq", "id", "model_id", "vector", "label", "metadata", "source", "cr
 # GET /neighbors's two calls: p50 13.4 -> 12.1 ms, p99 85 -> 59 ms
 _HIT_FIELDS = [f for f in _FIELDS if f != "source"]
 # Milvus caps a query's limit (+offset) at this
-_QUERY_WINDOW = 16_384
+QUERY_WINDOW = 16_384
 _INDEX = {
     "flat": ("FLAT", {}, {}),
     "hnsw": ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128}),
@@ -98,30 +99,38 @@ def _row_to_item(row: dict[str, Any]) -> StoredItem:
     )
 
 
-def _metadata_filter(metadata: dict[str, MetadataValue]) -> tuple[list[str], dict[str, None]]:
-    """(Milvus clauses, keys that must hold null): Milvus cannot compare with null, so those
-    are checked on the rows."""
-    clauses: list[str] = []
-    nulls: dict[str, None] = {}
-    for key, value in metadata.items():
+def _filter_clauses(
+    label: str | None, metadata: dict[str, MetadataValue] | None, *, lite: bool
+) -> tuple[list[str], list[str]]:
+    """(Milvus clauses, metadata keys that must hold null) of a label and metadata filter.
+
+    Milvus cannot tell a null value from a missing key, so the rows a null key selects are
+    checked here (`_holds_nulls`); its clause only narrows them down: on a Milvus server to
+    the rows that have the key (`exists` holds for a null value there), on Milvus Lite to
+    those whose key is null or missing (`exists` is false for a null value there, and
+    `is null` holds for both)."""
+    clauses = [] if label is None else [f"label == {quote(label)}"]
+    nulls: list[str] = []
+    for key, value in (metadata or {}).items():
         field = f"metadata[{quote(key)}]"
         if value is None:
-            clauses.append(f"exists {field}")
-            nulls[key] = None
+            clauses.append(f"{field} is null" if lite else f"exists {field}")
+            nulls.append(key)
         else:  # true stays apart from 1: Milvus compares JSON values by type
             clauses.append(f"{field} == {quote(value)}")
     return clauses, nulls
 
 
-def _list_filter(
-    label: str | None, metadata: dict[str, MetadataValue] | None
-) -> tuple[list[str], dict[str, None]]:
-    """(Milvus clauses, keys that must hold null) of a listing's label and metadata filter."""
-    clauses, nulls = _metadata_filter(metadata or {})
-    return ([] if label is None else [f"label == {quote(label)}"]) + clauses, nulls
+def _holds_nulls(row: dict[str, Any], nulls: list[str]) -> bool:
+    """Whether the row's metadata has each of these keys, with the value null."""
+    metadata = row["metadata"] or {}
+    return all(key in metadata and metadata[key] is None for key in nulls)
 
 
-class MilvusItems:
+class MilvusItems(StartsInBackground):
+    _thread_name = "milvus-items"
+    _waiting = "connecting to Milvus"
+
     def __init__(
         self,
         client: MilvusClient,
@@ -132,6 +141,7 @@ class MilvusItems:
         kind: str,
         lite: bool = False,
     ) -> None:
+        super().__init__()
         self.client, self.prefix, self.model_id, self.dim, self.kind = (
             client,
             prefix,
@@ -142,13 +152,10 @@ class MilvusItems:
         # the index on `id` (lookups by id): Trie on a Milvus server (2.3 has no other for
         # strings); Milvus Lite has INVERTED only
         self._id_index = "INVERTED" if lite else "Trie"
+        self._lite = lite
         self.collection = f"{prefix}_items_{model_id[:16]}"
-        self._ready = threading.Event()
-        self._closing = threading.Event()
-        self._load_error: str | None = None
         self._size = 0  # refreshed in the background: /model and /metrics read it per request
         self._others: list[str] = []  # other models' collections, listed in the background
-        self._watcher: threading.Thread | None = None
 
     @classmethod
     def open(cls, *, settings: Settings, bundle: Bundle) -> MilvusItems:
@@ -160,30 +167,20 @@ class MilvusItems:
             kind=settings.index_kind,
             lite=settings.milvus_lite,
         )
-        items._watcher = threading.Thread(target=items._watch, name="milvus-items", daemon=True)
-        items._watcher.start()
+        items.start()
         return items
 
     # -- state -------------------------------------------------------------------------
 
     @property
-    def is_ready(self) -> bool:
-        return self._ready.is_set()
-
-    @property
     def index_size(self) -> int:
         return self._size if self.is_ready else 0
 
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        return self._ready.wait(timeout)
-
     def close(self) -> None:
-        self._closing.set()
-        if self._watcher is not None:
-            self._watcher.join()
+        self._stop()
         self.client.close()
 
-    def _watch(self) -> None:
+    def _run(self) -> None:
         """Create or load the collection (retrying while Milvus is away), then keep the
         item count that /model and /metrics show about a second fresh."""
         delay = 1.0
@@ -258,10 +255,6 @@ class MilvusItems:
     def _count(self, collection: str, where: str) -> int:
         rows = self._query(collection, where, fields=["count(*)"])
         return int(rows[0]["count(*)"])
-
-    def _require_ready(self) -> None:
-        if not self.is_ready:
-            raise ServiceUnavailableError(self._load_error or "connecting to Milvus")
 
     def stats(self) -> IndexStats:
         with milvus_errors("item counts"):
@@ -355,27 +348,13 @@ class MilvusItems:
                     return _row_to_item(rows[0])
         return None
 
-    async def page(
-        self,
-        *,
-        limit: int,
-        after_seq: int = 0,
-        offset: int = 0,
-        label: str | None = None,
-        metadata: dict[str, MetadataValue] | None = None,
-    ) -> list[StoredItem]:
+    async def page(self, **query: Unpack[PageQuery]) -> list[StoredItem]:
         self._require_ready()
-        return await asyncio.to_thread(self._page, limit, after_seq, offset, label, metadata)
+        return await asyncio.to_thread(self._page, query)
 
-    def _page(
-        self,
-        limit: int,
-        after: int,
-        offset: int,
-        label: str | None,
-        metadata: dict[str, MetadataValue] | None,
-    ) -> list[StoredItem]:
-        clauses, nulls = _list_filter(label, metadata)
+    def _page(self, query: PageQuery) -> list[StoredItem]:
+        limit, after, offset = query["limit"], query.get("after_seq", 0), query.get("offset", 0)
+        clauses, nulls = _filter_clauses(query.get("label"), query.get("metadata"), lite=self._lite)
         with milvus_errors("listing items"):
             # each collection's first offset + limit matches hold the answer's
             rows = [
@@ -390,7 +369,7 @@ class MilvusItems:
         self,
         collection: str,
         clauses: list[str],
-        nulls: dict[str, None],
+        nulls: list[str],
         *,
         after: int,
         want: int | None,
@@ -400,26 +379,24 @@ class MilvusItems:
         windows (Milvus caps one query's rows), the null fields checked here."""
         out: list[dict[str, Any]] = []
         while want is None or len(out) < want:
-            ask = _QUERY_WINDOW
+            ask = QUERY_WINDOW
             if want is not None:  # with nulls, some candidates fail: read a few more at once
-                ask = min(max(want - len(out), 1_000 if nulls else 0), _QUERY_WINDOW)
+                ask = min(max(want - len(out), 1_000 if nulls else 0), QUERY_WINDOW)
             where = " and ".join([f"seq > {after}", *clauses])
             window = self._query(collection, where, limit=ask, fields=fields)
-            out += [r for r in window if all((r["metadata"] or {}).get(k) is None for k in nulls)]
+            out += [r for r in window if _holds_nulls(r, nulls)]
             if len(window) < ask:
                 break
             after = max(int(r["seq"]) for r in window)
         out.sort(key=lambda r: int(r["seq"]))
         return out if want is None else out[:want]
 
-    async def count(
-        self, *, label: str | None = None, metadata: dict[str, MetadataValue] | None = None
-    ) -> int:
+    async def count(self, **where: Unpack[ItemFilter]) -> int:
         self._require_ready()
-        return await asyncio.to_thread(self._count_all, label, metadata)
+        return await asyncio.to_thread(self._count_all, where)
 
-    def _count_all(self, label: str | None, metadata: dict[str, MetadataValue] | None) -> int:
-        clauses, nulls = _list_filter(label, metadata)
+    def _count_all(self, where: ItemFilter) -> int:
+        clauses, nulls = _filter_clauses(where.get("label"), where.get("metadata"), lite=self._lite)
         with milvus_errors("counting items"):
             if nulls:  # Milvus cannot count them: the candidates are read and checked here
                 fields = ["seq", "metadata"]
@@ -546,14 +523,11 @@ class MilvusItems:
 
     def _filter(self, options: SearchOptions) -> str | None:
         """The filter expression of the options; None when no item can match."""
-        clauses = [] if options.label is None else [f"label == {quote(options.label)}"]
-        metadata_clauses, nulls = _metadata_filter(options.metadata or {})
-        clauses += metadata_clauses
-        if nulls:  # resolve to the matching seqs here
-            rows = self._query(
-                self.collection, " and ".join(clauses), limit=_QUERY_WINDOW, fields=["metadata"]
-            )
-            seqs = [int(r["seq"]) for r in rows if all(r["metadata"].get(k) is None for k in nulls)]
+        clauses, nulls = _filter_clauses(options.label, options.metadata, lite=self._lite)
+        if nulls:  # Milvus cannot compare with null: the matching seqs are found here, all
+            fields = ["seq", "metadata"]
+            rows = self._scan(self.collection, clauses, nulls, after=0, want=None, fields=fields)
+            seqs = [int(r["seq"]) for r in rows]
             return f"seq in {seqs}" if seqs else None
         return " and ".join(clauses)
 
@@ -571,7 +545,7 @@ class MilvusItems:
                 window = self._query(
                     self.collection,
                     f"seq > {after}",
-                    limit=min(limit - len(rows), _QUERY_WINDOW),
+                    limit=min(limit - len(rows), QUERY_WINDOW),
                     fields=["seq", "id", "label", "vector"],
                 )
                 rows += window

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, Required, TypedDict
 
 import numpy as np
 
@@ -36,11 +36,13 @@ __all__ = [
     "IndexSetting",
     "IndexStats",
     "IndexStatus",
+    "ItemFilter",
     "JobStatus",
     "MetadataValue",
     "ModelCounts",
     "Neighbour",
     "NewItem",
+    "PageQuery",
     "ReembedFailure",
     "ReembedResult",
     "SearchOptions",
@@ -100,6 +102,23 @@ class VectorRows:
 
 def no_vector_rows() -> VectorRows:
     return VectorRows(np.zeros(0, np.int64), [], [], np.zeros((0, 0), np.float32))
+
+
+class ItemFilter(TypedDict, total=False):
+    """What a listing or count keeps: items with this label and these metadata fields
+    (equal, JSON types kept apart: true is not 1), each when given and not None."""
+
+    label: str | None
+    metadata: dict[str, MetadataValue] | None
+
+
+class PageQuery(ItemFilter):
+    """A page of a listing in seq (insertion) order: at most `limit` items after seq
+    `after_seq` (0 when left out), the first `offset` (0) of them skipped."""
+
+    limit: Required[int]
+    after_seq: NotRequired[int]
+    offset: NotRequired[int]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Inputs to embeddings: parsing, preprocessing by the manifest, the ONNX runtime, batching."""

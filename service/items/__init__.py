@@ -1,0 +1,1 @@
+"""Items and their neighbours: the contract (types.py, backend.py) and its two stores."""
