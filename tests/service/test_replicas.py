@@ -1,5 +1,5 @@
 """Stateless replicas on one Milvus (COREL_STORE=milvus): real server processes, a real
-milvus-server (tests/support/milvus.py).
+milvus-server (harness/milvus.py).
 
 What is promised (docs/scaling.md): an item or class written through one replica is seen
 by the others within about a second; an item is acknowledged (201) once it is in Milvus's
