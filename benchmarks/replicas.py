@@ -19,7 +19,10 @@ real service processes (`python -m service`, COREL_STORE=milvus):
    every process of the Milvus server is killed (SIGKILL to its group), the server started
    again on the same data folder, and every acknowledged id read back through B.
 
-Prints one markdown table per part and the command that reproduces it.
+Prints one markdown table per part, headed by where it came from (commit, machine, load,
+the command that reproduces it), and writes it to benchmarks/results/: replicas.md for
+every part, replicas_throughput.md with --throughput-only, replicas_crashes.md with
+--skip-throughput, each with `_quick` before the suffix in quick mode (--out changes it).
 
     python benchmarks/replicas.py            # about 3 minutes
     python benchmarks/replicas.py --quick    # 3 s wrk runs, fewer repeats
@@ -33,15 +36,13 @@ import base64
 import contextlib
 import functools
 import os
-import platform
-import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,41 +51,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
-from benchmarks.item_search import children_cpu, tree_cpu  # noqa: E402
+from harness import DEFAULT_BUNDLE, FASHION_DIR, RESULTS, wrk  # noqa: E402
 from harness.milvus import MilvusServer, start_milvus  # noqa: E402
+from harness.progress import say  # noqa: E402
+from harness.results import Provenance  # noqa: E402
 from harness.server import LocalServer, launch  # noqa: E402
 from harness.writers import vector as _vector  # noqa: E402
 from harness.writers import write_until_killed  # noqa: E402
-from tests.conftest import FASHION_DIR  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
-
-BUNDLE = ROOT / "models" / "fashion-mnist-cosine"
-_T0 = time.perf_counter()
-
-
-def say(message: str) -> None:
-    elapsed = time.perf_counter() - _T0
-    load = os.getloadavg()[0]
-    print(f"[{elapsed:7.1f} s | load {load:5.2f}] {message}", file=sys.stderr, flush=True)
-
-
-LUA = """
-local headers = {["Content-Type"] = "application/json"}
-local bodies = {
-{BODIES}
-}
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("POST", "/classify", headers, bodies[(n % #bodies) + 1])
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("WRK %f %f %f %f %f\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), e.status + e.connect + e.read + e.write
-    + e.timeout))
-end
-"""
 
 
 def classify_bodies(images: np.ndarray) -> list[str]:
@@ -96,41 +70,29 @@ def classify_bodies(images: np.ndarray) -> list[str]:
 
 
 def run_wrk(
-    server: LocalServer, script: Path, seconds: int, milvus: MilvusServer
+    server: LocalServer, script: str, seconds: int, milvus: MilvusServer, work: Path
 ) -> dict[str, float]:
-    cpu0, started = tree_cpu(server.process.pid), time.perf_counter()
-    wrk0 = children_cpu()
+    """POST /classify at concurrency 32; CPU of the server (all its workers), of wrk and of
+    Milvus (its own upkeep, time ticks and the workers' polls, shares these cores)."""
     milvus_pid = milvus.process.pid if milvus.process is not None else None
-    milvus0 = tree_cpu(milvus_pid) if milvus_pid is not None else 0.0
-    done = subprocess.run(
-        ["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "--timeout", "30s",
-         "-s", str(script), server.url],
-        capture_output=True, text=True, timeout=seconds + 120,
-    )  # fmt: skip
-    wall = time.perf_counter() - started
-    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK ")), None)
-    if done.returncode != 0 or line is None:
-        raise SystemExit(f"wrk failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")
-    requests, duration_us, p50, p99, errors = map(float, line.split()[1:])
-    if errors:  # a rate of failed requests says nothing (a body-less POST is a fast 422)
-        raise SystemExit(f"wrk: {errors:.0f} of {requests:.0f} requests failed or were not 2xx")
+    watch = {"server": server.process.pid, "milvus": milvus_pid}
+    cell = wrk.run(server.url, script, connections=32, seconds=seconds, work=work, watch=watch)
+    if cell.errors:  # a rate of failed requests says nothing (a body-less POST is a fast 422)
+        raise SystemExit(f"wrk: {cell.errors} of {cell.requests} requests failed or were not 2xx")
     return {
-        "rps": requests / (duration_us / 1e6),
-        "p50": p50 / 1000,
-        "p99": p99 / 1000,
-        "server_cpu": 100 * (tree_cpu(server.process.pid) - cpu0) / wall,
-        "client_cpu": 100 * (children_cpu() - wrk0) / wall,
-        # Milvus's own upkeep (time ticks, the workers' polls): it shares these 2 cores
-        "milvus_cpu": (
-            100 * (tree_cpu(milvus_pid) - milvus0) / wall if milvus_pid is not None else 0.0
-        ),
-        "load": os.getloadavg()[0],
+        "rps": cell.rps,
+        "p50": cell.p50_ms,
+        "p99": cell.p99_ms,
+        "server_cpu": cell.cpu["server"],
+        "client_cpu": cell.wrk_cpu,
+        "milvus_cpu": cell.cpu.get("milvus", 0.0),
+        "load": cell.load,
     }
 
 
 def start(env: dict[str, str], work: Path, name: str) -> LocalServer:
     return launch(
-        bundle=BUNDLE, data_dir=work / name, log=work / f"{name}.log", env=env, timeout=180
+        bundle=DEFAULT_BUNDLE, data_dir=work / name, log=work / f"{name}.log", env=env, timeout=180
     )
 
 
@@ -162,9 +124,7 @@ def throughput(
 ) -> list[tuple[str, int, dict[str, float]]]:
     """(server, round, wrk cell) for each server in each round: the servers take turns, so
     that a change of the machine's load falls on all of them alike."""
-    script = work / "classify.lua"
-    bodies = ",\n".join("[==[" + b + "]==]" for b in classify_bodies(images[:200]))
-    script.write_text(LUA.replace("{BODIES}", bodies))
+    script = wrk.lua_cycle([("POST", "/classify", b) for b in classify_bodies(images[:200])])
     rows = []
     for round_ in range(1, rounds + 1):
         for label, env in [
@@ -174,8 +134,8 @@ def throughput(
         ]:
             server = start(env, work, label.replace(", ", "-").replace(" ", ""))
             try:
-                run_wrk(server, script, 2, milvus)  # warm-up, not counted
-                cell = run_wrk(server, script, seconds, milvus)
+                run_wrk(server, script, 2, milvus, work)  # warm-up, not counted
+                cell = run_wrk(server, script, seconds, milvus, work)
             finally:
                 server.stop()
             say(f"round {round_}, {label}: {cell['rps']:,.0f} requests/s, p99 {cell['p99']:.1f} ms")
@@ -223,7 +183,17 @@ def missing_through(server: LocalServer, ids: list[str], wait: float = 120) -> l
         return [i for i in ids if client.get(f"/items/{i}").status_code != 200]
 
 
-def main(argv: list[str] | None = None) -> None:
+@dataclass
+class Crashes:
+    """Visibility across replicas and what the two kills lost."""
+
+    item_s: list[float]  # seconds until B listed an item written through A
+    class_s: list[float]  # and predicted a class imprinted through A
+    replica: tuple[list[str], list[str]]  # acknowledged, lost
+    milvus: tuple[list[str], list[str], float]  # acknowledged, lost, seconds until read back
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 s wrk runs, fewer repeats")
     parser.add_argument(
@@ -236,14 +206,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--keep", type=Path, help="work in this new folder and keep it (the servers' logs)"
     )
+    parser.add_argument("--out", type=Path, help="the markdown file (default: by the parts run)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        part = "_throughput" if args.throughput_only else "_crashes" if args.skip_throughput else ""
+        args.out = RESULTS / f"replicas{part}{'_quick' if args.quick else ''}.md"
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    provenance = Provenance.begin("benchmarks/replicas.py", argv)
+    args = parse_args(argv)
     # SIGTERM ends the run like Ctrl-C: the servers and Milvus are stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     seconds, repeats = (3, 7) if args.quick else (15, 20)
     images, labels = load_fashion_mnist_split(FASHION_DIR, "test")
-    load_before = os.getloadavg()
+    crashes = None
     with contextlib.ExitStack() as cleanup:
         if args.keep is None:
             work = Path(
@@ -256,79 +236,94 @@ def main(argv: list[str] | None = None) -> None:
         milvus: MilvusServer = start_milvus(work / "milvus")
         env = {"COREL_STORE": "milvus", "COREL_MILVUS_URI": milvus.uri,
                "COREL_MILVUS_PREFIX": f"bench{os.getpid()}"}  # fmt: skip
-        servers: list[LocalServer] = []
         try:
             rows = (
                 []
                 if args.skip_throughput
                 else throughput(milvus, env, work, images, seconds, args.rounds)
             )
-            if args.throughput_only:
-                print("\n".join([*throughput_table(rows), command_line(args)]))
-                return
-            a, b, c = (start(env, work, name) for name in "abc")
-            servers += [a, b, c]
-            say("visibility across replicas")
-            item_s, class_s = visibility(a, b, images, labels, repeats)
-            say(
-                f"item seen by B after {np.nanmedian(item_s):.3f} s (median), "
-                f"{np.nanmax(item_s):.3f} s (max); class after {np.nanmax(class_s):.3f} s (max)"
-            )
-            say("kill -9 of a replica under 4 writers")
-            acked_c = writers_until_kill(c.url, c.kill, "kc")
-            lost_c = missing_through(b, acked_c)
-            say(f"replica killed: {len(acked_c)} acknowledged, {len(lost_c)} lost")
-            say("kill -9 of the Milvus server under 4 writers")
-            killed_at: list[float] = []
-
-            def kill_milvus() -> None:
-                killed_at.append(time.perf_counter())
-                milvus.kill()
-
-            acked_m = writers_until_kill(b.url, kill_milvus, "km")
-            say("starting milvus-server again on its data")
-            milvus = start_milvus(work / "milvus", timeout=900)
-            say(
-                f"milvus-server answers again, {time.perf_counter() - killed_at[0]:.0f} s "
-                f"after the kill ({milvus.ports_waited:.0f} s of it waiting for its ports)"
-            )
-            lost_m = missing_through(b, acked_m)
-            back_s = time.perf_counter() - killed_at[0]
-            say(f"Milvus killed: {len(acked_m)} acknowledged, {len(lost_m)} lost")
+            if not args.throughput_only:
+                crashes, milvus = across_replicas(milvus, env, work, images, labels, repeats)
         finally:
-            for server in servers:
-                server.stop()
             milvus.stop()
-    report(rows, item_s, class_s, (acked_c, lost_c), (acked_m, lost_m, back_s), load_before, args)
+    text = provenance.document("Scaling out on one machine", report(rows, crashes))
+    print(text, end="")
+    provenance.write(args.out, text)
+    say(f"wrote {args.out}")
 
 
-def report(rows, item_s, class_s, replica_kill, milvus_kill, load_before, args) -> None:
+def across_replicas(
+    milvus: MilvusServer,
+    env: dict[str, str],
+    work: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    repeats: int,
+) -> tuple[Crashes, MilvusServer]:
+    """Parts 2 to 4 on three replicas; the Milvus server running at the end (started again)."""
+    servers: list[LocalServer] = []
+    try:
+        a, b, c = (start(env, work, name) for name in "abc")
+        servers += [a, b, c]
+        say("visibility across replicas")
+        item_s, class_s = visibility(a, b, images, labels, repeats)
+        say(
+            f"item seen by B after {np.nanmedian(item_s):.3f} s (median), "
+            f"{np.nanmax(item_s):.3f} s (max); class after {np.nanmax(class_s):.3f} s (max)"
+        )
+        say("kill -9 of a replica under 4 writers")
+        acked_c = writers_until_kill(c.url, c.kill, "kc")
+        lost_c = missing_through(b, acked_c)
+        say(f"replica killed: {len(acked_c)} acknowledged, {len(lost_c)} lost")
+        say("kill -9 of the Milvus server under 4 writers")
+        killed_at: list[float] = []
+
+        def kill_milvus() -> None:
+            killed_at.append(time.perf_counter())
+            milvus.kill()
+
+        acked_m = writers_until_kill(b.url, kill_milvus, "km")
+        say("starting milvus-server again on its data")
+        milvus = start_milvus(work / "milvus", timeout=900)
+        say(
+            f"milvus-server answers again, {time.perf_counter() - killed_at[0]:.0f} s "
+            f"after the kill ({milvus.ports_waited:.0f} s of it waiting for its ports)"
+        )
+        lost_m = missing_through(b, acked_m)
+        back_s = time.perf_counter() - killed_at[0]
+        say(f"Milvus killed: {len(acked_m)} acknowledged, {len(lost_m)} lost")
+    finally:
+        for server in servers:
+            server.stop()
+    return Crashes(item_s, class_s, (acked_c, lost_c), (acked_m, lost_m, back_s)), milvus
+
+
+def report(rows: list[tuple[str, int, dict[str, float]]], crashes: Crashes | None) -> str:
+    """The tables of the parts that ran."""
     out = throughput_table(rows)
-    out += [
-        "### Visibility across replicas (seconds from A's answer until B's)",
-        "",
-        "| what | n | p50 s | max s |",
-        "|---|---:|---:|---:|",
-        f"| item → B's GET /neighbors | {len(item_s)} | {np.nanmedian(item_s):.3f} | "
-        f"{np.nanmax(item_s):.3f} |",
-        f"| class → B's /classify | {len(class_s)} | {np.nanmedian(class_s):.3f} | "
-        f"{np.nanmax(class_s):.3f} |",
-        "",
-        "### kill -9 under 4 writers (POST /items, 1 item each)",
-        "",
-        "| killed | acknowledged | lost | note |",
-        "|---|---:|---:|---|",
-        f"| a replica | {len(replica_kill[0])} | {len(replica_kill[1])} | read through another "
-        "replica |",
-        f"| the Milvus server (every process) | {len(milvus_kill[0])} | {len(milvus_kill[1])} | "
-        f"restarted on its data; all read back {milvus_kill[2]:.0f} s after the kill |",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, load before "
-        f"{load_before[0]:.2f} (shared with other work: figures vary run to run).",
-        "",
-        command_line(args),
-    ]
-    print("\n".join(out))
+    if crashes is not None:
+        item_s, class_s = crashes.item_s, crashes.class_s
+        (acked_c, lost_c), (acked_m, lost_m, back_s) = crashes.replica, crashes.milvus
+        out += [
+            "### Visibility across replicas (seconds from A's answer until B's)",
+            "",
+            "| what | n | p50 s | max s |",
+            "|---|---:|---:|---:|",
+            f"| item → B's GET /neighbors | {len(item_s)} | {np.nanmedian(item_s):.3f} | "
+            f"{np.nanmax(item_s):.3f} |",
+            f"| class → B's /classify | {len(class_s)} | {np.nanmedian(class_s):.3f} | "
+            f"{np.nanmax(class_s):.3f} |",
+            "",
+            "### kill -9 under 4 writers (POST /items, 1 item each)",
+            "",
+            "| killed | acknowledged | lost | note |",
+            "|---|---:|---:|---|",
+            f"| a replica | {len(acked_c)} | {len(lost_c)} | read through another replica |",
+            f"| the Milvus server (every process) | {len(acked_m)} | {len(lost_m)} | "
+            f"restarted on its data; all read back {back_s:.0f} s after the kill |",
+            "",
+        ]
+    return "\n".join(out)
 
 
 def throughput_table(rows: list[tuple[str, int, dict[str, float]]]) -> list[str]:
@@ -362,20 +357,6 @@ def throughput_table(rows: list[tuple[str, int, dict[str, float]]]) -> list[str]
         f"({each}; target >= 1.7x: {verdict})",
         "",
     ]
-
-
-def command_line(args: argparse.Namespace) -> str:
-    return "    " + shlex.join(["python", "benchmarks/replicas.py", *argv_of(args)])
-
-
-def argv_of(args: argparse.Namespace) -> list[str]:
-    flags = [
-        ("--quick", args.quick),
-        ("--skip-throughput", args.skip_throughput),
-        ("--throughput-only", args.throughput_only),
-    ]
-    rounds = [] if args.rounds == 2 else ["--rounds", str(args.rounds)]
-    return [flag for flag, on in flags if on] + rounds
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The two item stores side by side on the same N items (default 1,000,000): issue 12's targets.
 
 In one run on one machine, with the same items, the same stored ids asked and the same wrk
-scripts for both stores (all of it from benchmarks/item_search.py, which this only drives):
+scripts for both stores (all of it from item_search's parts, benchmarks/search/, which this
+only drives):
 
 1. Data: item_search's N Fashion-MNIST embeddings (real images, then seeded variants;
    cached under benchmarks/.cache/item_search/, shared with item_search).
@@ -34,8 +35,6 @@ start one too.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import shutil
 import signal
 import sys
@@ -51,28 +50,33 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
-import benchmarks.item_search as search  # noqa: E402
-from benchmarks.item_search import (  # noqa: E402
-    IMPORT_ROWS,
-    QUICK_IMPORT_ROWS,
+from benchmarks.search import options  # noqa: E402
+from benchmarks.search.bulk_import import QUICK_IMPORT_ROWS, bulk_import  # noqa: E402
+from benchmarks.search.data import Data, dataset  # noqa: E402
+from benchmarks.search.server import (  # noqa: E402
     QUICK_SERVER_QUERIES,
     SERVER_QUERIES,
-    Data,
+    WRK_COLUMNS,
     WrkCell,
-    load1,
-    md_table,
-    say,
-    verdict,
+    neighbour_scripts,
+    new_item,
+    pristine_data_dir,
+    run_wrk,
+    server_recall,
+    start_server,
 )
 from corel.bundle import ENCODER_FILE, load_bundle  # noqa: E402
 from corel.class_rule import l2_normalise  # noqa: E402
+from harness import RESULTS  # noqa: E402
 from harness.milvus import MilvusServer, start_milvus  # noqa: E402
+from harness.progress import every, load1, say  # noqa: E402
+from harness.results import Provenance, md_table, output_path, verdict  # noqa: E402
 from harness.server import LocalServer  # noqa: E402
 from service.items.milvus import MilvusItems  # noqa: E402
-from service.items.types import NewItem, SearchOptions  # noqa: E402
+from service.items.types import SearchOptions  # noqa: E402
 from service.milvus import connect  # noqa: E402
 
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "store_comparison.md"
+DEFAULT_OUT = RESULTS / "store_comparison.md"
 TARGET_RECALL, TARGET_P99_RATIO, TARGET_IMPORT_SHARE = 0.98, 2.0, 0.8
 INSERT_BATCH = 10_000  # rows per pymilvus insert while loading the N items
 PREFIX, IMPORT_PREFIX = "bench", "benchimport"  # Milvus collection prefixes
@@ -110,26 +114,22 @@ def measure_server(
     count = min(QUICK_SERVER_QUERIES if args.quick else SERVER_QUERIES, len(unit))
     with server.client() as client:
         budget = 10 if args.quick else 600
-        run.recall = search.server_recall(
-            client, data, unit, count, args.seed, budget, filters=("none",)
-        )
-    script = search.neighbour_scripts(data, args.seed)["none"]
+        run.recall = server_recall(client, data, unit, count, args.seed, budget, filters=("none",))
+    script = neighbour_scripts(data, args.seed)["none"]
     seconds = 1 if args.quick else 10
     # milvus-server's launcher, with etcd and Milvus under it
     launcher = milvus.process.pid if milvus is not None and milvus.process is not None else None
     for connections in CONNECTIONS:
-        cpu0, t0 = search.tree_cpu(launcher) if launcher else 0.0, time.perf_counter()
         cell = WrkCell("GET /neighbors", run.setting, connections)
-        run.cells.append(search.run_wrk(server, script, cell, seconds, work))
-        if launcher:
-            share = 100 * (search.tree_cpu(launcher) - cpu0) / (time.perf_counter() - t0)
-            run.milvus_cpu.append(share)
-            cell.note = f"Milvus CPU {share:.0f} %"
+        run.cells.append(run_wrk(server, script, cell, seconds, work, {"milvus": launcher}))
+        if "milvus" in cell.extra_cpu:
+            run.milvus_cpu.append(cell.extra_cpu["milvus"])
+            cell.note = f"Milvus CPU {cell.extra_cpu['milvus']:.0f} %"
 
 
 def embedded_run(data: Data, unit: np.ndarray, args: argparse.Namespace, work: Path) -> StoreRun:
     run = StoreRun("embedded", "embedded, hnsw")
-    pristine, built = search.pristine_data_dir(data, args.bundle, args.seed)
+    pristine, built = pristine_data_dir(data, args.bundle, args.seed, args.cache)
     run.load = {
         "how": "ItemStore.insert, then a LiveIndex flushed to an HNSW snapshot (item_search)",
         **built,
@@ -137,9 +137,7 @@ def embedded_run(data: Data, unit: np.ndarray, args: argparse.Namespace, work: P
     data_dir = work / "embedded-data"
     say("embedded: copying the pristine data directory")
     shutil.copytree(pristine, data_dir, ignore=shutil.ignore_patterns("built.json"))
-    server, run.ready_s = search.start_server(
-        args.bundle, data_dir, "hnsw", work / "server-embedded.log"
-    )
+    server, run.ready_s = start_server(args.bundle, data_dir, "hnsw", work / "server-embedded.log")
     try:
         measure_server(run, data, unit, server, args, work)
     finally:
@@ -164,19 +162,11 @@ def load_milvus(data: Data, bundle: Path, uri: str, prefix: str) -> dict[str, An
         items._create()
         n = len(data.vectors)
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        report = search.every(20, "milvus: insert")
+        report = every(20, "milvus: insert")
         started = time.perf_counter()
         for start in range(0, n, INSERT_BATCH):
             rows = [
-                items._row(
-                    NewItem(
-                        f"fm-{i}",
-                        data.vectors[i],
-                        data.label_names[data.labels[i]],
-                        {"bucket": int(data.buckets[i])},
-                    ),
-                    now,
-                )
+                items._row(new_item(data, i), now)
                 for i in range(start, min(n, start + INSERT_BATCH))
             ]
             client.insert(collection, rows)
@@ -230,7 +220,7 @@ def milvus_run(
     try:
         env = {"COREL_STORE": "milvus", "COREL_MILVUS_URI": milvus.uri}
         if "import" not in args.skip:
-            run.imported = search.bulk_import(
+            run.imported = bulk_import(
                 args.bundle,
                 import_rows,
                 work,
@@ -238,7 +228,7 @@ def milvus_run(
                 "milvus-import",
             )
         run.load = load_milvus(data, args.bundle, milvus.uri, PREFIX)
-        server, run.ready_s = search.start_server(
+        server, run.ready_s = start_server(
             args.bundle,
             work / "milvus-service-data",
             "hnsw",
@@ -331,19 +321,12 @@ def import_cells(imported: dict[str, Any] | None) -> str:
     )
 
 
-def report(
-    args: argparse.Namespace,
-    data: Data,
-    runs: list[StoreRun],
-    load_before: str,
-    command: str,
-) -> str:
+def report(run: Provenance, args: argparse.Namespace, data: Data, runs: list[StoreRun]) -> str:
+    """The results file's text: the header (where it came from), then the tables."""
     n = len(data.vectors)
     by = {r.store: r for r in runs}
     e = data.embedding
     lines = [
-        f"# The embedded and milvus stores at {n:,} items",
-        "",
         f"{n:,} items: item_search's Fashion-MNIST embeddings (the images, then seeded "
         f"variants; {e['onnxruntime_items_per_s']:,} items/s in onnxruntime on {e['date']}"
         + (", cached" if e["cached"] else "")
@@ -381,7 +364,7 @@ def report(
         + " | ".join(import_cells(r.imported) for r in runs)
         + " |",
         "",
-        *md_table(search.WRK_COLUMNS, [c.cells() for r in runs for c in r.cells]),
+        *md_table(WRK_COLUMNS, [c.cells() for r in runs for c in r.cells]),
         "",
         "wrk: "
         + ("1 s" if args.quick else "10 s")
@@ -422,7 +405,7 @@ def report(
             "",
             "The ratio is items/s over corel-import's whole run (process start to exit) against "
             "the faster raw onnxruntime run (batch 1,024, default or the server's session "
-            "options), as in item_search.",
+            "options), as in item_",
             "",
         ]
     lines += ["## Targets", "", "| target | measured | target | verdict |", "|---|---|---|---|"]
@@ -448,95 +431,52 @@ def report(
             f"| milvus bulk import / raw onnxruntime | {import_cells(milvus.imported)} | >= "
             f"{TARGET_IMPORT_SHARE:g}x | {verdict(share >= TARGET_IMPORT_SHARE)} |"
         )
-    lines += [
-        "",
-        *search.machine(load_before, search.uptime(), args.note),
-        "",
-        f"Reproduce: `{command}`",
-    ]
-    return "\n".join(lines) + "\n"
+    extra = [f"Note: {args.note}"] if args.note else []
+    return run.document(f"The embedded and milvus stores at {n:,} items", "\n".join(lines), extra)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    provenance = Provenance.begin("benchmarks/store_comparison.py", argv)
+    parser = options.parser(
+        __doc__,
+        out=DEFAULT_OUT,
+        beside=", with .json beside it",
+        quick=f"smoke test: 1 s wrk runs, {QUICK_SERVER_QUERIES} stored items asked, a "
+        f"{QUICK_IMPORT_ROWS:,}-image import",
+        skip=["embedded", "milvus", "import"],
+        skip_help="leave out a store or the bulk imports (repeatable)",
     )
-    parser.add_argument("--items", type=int, default=1_000_000, help="N (default 1,000,000)")
-    parser.add_argument("--bundle", type=Path, default=search.DEFAULT_BUNDLE)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"smoke test: 1 s wrk runs, {QUICK_SERVER_QUERIES} stored items asked, a "
-        f"{QUICK_IMPORT_ROWS:,}-image import; not saved unless --out is given",
-    )
-    parser.add_argument(
-        "--import-rows",
-        type=int,
-        help=f"train images each bulk import sends (default {IMPORT_ROWS:,}, quick "
-        f"{QUICK_IMPORT_ROWS:,})",
-    )
-    parser.add_argument(
-        "--skip",
-        action="append",
-        default=[],
-        choices=["embedded", "milvus", "import"],
-        help="leave out a store or the bulk imports (repeatable)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        help=f"markdown file to write, with .json beside it (default "
-        f"{DEFAULT_OUT.relative_to(ROOT)}; quick mode writes none unless given)",
-    )
-    parser.add_argument(
-        "--cache", type=Path, default=search.CACHE, help="item_search's cache (%(default)s)"
-    )
-    parser.add_argument("--note", help="a line for the results file, e.g. what else ran")
-    args = parser.parse_args(argv)
-    import_rows = args.import_rows or (QUICK_IMPORT_ROWS if args.quick else IMPORT_ROWS)
-    if not 0 < import_rows <= IMPORT_ROWS:
-        parser.error(f"--import-rows must lie in 1..{IMPORT_ROWS:,}")
+    args = options.parse(parser, argv)
+    import_rows = args.import_rows
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     # SIGTERM ends the run like Ctrl-C: servers and Milvus are stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    search.CACHE = args.cache.resolve()  # item_search's functions read it
-    out = args.out or (None if args.quick else DEFAULT_OUT)
-    command = shlex.join(
-        ["python", "benchmarks/store_comparison.py", *(sys.argv[1:] if argv is None else argv)]
-    )
-    load_before = search.uptime()
-    say(f"store comparison, N={args.items:,}: {command}")
-    search.CACHE.mkdir(parents=True, exist_ok=True)
-    data = search.dataset(args.items, args.seed, args.bundle)
+    out = output_path(args)
+    say(f"store comparison, N={args.items:,}: {provenance.command}")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    data = dataset(args.items, args.seed, args.bundle, args.cache)
     unit = l2_normalise(data.vectors)
     runs: list[StoreRun] = []
-    with tempfile.TemporaryDirectory(dir=search.CACHE, prefix="stores-") as tmp:
+    with tempfile.TemporaryDirectory(dir=args.cache, prefix="stores-") as tmp:
         work = Path(tmp)
         if "embedded" not in args.skip:
             run = embedded_run(data, unit, args, work)
             if "import" not in args.skip:
-                run.imported = search.bulk_import(
-                    args.bundle, import_rows, work, None, "embedded-import"
-                )
+                run.imported = bulk_import(args.bundle, import_rows, work, None, "embedded-import")
             runs.append(run)
         if "milvus" not in args.skip:
             runs.append(milvus_run(data, unit, args, work, import_rows))
-    text = report(args, data, runs, load_before, command)
+    text = report(provenance, args, data, runs)
     print(text, end="")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
         raw = {
-            "command": command,
             "items": len(data.vectors),
             "embedding": data.embedding,
             "runs": [asdict(r) for r in runs],
-            "load_after": load1(),
         }
-        out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
-        say(f"wrote {out} and {out.with_suffix('.json').name}")
+        written = provenance.write(out, text, raw)
+        say("wrote " + ", ".join(str(path) for path in written))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ import pytest
 
 pytest.importorskip("pymilvus")  # the benchmark drives the service's Milvus store
 
-from benchmarks.item_search import Data, WrkCell
+from benchmarks.search.data import Data
+from benchmarks.search.server import WrkCell
 from benchmarks.store_comparison import StoreRun, report
+from harness.results import Provenance
 
 
 def cell(setting: str, connections: int, p50: float, p99: float) -> WrkCell:
@@ -65,7 +67,7 @@ def test_the_report_sets_the_stores_side_by_side_and_judges_issue_12s_targets() 
         direct={"lookup by id": {"calls": 500, "p50_ms": 1.5, "p99_ms": 4.0, "load": 1.0}},
     )
     args = argparse.Namespace(quick=False, note="a note")
-    text = report(args, data, [embedded, milvus], "before", "python benchmarks/x.py")
+    text = report(Provenance.begin("benchmarks/x.py", []), args, data, [embedded, milvus])
 
     assert "| | embedded, hnsw | milvus, hnsw |" in text
     assert "| recall@10 of GET /neighbors against exact search | 0.9950 (300 stored items) " in text
@@ -76,5 +78,5 @@ def test_the_report_sets_the_stores_side_by_side_and_judges_issue_12s_targets() 
     assert "concurrency 1 | 9.0 / 5.0 ms = 1.80x | <= 2x | **PASS** |" in targets
     assert "concurrency 8 | 45.0 / 20.0 ms = 2.25x | <= 2x | **MISS** |" in targets
     assert "8,500 / 10,000 items/s = 0.85x (60,000 images) | >= 0.8x | **PASS** |" in targets
-    assert "- Note: a note" in text
-    assert text.endswith("Reproduce: `python benchmarks/x.py`\n")
+    assert text.startswith("# The embedded and milvus stores at 1,000 items\n\n- Commit: ")
+    assert "- Note: a note\n- Reproduce: `python benchmarks/x.py`\n" in text
