@@ -37,11 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from corel.logs import setup_logging  # noqa: E402
+from harness import RESULTS  # noqa: E402
+from harness.results import Provenance  # noqa: E402
 
 log = logging.getLogger("open_world")
 
 CACHE_DIR = ROOT / "benchmarks" / ".cache" / "open_world"
-RESULTS_DIR = ROOT / "benchmarks" / "results"
+RESULTS_DIR = RESULTS
 
 # Fixed before any result was seen: the issue's pair, and two pairs that mix a garment
 # with a shoe or an accessory.
@@ -589,12 +591,11 @@ def choose(results: list[dict]) -> dict[str, str]:
     return {"score": score, "few_shot": capture}
 
 
-def markdown(results: list[dict], chosen: dict[str, str], command: str, protocol: Protocol) -> str:
+def markdown(results: list[dict], chosen: dict[str, str], protocol: Protocol) -> str:
+    """The results file's body (the header goes above it)."""
     names = list(results[0]["test"])
     sets = list(results[0]["test"][names[0]])
     lines = [
-        "# Open-world benchmark (test split)",
-        "",
         "Splits: "
         + ", ".join(f"{r['split']} ({' + '.join(r['held_out'])})" for r in results)
         + "; "
@@ -687,7 +688,6 @@ def markdown(results: list[dict], chosen: dict[str, str], command: str, protocol
                 f"| {r['split']} | {c['kmeans_accuracy']:.4f} | {c['silhouette_kmeans']:.4f} | "
                 f"{c['silhouette_labels']:.4f} |"
             )
-    lines += ["", f"Reproduce with: {command}", ""]
     return "\n".join(lines)
 
 
@@ -725,8 +725,6 @@ def bundle_check(path: Path, data, digits: np.ndarray, labels: np.ndarray) -> st
         correct = np.array([p.label == names[y] for p, y in zip(test, data.y_test, strict=True)])
         unknown = np.array([p.unknown for p in test])
         lines = [
-            f"# Open-world check of {path} (service/classes/index.py)",
-            "",
             f"Test images: {len(test)}; accuracy {correct.mean():.4f}; accepted "
             f"{(~unknown).mean():.3f}; accuracy on accepted {correct[~unknown].mean():.4f}; "
             f"wrong predictions flagged {unknown[~correct].mean():.3f}.",
@@ -768,6 +766,7 @@ def bundle_check(path: Path, data, digits: np.ndarray, labels: np.ndarray) -> st
 
 
 def main() -> None:
+    provenance = Provenance.begin("benchmarks/open_world.py")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=Protocol.epochs)
     parser.add_argument("--splits", nargs="+", choices=list(SPLITS), default=list(SPLITS))
@@ -829,16 +828,21 @@ def main() -> None:
     raw_digits = load_digits()
     digits = resize_digits(raw_digits.images)
     if args.bundle is not None:
-        report = bundle_check(args.bundle, data, digits, raw_digits.target)
-        command = "python benchmarks/open_world.py " + " ".join(sys.argv[1:])
-        report += f"\nReproduce with: {command.strip()}\n"
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "open_world_bundle.md").write_text(report)
-        print(report)
+        title = f"Open-world check of {args.bundle} (service/classes/index.py)"
+        text = provenance.document(
+            title, bundle_check(args.bundle, data, digits, raw_digits.target)
+        )
+        provenance.write(args.out / "open_world_bundle.md", text)
+        print(text)
         return
+    name = "open_world_quick" if args.quick else "open_world"
+    if protocol.tag():
+        name += "_" + protocol.tag()
     if args.clustering_only:
-        print("| split | closed-set accuracy (seen, test) | K-Means accuracy | silhouette |")
-        print("|---|---|---|---|")
+        lines = [
+            "| split | closed-set accuracy (seen, test) | K-Means accuracy | silhouette |",
+            "|---|---|---|---|",
+        ]
         for split in protocol.splits:
             encoder, w, _ = trained_split(split, protocol, data)
             seen = seen_only(data, SPLITS[split])
@@ -847,10 +851,14 @@ def main() -> None:
                 ((h @ w.T / np.linalg.norm(w, axis=1)).argmax(1) == seen.y_test).mean()
             )
             c = split_clustering(h, seen.y_test)
-            print(
+            lines.append(
                 f"| {split} | {accuracy:.4f} | {c['kmeans_accuracy']:.4f} | "
                 f"{c['silhouette_kmeans']:.4f} |"
             )
+        title = "Open-world benchmark: the split encoders' clustering of h (test split)"
+        text = provenance.document(title, "\n".join(lines))
+        provenance.write(args.out / f"{name}_clustering.md", text)
+        print(text)
         return
     results = []
     for split in protocol.splits:
@@ -865,20 +873,16 @@ def main() -> None:
     if args.train_only:
         return
     chosen = choose(results)
-    command = "python benchmarks/open_world.py " + " ".join(sys.argv[1:])
-    table = markdown(results, chosen, command.strip(), protocol)
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "open_world_quick" if args.quick else "open_world"
-    if protocol.tag():
-        name += "_" + protocol.tag()
-    (args.out / f"{name}.md").write_text(table)
+    text = provenance.document(
+        "Open-world benchmark (test split)", markdown(results, chosen, protocol)
+    )
     payload = {
         "protocol": {**vars(protocol), "cache_dir": None},
         "chosen": chosen,
         "splits": results,
     }
-    (args.out / f"{name}.json").write_text(json.dumps(payload, indent=1, default=list) + "\n")
-    print(table)
+    provenance.write(args.out / f"{name}.md", text, payload)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Side by side: open-world runs (benchmarks/open_world.py's JSON files) of split encoders
 trained with different objectives, on the figures the issue's targets name.
 
-    python benchmarks/open_world_compare.py [--split SPLIT] NAME=RUN.json [NAME=RUN.json ...]
+    python benchmarks/open_world_compare.py [--split SPLIT] [--out FILE] NAME=RUN.json ...
 
 --split keeps that split alone of each run (to set a one-split run beside the baseline's).
+The table is printed and written, headed by where it came from, to
+benchmarks/results/open_world_compare.md (open_world_compare_SPLIT.md with --split).
 
 Each run's own validation choice (score and few-shot capture) is used, as in its table;
 two "same score" columns hold every run to the baseline's (the first run's) choice and to
@@ -13,11 +15,18 @@ docs/open-world.md), so that a change of objective is not confused with a change
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
+
+from harness import RESULTS  # noqa: E402
+from harness.results import Provenance  # noqa: E402
 
 FAR = ("uniform noise", "gaussian noise", "all black", "all white", "inverted")
 
@@ -57,31 +66,47 @@ def row(name: str, run: dict, baseline_score: str) -> str:
     )
 
 
-def main() -> None:
-    args = sys.argv[1:]
-    only = None
-    if args[:1] == ["--split"]:
-        only, args = args[1], args[2:]
+def table(runs: list[tuple[str, dict]]) -> str:
+    """The side-by-side table of these (name, run) pairs, the first the baseline."""
+    baseline_score = runs[0][1]["chosen"]["score"]
+    return "\n".join(
+        [
+            "| objective | splits | score (chosen on val) | held-out AUROC per split (mean) | "
+            f"held-out, the baseline's score ({baseline_score}) | held-out, Mahalanobis f1 | "
+            "noise, black, white, "
+            "inverted: lowest AUROC | digits AUROC / FPR95 | rotated AUROC / FPR95 | 5-shot "
+            "held-out / seen | closed-set accuracy (seen) | K-Means accuracy / silhouette of h |",
+            "|---" * 12 + "|",
+            *(row(name, run, baseline_score) for name, run in runs),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    provenance = Provenance.begin("benchmarks/open_world_compare.py", argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", metavar="NAME=RUN.json")
+    parser.add_argument("--split", help="keep this split alone of each run")
+    parser.add_argument("--out", type=Path, help="the markdown file (default: see above)")
+    args = parser.parse_args(argv)
     runs = []
-    for arg in args:
+    for arg in args.runs:
         name, _, path = arg.partition("=")
         run = json.loads(Path(path).read_text())
-        if only is not None:
-            run["splits"] = [r for r in run["splits"] if r["split"] == only]
+        if args.split is not None:
+            run["splits"] = [r for r in run["splits"] if r["split"] == args.split]
         runs.append((name, run))
-    if not runs:
-        raise SystemExit(__doc__)
-    baseline_score = runs[0][1]["chosen"]["score"]
-    print(
-        "| objective | splits | score (chosen on val) | held-out AUROC per split (mean) | "
-        f"held-out, the baseline's score ({baseline_score}) | held-out, Mahalanobis f1 | "
-        "noise, black, white, "
-        "inverted: lowest AUROC | digits AUROC / FPR95 | rotated AUROC / FPR95 | 5-shot "
-        "held-out / seen | closed-set accuracy (seen) | K-Means accuracy / silhouette of h |"
+    out = args.out or RESULTS / (
+        "open_world_compare" + (f"_{args.split}" if args.split else "") + ".md"
     )
-    print("|---" * 12 + "|")
-    for name, run in runs:
-        print(row(name, run, baseline_score))
+    sources = "Runs: " + ", ".join(
+        f"{name} = `{path}`" for name, path in (a.partition("=")[::2] for a in args.runs)
+    )
+    text = provenance.document("Open-world objectives side by side", table(runs), [sources])
+    print(text, end="")
+    provenance.write(out, text)
 
 
 if __name__ == "__main__":

@@ -64,16 +64,12 @@ def table_rows(rows: list[dict[str, Any]], losses: list[str]) -> list[str]:
     return lines
 
 
-def write_table(
-    rows: list[dict[str, Any]], summary: dict[str, Any], path: Path, losses: list[str]
-) -> str:
-    """Write the markdown table with its provenance to `path`; return the table alone."""
-    table = "\n".join(table_rows(rows, losses))
+def report(rows: list[dict[str, Any]], summary: dict[str, Any], losses: list[str]) -> str:
+    """The results file's body (the header goes above it): the protocol, the table, what
+    is missing, and the wall time."""
     minutes = summary["wall_seconds_since_first_start"] / 60
-    text = "\n".join(
+    return "\n".join(
         [
-            f"# COREL paper comparison on {summary['dataset']}",
-            "",
             f"{len(rows)} runs: {summary['epochs']} epochs each, seeds {summary['seeds']}, "
             "Adam lr 1e-3, batch 128, constant LR, no augmentation, test metrics at the epoch of "
             "best validation accuracy. Mean ± sample std over seeds. Clustering columns use the "
@@ -82,7 +78,7 @@ def write_table(
             '"K-Means density"); the last of our columns clusters the raw embeddings. '
             "Paper columns: the poster's Fashion-MNIST CNN results (150 epochs).",
             "",
-            table,
+            *table_rows(rows, losses),
             "",
             *(
                 [
@@ -94,18 +90,13 @@ def write_table(
                 if summary.get("missing_runs")
                 else []
             ),
-            f"Reproduce: `{summary['command']}`",
-            "",
             f"Wall time from the first start to this table (resumed runs included): {minutes:.1f} "
             f"min on {summary['cpu_count']} CPU "
             f"cores ({summary['workers']} runs in parallel x {summary['threads_per_worker']} "
             f"torch threads); sum of per-run training time {summary['train_seconds_sum'] / 60:.1f} "
             "min. Finished " + summary["finished"] + ".",
-            "",
         ]
     )
-    path.write_text(text)
-    return table
 
 
 def plot_tsne_grid(

@@ -25,7 +25,6 @@ import json
 import logging
 import multiprocessing
 import os
-import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -38,9 +37,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
-from benchmarks.paper_table import LOSS_TITLES, plot_tsne_grid, write_table  # noqa: E402
+from benchmarks.paper_table import LOSS_TITLES, plot_tsne_grid, report, table_rows  # noqa: E402
 from corel.files import atomic_write  # noqa: E402
 from corel.logs import setup_logging  # noqa: E402
+from harness.results import Provenance  # noqa: E402
 
 log = logging.getLogger("reproduce_paper")
 
@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # --report-only only re-reads the cache: the command that makes the table is without it
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
-    command = " ".join(["python benchmarks/reproduce_paper.py", *map(shlex.quote, given)])
+    provenance = Provenance.begin("benchmarks/reproduce_paper.py", given)
+    command = provenance.command
     out: Path = args.out
     cache = out / f"runs-{args.dataset}-e{args.epochs}"  # a different plan, a different cache
     cache.mkdir(parents=True, exist_ok=True)
@@ -264,9 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "runs": rows,
     }
-    stem = "reproduce_paper"
-    (out / f"{stem}.json").write_text(json.dumps(summary, indent=1) + "\n")
-    table = write_table(rows, summary, out / f"{stem}.md", args.losses)
+    title = f"COREL paper comparison on {summary['dataset']}"
+    text = provenance.document(title, report(rows, summary, args.losses))
+    provenance.write(out / "reproduce_paper.md", text, summary)
+    table = "\n".join(table_rows(rows, args.losses))
     tsne_files = [r["tsne_file"] for r in rows if "tsne_file" in r]
     if tsne_files:
         plot_tsne_grid(

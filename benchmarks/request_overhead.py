@@ -11,7 +11,11 @@ It answers "where does a request's time go" more steadily than serve_throughput.
 shares the cores with its load generator, and `--profile` prints cProfile's top functions
 for one kind of request.
 
+The table, headed by where it came from (commit, machine, load, the command), is printed
+and written to benchmarks/results/request_overhead.md (--quick writes none unless --out).
+
     python benchmarks/request_overhead.py                  # about 25 s
+    python benchmarks/request_overhead.py --quick          # 32 requests a kind, not saved
     python benchmarks/request_overhead.py --profile "/embed, 1 data"
 """
 
@@ -21,7 +25,6 @@ import argparse
 import asyncio
 import cProfile
 import pstats
-import shlex
 import sys
 import tempfile
 import time
@@ -33,7 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
-from benchmarks.serve_throughput import DEFAULT_BUNDLE, body, test_images  # noqa: E402
+from benchmarks.serve_throughput import body, test_images  # noqa: E402
+from harness import DEFAULT_BUNDLE, RESULTS  # noqa: E402
+from harness.results import Provenance, md_table, output_options, output_path  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
@@ -155,38 +160,33 @@ async def measure(requests: int, profile: str | None) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    provenance = Provenance.begin("benchmarks/request_overhead.py", argv)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--requests",
         type=int,
-        default=2000,
-        help="one-item requests per kind (128-item kinds: a 16th of it)",
+        help="one-item requests per kind (128-item kinds: a 16th of it; default 2000)",
     )
+    output_options(parser, RESULTS / "request_overhead.md", quick="32 requests a kind")
     parser.add_argument(
         "--profile",
         choices=[case[0] for case in CASES],
         help="print cProfile's top functions for this kind to stderr",
     )
     args = parser.parse_args(argv)
-    rows = asyncio.run(measure(args.requests, args.profile))
-    command = shlex.join(
-        ["python", "benchmarks/request_overhead.py", *(sys.argv[1:] if argv is None else argv)]
-    )
+    requests = args.requests or (32 if args.quick else 2000)
+    rows = asyncio.run(measure(requests, args.profile))
     lines = [
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-        *("| " + " | ".join(row) + " |" for row in rows),
+        *md_table(COLUMNS, rows),
         "",
         "Sequential ASGI calls in one process (no sockets): CPU is this process's, all "
         "threads; the model column is the same onnxruntime session called directly at "
         "that batch size (median), so the last column is what the service spends around "
         "the model.",
-        "",
-        f"Reproduce: `{command}`",
     ]
-    print("\n".join(lines))
+    provenance.publish("Where a request's time goes", "\n".join(lines), output_path(args))
 
 
 if __name__ == "__main__":

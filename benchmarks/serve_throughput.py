@@ -24,7 +24,8 @@ the concurrency grew, and became the bottleneck (fewer requests/s at concurrency
 8, with the server mostly idle), so it measures the client rather than the service.
 
 Prints one markdown table, the derived ratios with their targets, and the command that
-reproduces it; the full run also saves them to benchmarks/results/serve_throughput.md.
+reproduces it, headed by where it came from (commit, machine, load); the full run also
+saves them to benchmarks/results/serve_throughput.md.
 
     python benchmarks/serve_throughput.py                # about 3 minutes
     python benchmarks/serve_throughput.py --quick        # smoke test, about 30 s, not saved
@@ -36,14 +37,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import datetime as dt
 import io
 import itertools
 import json
-import os
-import platform
-import shlex
-import subprocess
+import math
 import sys
 import tempfile
 import time
@@ -60,13 +57,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from corel.bundle import load_bundle  # noqa: E402
+from harness import DEFAULT_BUNDLE, FASHION_DIR, RESULTS  # noqa: E402
+from harness.cpu import own_cpu, process_cpu  # noqa: E402
+from harness.results import Provenance, md_table, output_options, output_path, verdict  # noqa: E402
 from harness.server import LocalServer, launch  # noqa: E402
 from service.inference.runtime import session_options  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
 
-DEFAULT_BUNDLE = ROOT / "models" / "fashion-mnist-cosine"
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "serve_throughput.md"
-FASHION_DIR = os.environ.get("COREL_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+DEFAULT_OUT = RESULTS / "serve_throughput.md"
 CONCURRENCY, QUICK_CONCURRENCY = (1, 8, 32, 64), (1, 8)
 BULK = 128  # items per request in the bulk /embed rows, and the raw onnxruntime batch
 BULK_PNG = "POST /embed (PNG)"  # the bulk rows again, the images sent as base64 PNG files
@@ -200,7 +198,7 @@ def raw_onnxruntime(
     cell = Cell(
         (RAW_SERVED if served else RAW) + (" again" if again else ""), "-", None, batch, seconds
     )
-    cpu0, started = _own_cpu(), time.perf_counter()
+    cpu0, started = own_cpu(), time.perf_counter()
     for x in itertools.cycle(batches):
         t = time.perf_counter()
         session.run(None, {name: x})
@@ -209,25 +207,8 @@ def raw_onnxruntime(
         if now - started >= seconds:
             break
     cell.seconds = time.perf_counter() - started
-    cell.client_cpu = 100 * (_own_cpu() - cpu0) / cell.seconds
+    cell.client_cpu = 100 * (own_cpu() - cpu0) / cell.seconds
     return cell
-
-
-# -- CPU accounting ---------------------------------------------------------------------------
-
-
-def _own_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def _process_cpu(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), None where unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 # -- the server -------------------------------------------------------------------------------
@@ -340,12 +321,12 @@ async def load(
 
     async def sample_cpu() -> tuple[float | None, float]:
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
-        server0, client0 = _process_cpu(pid), _own_cpu()
+        server0, client0 = process_cpu(pid), own_cpu()
         await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
-        server1, client1 = _process_cpu(pid), _own_cpu()
-        server_pct = (
-            None if server0 is None or server1 is None else 100 * (server1 - server0) / seconds
-        )
+        server1, client1 = process_cpu(pid), own_cpu()
+        server_pct = 100 * (server1 - server0) / seconds
+        if math.isnan(server_pct):  # /proc unreadable: not measured
+            return None, 100 * (client1 - client0) / seconds
         return server_pct, 100 * (client1 - client0) / seconds
 
     budget = warm_up + seconds + REQUEST_TIMEOUT_S + 5
@@ -448,15 +429,11 @@ def _find(cells: list[Cell], what: str, batching: str, concurrency: int, items: 
 
 
 def _verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**FAIL**"
+    return verdict(ok, "FAIL")
 
 
 def table(cells: list[Cell]) -> list[str]:
-    return [
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-        *("| " + " | ".join(c.cells()) + " |" for c in cells),
-    ]
+    return md_table(COLUMNS, [c.cells() for c in cells])
 
 
 def ratios(cells: list[Cell], concurrency: int) -> list[str]:
@@ -510,75 +487,15 @@ def ratios(cells: list[Cell], concurrency: int) -> list[str]:
     return lines
 
 
-def machine(load_before: str, load_after: str, note: str | None) -> list[str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in _read("/proc/cpuinfo").splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown CPU",
-    )
-    nproc = os.cpu_count() or 1
-    busy = (
-        float(load_before.split("load average:")[-1].split(",")[0])
-        if "load average:" in load_before
-        else os.getloadavg()[0]
-    )
-    lines = [
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {nproc} CPUs (`nproc`), {cpu}; Python {platform.python_version()}, "
-        f"onnxruntime {ort.__version__}, httpx {httpx.__version__}",
-        f"- `uptime` before: `{load_before}`",
-        f"- `uptime` after: `{load_after}`",
-    ]
-    if busy >= 0.5:
-        lines.append(
-            f"- **Shared machine**: the load average was {busy:.2f} on {nproc} CPUs "
-            "before the run, so other work competed for the cores with the server and "
-            "this load generator. Absolute numbers are low; the ratios, measured side "
-            "by side in one run, are the figures to read."
-        )
-    if note:
-        lines.append(f"- Note: {note}")
-    return lines
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
-def _uptime() -> str:
-    try:
-        return subprocess.run(
-            ["uptime"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        one, five, fifteen = os.getloadavg()
-        return f"load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"
-
-
 def main(argv: list[str] | None = None) -> None:
+    provenance = Provenance.begin("benchmarks/serve_throughput.py", argv)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke test: 1 s cells, concurrency 1 and 8 only, not saved",
-    )
+    output_options(parser, DEFAULT_OUT, quick="smoke test: 1 s cells, concurrency 1 and 8 only")
     parser.add_argument(
         "--duration", type=float, help="measured seconds per cell (default 5, quick 1)"
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        help=f"markdown file to write (default {DEFAULT_OUT.relative_to(ROOT)}; "
-        "quick mode writes none unless given)",
     )
     parser.add_argument(
         "--client",
@@ -593,12 +510,6 @@ def main(argv: list[str] | None = None) -> None:
     warm_up = 0.3 if args.quick else 1.0
     concurrencies = QUICK_CONCURRENCY if args.quick else CONCURRENCY
     bulk_concurrencies = QUICK_BULK_CONCURRENCY if args.quick else BULK_CONCURRENCY
-    out = args.out or (None if args.quick else DEFAULT_OUT)
-    command = shlex.join(
-        ["python", "benchmarks/serve_throughput.py", *(sys.argv[1:] if argv is None else argv)]
-    )
-
-    load_before = _uptime()
     images = test_images(max(BULK, DISTINCT_BODIES))
 
     def raw_cells(again: bool) -> list[Cell]:
@@ -628,7 +539,6 @@ def main(argv: list[str] | None = None) -> None:
     # The speed of these shared machines drifts over minutes: measuring the reference at both
     # ends and comparing against the fastest brackets the server cells fairly.
     cells += raw_cells(again=True)
-    load_after = _uptime()
 
     on = configs[True]
     client = (
@@ -653,16 +563,18 @@ def main(argv: list[str] | None = None) -> None:
         "the server's (COREL_THREADS, default all cores but one, no spinning), measured "
         "before the servers and 'again' after them. CPU % is "
         "of one core (100 = one core busy) over the measured window.",
-        "",
-        *machine(load_before, load_after, args.note),
-        "",
-        f"Reproduce: `{command}`",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("# Serving throughput\n\n" + text)
+    extra = [f"Versions: onnxruntime {ort.__version__}, httpx {httpx.__version__}"]
+    if provenance.load_start[0] >= 0.5:
+        extra.append(
+            f"**Shared machine**: the load average was {provenance.load_start[0]:.2f} on "
+            f"{provenance.cpus} CPUs before the run, so other work competed for the cores "
+            "with the server and this load generator. Absolute numbers are low; the ratios, "
+            "measured side by side in one run, are the figures to read."
+        )
+    if args.note:
+        extra.append(f"Note: {args.note}")
+    provenance.publish("Serving throughput", "\n".join(lines), output_path(args), extra=extra)
 
 
 if __name__ == "__main__":

@@ -11,33 +11,35 @@ first `--items` Fashion-MNIST test images, then:
   item drawn; the map cached, as after its first computation), and the mean time of a
   map redraw while zooming (20 steps, one frame each).
 
-    python benchmarks/web_page.py                       # 10,000 items: about 1-2 minutes
-    python benchmarks/web_page.py --items 300 --tsne-limit 300
+The tables, headed by where they came from (commit, machine, load, the command), are
+printed and written to benchmarks/results/web_page.md (--quick writes none unless --out).
+
+    python benchmarks/web_page.py                       # 10,000 items: about 3-5 minutes
+    python benchmarks/web_page.py --items 2000          # t-SNE where the page starts it
+    python benchmarks/web_page.py --quick               # 60 items, t-SNE of 40: seconds
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import shlex
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
-from benchmarks.serve_throughput import DEFAULT_BUNDLE, FASHION_DIR  # noqa: E402
+from harness import DEFAULT_BUNDLE, FASHION_DIR, RESULTS  # noqa: E402
+from harness.results import Provenance, md_table, output_options, output_path  # noqa: E402
 from harness.server import LocalServer, launch  # noqa: E402
+from training.data import FASHION_MNIST_LABELS as NAMES  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
 
-NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -136,47 +138,38 @@ def time_page(server: LocalServer, profile: Path) -> list[list[str]]:
     return rows
 
 
-def table(columns: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
-
-
 def main(argv: list[str] | None = None) -> None:
+    provenance = Provenance.begin("benchmarks/web_page.py", argv)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--items", type=int, default=10_000, help="stored items (test images)")
-    parser.add_argument("--tsne-limit", type=int, default=10_000, help="items in the t-SNE map")
+    parser.add_argument("--items", type=int, help="stored items (test images; default 10,000)")
+    parser.add_argument("--tsne-limit", type=int, help="items in the t-SNE map (default 10,000)")
+    output_options(parser, RESULTS / "web_page.md", quick="60 items, a t-SNE of 40")
     args = parser.parse_args(argv)
+    items = args.items or (60 if args.quick else 10_000)
+    tsne_limit = args.tsne_limit or (40 if args.quick else 10_000)
     with tempfile.TemporaryDirectory() as tmp:
         server = launch(bundle=DEFAULT_BUNDLE, data_dir=Path(tmp) / "data",
                         log=Path(tmp) / "server.log", timeout=120)  # fmt: skip
         try:
-            fill(server, args.items)
-            print(f"stored {args.items:,} items", file=sys.stderr, flush=True)
-            map_rows = time_map(server, "pca", args.items)
-            map_rows += time_map(server, "tsne", min(args.items, args.tsne_limit))
+            fill(server, items)
+            print(f"stored {items:,} items", file=sys.stderr, flush=True)
+            map_rows = time_map(server, "pca", items)
+            map_rows += time_map(server, "tsne", min(items, tsne_limit))
             print("timed GET /map", file=sys.stderr, flush=True)
             page_rows = time_page(server, Path(tmp) / "profile")
         finally:
             server.stop()
-    command = shlex.join(
-        ["python", "benchmarks/web_page.py", *(sys.argv[1:] if argv is None else argv)]
-    )
-    lines: list[Any] = [
-        *table(["request", "items", "map", "wall ms", "projection ms", "answer MB"], map_rows),
+    lines = [
+        *md_table(["request", "items", "map", "wall ms", "projection ms", "answer MB"], map_rows),
         "",
-        *table(["page view (median of 5 loads)", "ms"], page_rows),
+        *md_table(["page view (median of 5 loads)", "ms"], page_rows),
         "",
-        f"{args.items:,} stored items; a real server on 127.0.0.1 and headless chromium on "
+        f"{items:,} stored items; a real server on 127.0.0.1 and headless chromium on "
         "the same machine; page times from navigation until the view is usable.",
-        "",
-        f"Reproduce: `{command}`",
     ]
-    print("\n".join(lines))
+    provenance.publish("Web page and latent map", "\n".join(lines), output_path(args))
 
 
 if __name__ == "__main__":

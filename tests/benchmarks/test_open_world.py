@@ -32,7 +32,12 @@ def test_quick_mode_measures_every_score_on_every_set(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "Reproduce with: python benchmarks/open_world.py --quick" in run.stdout
+    assert "- Reproduce: `python benchmarks/open_world.py --quick --out " in run.stdout
+    assert (
+        (tmp_path / "open_world_quick.md")
+        .read_text()
+        .startswith("# Open-world benchmark (test split)\n\n- Commit: ")
+    )
 
     saved = json.loads((tmp_path / "open_world_quick.json").read_text())
     (split,) = saved["splits"]

@@ -10,9 +10,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_prints_a_row_per_kind_of_request_with_the_cost_around_the_model() -> None:
+def test_prints_a_row_per_kind_of_request_with_the_cost_around_the_model(tmp_path: Path) -> None:
+    out = tmp_path / "request_overhead.md"
     run = subprocess.run(
-        [sys.executable, "benchmarks/request_overhead.py", "--requests", "32"],
+        [sys.executable, "benchmarks/request_overhead.py", "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -37,4 +38,6 @@ def test_prints_a_row_per_kind_of_request_with_the_cost_around_the_model() -> No
         wall, cpu, model, around = (float(cell.replace(",", "")) for cell in row[3:])
         assert wall > 0 and cpu > 0 and model > 0
         assert abs(around - (cpu - model)) <= 1  # the difference, up to rounding
-    assert "Reproduce: `python benchmarks/request_overhead.py --requests 32`" in run.stdout
+    command = f"python benchmarks/request_overhead.py --quick --out {out}"
+    assert f"- Reproduce: `{command}`" in run.stdout
+    assert out.read_text() == run.stdout

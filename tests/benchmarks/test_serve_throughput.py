@@ -81,8 +81,9 @@ def test_quick_mode_prints_the_full_table_and_the_ratios(tmp_path: Path) -> None
     ):
         line = next(line for line in lines if line.startswith(f"| {ratio}"))
         assert line.rstrip().endswith(("| **PASS** |", "| **FAIL** |")), line
-    assert "- Machine: " in run.stdout and "`uptime` before:" in run.stdout
+    assert run.stdout.startswith("# Serving throughput\n\n- Commit: ")
+    assert "- Machine: " in run.stdout and "- Load average (1, 5, 15 min): " in run.stdout
     assert "Each cell: 0.5 s measured after a 0.3 s warm-up" in run.stdout
     command = f"python benchmarks/serve_throughput.py --quick --duration 0.5 --out {out}"
     assert f"Reproduce: `{command}`" in run.stdout
-    assert out.read_text() == "# Serving throughput\n\n" + run.stdout
+    assert out.read_text() == run.stdout

@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(
     not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="needs dataset-fashion-mnist"
 )
-def test_prints_the_map_and_page_times() -> None:
+def test_prints_the_map_and_page_times(tmp_path: Path) -> None:
+    out = tmp_path / "web_page.md"
     run = subprocess.run(
-        [sys.executable, "benchmarks/web_page.py", "--items", "60", "--tsne-limit", "40"],
+        [sys.executable, "benchmarks/web_page.py", "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -44,4 +45,5 @@ def test_prints_the_map_and_page_times() -> None:
         "Latent map: one redraw while zooming (60 points)",
     ]
     assert all(float(row[-1].replace(",", "")) > 0 for row in rows[4:])
-    assert "Reproduce: `python benchmarks/web_page.py --items 60 --tsne-limit 40`" in run.stdout
+    assert f"- Reproduce: `python benchmarks/web_page.py --quick --out {out}`" in run.stdout
+    assert out.read_text() == run.stdout
