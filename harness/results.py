@@ -139,8 +139,8 @@ class Provenance:
             "cpu": self.cpu,
             "memory_gib": round(self.memory_gib, 1),
             "python": self.python,
-            "load_start": list(self.load_start),
-            "load_end": list(os.getloadavg()),
+            "load_start": [round(v, 2) for v in self.load_start],
+            "load_end": [round(v, 2) for v in os.getloadavg()],
             "command": self.command,
         }
 
