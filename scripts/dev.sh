@@ -68,7 +68,7 @@ run_gates() {
   "$VENV/bin/ruff" format --check --quiet .
   say "gate: ruff check"
   "$VENV/bin/ruff" check --quiet .
-  say "gate: mypy --strict (corel, service, training)"
+  say "gate: mypy --strict (corel, service, training, harness)"
   "$VENV/bin/mypy"
 }
 
@@ -89,7 +89,7 @@ case $cmd in
     command -v wrk >/dev/null || apt_install wrk
     # the web page's tests drive Debian's chromium with Playwright (tests/service/web)
     command -v chromium >/dev/null || apt_install chromium
-    # the milvus extras: the store tests run against a real milvus-server (tests/support),
+    # the milvus extras: the store tests run against a real milvus-server (harness/milvus.py),
     # and one against Milvus Lite (tests/service/test_milvus_lite.py)
     ensure_venv "train,dev,milvus,milvus-server,milvus-lite"
     run_gates

@@ -34,7 +34,7 @@ def connect(uri: str, timeout: float = 10.0) -> MilvusClient:
     which pymilvus opens with Milvus Lite (the `milvus-lite` package) inside this process."""
     # While Milvus is away pymilvus logs a traceback for every failed call and every
     # reconnection attempt, several a second; the service says it once per outage (the
-    # watchers in items/milvus.py and classes/index.py) and answers 503 meanwhile
+    # watchers in items/milvus.py and classes/watcher.py) and answers 503 meanwhile
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     # Milvus Lite serves pymilvus over gRPC inside this process, and its server logs a
     # traceback for each call it does not implement, which pymilvus expects and passes over

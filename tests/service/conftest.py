@@ -80,7 +80,7 @@ MILVUS_PREFIX = "test"
 
 @pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Milvus standalone server for the session (tests/support/milvus.py)."""
+    """A real Milvus standalone server for the session (harness/milvus.py)."""
     if why := milvus_available():
         pytest.skip(why)
     server = start_milvus(tmp_path_factory.mktemp("milvus"))
