@@ -57,7 +57,7 @@ class ClassSet:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> ClassSet:
-        thresholds = bundle.manifest.calibration.get("thresholds", {})
+        thresholds = bundle.calibration.thresholds
         bias = (
             bundle.class_bias
             if bundle.class_bias is not None
