@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
+from corel.bundle import InputSpec  # noqa: E402
 from corel.logs import setup_logging  # noqa: E402
 from harness import RESULTS  # noqa: E402
 from harness.results import Provenance  # noqa: E402
@@ -348,12 +349,12 @@ def all_scores(
     ref: Reference,
     encoder,
     x_raw: np.ndarray,
-    scale: float,
+    spec: InputSpec,
     reference: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every candidate score of raw images; fused ones rank against `reference` (the
     validation items' scores), or against these items themselves when it is None."""
-    model_input = (x_raw * scale).astype(np.float32)
+    model_input = spec.to_model(x_raw)
     scores = candidate_scores(ref, layer_features(encoder, model_input), model_input)
     scores.update(fused_candidates(scores, reference if reference is not None else scores))
     return scores
@@ -405,11 +406,11 @@ def evaluate_split(split: str, protocol: Protocol, data, digits: np.ndarray) -> 
         unseen = np.isin(y, held)
         # fused scores rank against the validation items, on both parts
         val_inside = parts["val"].inside if "val" in parts else None
-        inside = all_scores(ref, encoder, x[~unseen], data.scale, val_inside)
+        inside = all_scores(ref, encoder, x[~unseen], data.input, val_inside)
         reference = val_inside if val_inside is not None else inside
         sets = {"held-out classes": x[unseen], **far_sets(x[~unseen], dig, seed, n_far)}
         outside = {
-            name: all_scores(ref, encoder, xs, data.scale, reference) for name, xs in sets.items()
+            name: all_scores(ref, encoder, xs, data.input, reference) for name, xs in sets.items()
         }
         result[part] = open_set_table(inside, outside)
         parts[part] = Part(inside, outside, y_in_seen(y[~unseen], held), x, y)
@@ -454,7 +455,7 @@ def few_shot(encoder, w, ref, data, held, x_all, y_all, protocol, rng):
     remap = np.full(10, -1)
     remap[[k for k in range(10) if k not in held]] = np.arange(8)
     remap[held] = [8, 9]
-    feats = layer_features(encoder, (x_all * data.scale).astype(np.float32))
+    feats = layer_features(encoder, data.model_input(x_all))
     y_new = remap[y_all]
     known = y_new < 8
     h = l2_normalise(feats["h"])
@@ -708,7 +709,7 @@ def bundle_check(path: Path, data, digits: np.ndarray, labels: np.ndarray) -> st
     bundle = load_bundle(path)
 
     def run(index: ClassIndex, x_raw: np.ndarray) -> list:
-        model_input = (x_raw * data.scale).astype(np.float32)
+        model_input = data.model_input(x_raw)
         h = onnx_embed(bundle.encoder_path, model_input)
         features = onnx_embed(bundle.encoder_path, model_input, output="features")
         return index.classify(h, 1, features=features, model_input=model_input)
@@ -742,7 +743,7 @@ def bundle_check(path: Path, data, digits: np.ndarray, labels: np.ndarray) -> st
         imprinted = (0, 1, 7)
         for digit in imprinted:
             pick = rng.choice(np.flatnonzero(labels == digit), 5, replace=False)
-            x = (digits[pick] * data.scale).astype(np.float32)
+            x = data.model_input(digits[pick])
             h = onnx_embed(bundle.encoder_path, x)
             features = onnx_embed(bundle.encoder_path, x, output="features")
             index.add(f"digit {digit}", h, None, (), features)

@@ -105,9 +105,7 @@ async def post(app: Any, path: str, payload: bytes) -> int:
 def model_seconds(app: Any, images: np.ndarray, items: int, repeats: int) -> float:
     """Median time of the app's own onnxruntime session on `items` model-ready images."""
     spec, run = app.state.corel.bundle.manifest.input, app.state.corel.runtime.run
-    batch = (np.resize(images, (items, *images.shape[1:])) * spec.scale + spec.offset).astype(
-        np.float32
-    )
+    batch = spec.to_model(np.resize(images, (items, *images.shape[1:])))
     times = []
     for _ in range(repeats):
         started = time.perf_counter()

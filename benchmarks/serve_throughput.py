@@ -187,7 +187,7 @@ def raw_onnxruntime(
         str(bundle / "encoder.onnx"), options, providers=["CPUExecutionProvider"]
     )
     name = session.get_inputs()[0].name
-    model_ready = (images * spec.scale + spec.offset).astype(np.float32)
+    model_ready = spec.to_model(images)
     batches = (
         [np.ascontiguousarray(np.resize(model_ready, (batch, *model_ready.shape[1:])))]
         if batch > len(model_ready)

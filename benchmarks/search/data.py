@@ -70,8 +70,7 @@ class Encoder:
     """The bundle's encoder in one onnxruntime CPU session; counts the seconds in run()."""
 
     def __init__(self, bundle: Path, options: ort.SessionOptions | None = None) -> None:
-        spec = load_bundle(bundle).manifest.input
-        self.scale, self.offset = spec.scale, spec.offset
+        self.input = load_bundle(bundle).manifest.input
         self.session = ort.InferenceSession(
             str(bundle / ENCODER_FILE),
             options or ort.SessionOptions(),
@@ -81,7 +80,7 @@ class Encoder:
         self.items, self.seconds = 0, 0.0
 
     def __call__(self, pixels: np.ndarray, batch: int = 256) -> np.ndarray:  # (n, D)
-        x = (pixels.astype(np.float32) * self.scale + self.offset)[:, None]  # (n, 1, 28, 28)
+        x = self.input.to_model(pixels.astype(np.float32))[:, None]  # (n, 1, 28, 28)
         out = []
         for start in range(0, len(x), batch):
             t = time.perf_counter()
