@@ -1,6 +1,7 @@
 """Items: create in batches, read, list (paged), delete, and re-embed after a model change.
 
-`POST /items` answers 201 only after the batch is committed to SQLite.
+`POST /items` answers 201 only after the store has made the batch durable (SQLite's commit, or
+Milvus's acknowledged insert).
 """
 
 from __future__ import annotations

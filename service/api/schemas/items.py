@@ -22,7 +22,7 @@ from pydantic import (
 from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label, MetadataFilter
 from service.errors import ValidationFailedError
 from service.inference.inputs import Input, exactly_one, one_given
-from service.items.types import StoredItem
+from service.items.types import IndexDevice, StoredItem
 
 PAGE_LIMIT = 1_000
 
@@ -110,7 +110,9 @@ class IndexStatus(BaseModel):
     model_id: str = Field(description="sha256 of the encoder whose vectors are searchable")
     ready: bool
     index_setting: Literal["auto", "flat", "hnsw", "ivf"] = Field(description="COREL_INDEX_KIND")
-    index_device: str = Field(description="cpu or gpu")
+    index_device: IndexDevice = Field(
+        description="Where the item index runs: cpu or gpu (the embedded store), milvus"
+    )
     index_size: int = Field(description="Vectors in the item index")
     index: IndexState | None = Field(description="The index in detail; null while it loads")
     items_current_model: int
