@@ -48,7 +48,12 @@ def train_app(out: Path, config: TrainConfig, name: str | None, resume: bool, qu
 
     try:
         data = load_dataset(
-            config.dataset, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed
+            config.dataset,
+            data_dir=config.data_dir,
+            val_size=config.val_size,
+            seed=config.seed,
+            max_length=config.max_length,
+            vocab_size=config.vocab_size,
         )
         # ValueError: an encoder that does not fit the data, a checkpoint of another config
         result = train(
@@ -106,16 +111,21 @@ def eval_app(
         config = training.get("config", {})
         name = dataset or config.get("dataset") or training.get("dataset", "fashion-mnist")
         data = load_dataset(
-            name, data_dir=data_dir, val_size=config.get("val_size"), seed=config.get("seed", 0)
+            name,
+            data_dir=data_dir,
+            val_size=config.get("val_size"),
+            seed=config.get("seed", 0),
+            max_length=config.get("max_length", TrainConfig.max_length),
+            vocab_size=config.get("vocab_size", TrainConfig.vocab_size),
         )
     except (BundleError, DatasetError) as exc:
         raise click.UsageError(str(exc)) from exc
     from training.evaluate import evaluate_bundle, write_report  # scikit-learn: seconds to import
 
     # the clustering seed of the training run, so the numbers reproduce the manifest's
-    evaluation, embeddings = evaluate_bundle(
-        bundle, data.x_test, data.y_test, seed=config.get("seed", 0)
-    )
+    # text: the test strings, through the bundle's own tokenizer
+    raw = data.x_test if data.text is None else data.text.test_texts
+    evaluation, embeddings = evaluate_bundle(bundle, raw, data.y_test, seed=config.get("seed", 0))
     evaluation = replace(evaluation, dataset=data.name, split="test")
     if report is not None:
         write_report(

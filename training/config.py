@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union, get_args, get_origin, get_type_hints
 
 LossName = Literal["cosine", "gaussian", "cce", "center", "contrastive"]
-EncoderName = Literal["auto", "cnn", "ffnn"]
+EncoderName = Literal["auto", "cnn", "ffnn", "text-ffnn", "text-cnn"]
 LrSchedule = Literal["constant", "cosine"]
 AuxLossName = Literal["none", "instance", "rotation", "outlier"]
 AuxLayer = Literal["features", "h"]
@@ -35,8 +35,10 @@ class TrainConfig:
     # -- data
     dataset: Annotated[
         str,
-        "fashion-mnist, digits (scikit-learn's, no download), or a path: an image folder (one "
-        "sub-folder per class), an .npz with x and y, or a .csv with a 'label' column.",
+        "fashion-mnist, digits (scikit-learn's, no download), wordnet-nouns or fortunes (text, "
+        "Debian's wordnet-base and fortunes), or a path: a folder with one sub-folder per class "
+        "(of images, or of .txt files), an .npz with x and y, a .csv with a 'label' column (and "
+        "a 'text' column for text), or a .jsonl of text and label.",
     ] = "fashion-mnist"
     data_dir: Annotated[
         str,
@@ -47,10 +49,22 @@ class TrainConfig:
         int | None, "Validation items held out of the training split (default 5,000 or 10%)."
     ] = None
     max_train: Annotated[int | None, "Train on only this many items, for quick runs."] = None
+    max_length: Annotated[
+        int, "Text: the most tokens an input keeps (a longer one keeps its first max_length)."
+    ] = 64
+    vocab_size: Annotated[
+        int,
+        "Text: the tokenizer's vocabulary cap: [PAD], [UNK] and the training split's words seen "
+        "at least twice, most frequent first.",
+    ] = 30_000
     # -- model
-    encoder: Annotated[EncoderName, "auto: the paper's CNN for images, its FFNN for vectors."] = (
-        "auto"
-    )
+    encoder: Annotated[
+        EncoderName,
+        "auto: the paper's CNN for images, its FFNN for vectors, text-ffnn for text; text-ffnn "
+        "(the paper's FFNN over averaged word embeddings) or text-cnn (Kim 2014: 3/4/5-token "
+        "filters, max-over-time pooling) for text.",
+    ] = "auto"
+    word_dim: Annotated[int, "Text encoders: the width of the learned word embeddings."] = 128
     embedding_dim: Annotated[int, "Width D of the last hidden layer h, the embedding."] = 128
     leaky_slope: Annotated[float, "LeakyReLU negative slope."] = 0.1
     # False leaves h linear, which avoids a low-norm "ambiguous" region where the 0.1-scaled
@@ -108,6 +122,8 @@ class TrainConfig:
             check_type(name, getattr(self, name), hint)
         if self.lam is not None and not 0.0 <= self.lam <= 1.0 and self.loss != "center":
             raise ValueError(f"lam must lie in [0, 1] for {self.loss}, got {self.lam}")
+        if self.max_length < 1 or self.vocab_size < 3 or self.word_dim < 1:
+            raise ValueError("max_length and word_dim must be >= 1, vocab_size >= 3")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("epochs must be >= 1 and batch_size >= 2")
         if self.aux_weight < 0 or self.aux_temperature <= 0:

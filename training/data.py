@@ -3,7 +3,10 @@
 Sources: Fashion-MNIST from its IDX gzip files (Debian's `dataset-fashion-mnist`),
 scikit-learn's bundled digits (no download; for fast tests), and a user's own data as an
 image folder (one sub-folder per class), an `.npz` with `x` and `y`, or a CSV with a
-`label` column. Nothing is downloaded.
+`label` column. Text (training/text.py): WordNet's noun glosses and the fortunes from
+Debian's packages, a folder of class sub-folders of `.txt` files, a CSV with `text` and
+`label` columns, or a `.jsonl`; a text dataset holds token ids, from a tokenizer trained on
+its training split. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import TypedDict
 
 import numpy as np
 
-from corel.bundle import InputKind, InputSpec
+from corel.bundle import TOKENIZER_FILE, InputKind, InputSpec
+from training import text
+from training.config import TrainConfig
 
 FASHION_MNIST_LABELS = [
     "T-shirt/top",
@@ -41,8 +46,20 @@ class DatasetError(Exception):
     """A dataset is missing or malformed; the message says how to fix it."""
 
 
+@dataclass(frozen=True)
+class TextData:
+    """What a text dataset adds: its tokenizer, and the test texts it tokenized."""
+
+    tokenizer_json: str  # tokenizer.json, trained on the training split; the bundle ships it
+    vocab_size: int
+    test_texts: list[str]  # x_test before tokenizing: a bundle is re-evaluated from these
+
+
 @dataclass
 class Dataset:
+    """x arrays: images (N, C, H, W) or vectors (N, D) float32 in raw units; for text, token
+    ids (N, max_length) int64 padded with 0, which `model_input` cuts to the longest row."""
+
     name: str
     labels: list[str]  # class names; y holds indices into this list
     input: InputSpec  # kind, shape, scale and offset: the bundle's `input`
@@ -53,9 +70,16 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: dict[str, object] = field(default_factory=dict)
+    text: TextData | None = None
 
     def model_input(self, raw: np.ndarray) -> np.ndarray:
+        if self.input.kind == "text":
+            return text.trim_padding(raw, self.input.pad_id)
         return self.input.to_model(raw)
+
+    @property
+    def vocab_size(self) -> int | None:
+        return None if self.text is None else self.text.vocab_size
 
     @property
     def kind(self) -> InputKind:
@@ -119,12 +143,28 @@ def load_dataset(
     val_size: int | None = None,
     seed: int = 0,
     test_fraction: float = 0.2,
+    max_length: int = TrainConfig.max_length,
+    vocab_size: int = TrainConfig.vocab_size,
+    limit: int | None = None,
 ) -> Dataset:
-    """Load by name (`fashion-mnist`, `digits`) or path (folder, .npz, .csv) and split.
+    """Load by name (`fashion-mnist`, `digits`, `wordnet-nouns`, `fortunes`) or path
+    (folder, .npz, .csv, .jsonl) and split.
 
     The validation split is drawn from the training data with `seed`, so it is the same
-    for every loss and every run with that seed.
+    for every loss and every run with that seed. Text: `max_length` and `vocab_size` shape
+    the tokenizer, and `limit` keeps a seeded sample of that many items (for quick runs);
+    the test split is fixed by each text (training/text.py), not by `test_fraction`.
     """
+    texts = _read_text(name)
+    if texts is not None:
+        return _text_dataset(
+            *texts,
+            val_size=val_size,
+            seed=seed,
+            max_length=max_length,
+            vocab_size=vocab_size,
+            limit=limit,
+        )
     if name == "fashion-mnist":
         x, y = load_fashion_mnist_split(data_dir, "train")
         x_test, y_test = load_fashion_mnist_split(data_dir, "test")
@@ -152,8 +192,9 @@ def load_dataset(
     path = Path(name)
     if not path.exists():
         raise DatasetError(
-            f"unknown dataset {name!r}: use fashion-mnist, digits, or the path of an image "
-            "folder, an .npz (x, y) or a .csv with a 'label' column"
+            f"unknown dataset {name!r}: use fashion-mnist, digits, wordnet-nouns, fortunes, or "
+            "the path of a folder (of images or .txt files), an .npz (x, y), a .csv with a "
+            "'label' column or a .jsonl"
         )
     if path.is_dir():
         x, y, labels, kind = _read_image_folder(path)
@@ -186,10 +227,7 @@ def _split(
     val_size: int,
     seed: int,
 ) -> Dataset:
-    if not 0 < val_size < len(x):
-        raise DatasetError(f"val_size must be between 1 and {len(x) - 1}, got {val_size}")
-    order = np.random.default_rng(seed).permutation(len(x))
-    val, train = order[:val_size], order[val_size:]
+    val, train = _validation_split(len(x), val_size, seed)
     return Dataset(
         **spec,
         x_train=x[train],
@@ -199,6 +237,14 @@ def _split(
         x_test=x_test,
         y_test=y_test,
     )
+
+
+def _validation_split(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) positions among n training items, seeded."""
+    if not 0 < val_size < n:
+        raise DatasetError(f"val_size must be between 1 and {n - 1}, got {val_size}")
+    order = np.random.default_rng(seed).permutation(n)
+    return order[:val_size], order[val_size:]
 
 
 def _split_with_test(
@@ -265,3 +311,82 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], InputKind]
         raise DatasetError(f"{path}: every column but the label must be numeric ({exc})") from exc
     y, labels = _encode_labels(np.array([r[label_col] for r in body]))
     return x, y, labels, "vector"
+
+
+# -- text -----------------------------------------------------------------------------------
+
+
+def _read_text(name: str) -> tuple[str, list[str], list[str]] | None:
+    """(dataset name, texts, class names) when `name` is text; None when it is not."""
+    path = Path(name)
+    try:
+        if name in text.CORPORA:
+            return (name, *text.read_corpus(name))
+        if path.is_dir() and text.is_text_folder(path):
+            return (path.stem, *text.read_text_folder(path))
+        if path.suffix == ".jsonl" and path.is_file():
+            return (path.stem, *text.read_jsonl(path))
+        if path.suffix == ".csv" and path.is_file() and text.csv_has_text_column(path):
+            return (path.stem, *text.read_text_csv(path))
+    except text.TextDataError as exc:
+        raise DatasetError(str(exc)) from exc
+    return None
+
+
+def _text_dataset(
+    name: str,
+    texts: list[str],
+    labels: list[str],
+    *,
+    val_size: int | None,
+    seed: int,
+    max_length: int,
+    vocab_size: int,
+    limit: int | None,
+) -> Dataset:
+    """Token ids split into train / validation / test, the tokenizer trained on train alone."""
+    if limit is not None and limit < len(texts):
+        keep = np.sort(np.random.default_rng(0).choice(len(texts), size=limit, replace=False))
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    y, names = _encode_labels(np.array(labels))
+    if len(names) < 2:
+        raise DatasetError(f"{name}: text data needs at least two classes, found {names}")
+    is_test = text.is_test_text(texts)
+    test, rest = np.flatnonzero(is_test), np.flatnonzero(~is_test)
+    if len(test) == 0 or len(rest) < 3:
+        raise DatasetError(f"{name}: {len(texts)} texts are too few to split for training")
+    val, train = _validation_split(
+        len(rest), max(1, len(rest) // 10) if val_size is None else val_size, seed
+    )
+    val, train = rest[val], rest[train]
+    tokenizer_json = text.train_tokenizer([texts[i] for i in train], vocab_size)
+    ids = text.load_tokenizer(tokenizer_json, max_length).encode(texts).ids
+    x = np.zeros((len(texts), max_length), np.int64)  # every row padded to max_length
+    x[:, : ids.shape[1]] = ids
+    spec = InputSpec(
+        kind="text",
+        shape=[max_length],
+        dtype="int64",
+        tokenizer=TOKENIZER_FILE,
+        max_length=max_length,
+        pad_id=0,
+    )
+    vocab = len(text.vocabulary(tokenizer_json))
+    return Dataset(
+        name=name,
+        labels=names,
+        input=spec,
+        x_train=x[train],
+        y_train=y[train],
+        x_val=x[val],
+        y_val=y[val],
+        x_test=x[test],
+        y_test=y[test],
+        source={
+            "dataset": name,
+            "items": len(texts),
+            "test_split": f"sha256(text) % {text.TEST_MODULUS} == 0",
+            "tokenizer": {"vocab_size": vocab, "min_frequency": text.MIN_FREQUENCY},
+        },
+        text=TextData(tokenizer_json, vocab, [texts[i] for i in test]),
+    )

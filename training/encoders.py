@@ -1,4 +1,9 @@
-"""The paper's encoders. Each maps a batch of model inputs to the last hidden layer h (N, D)."""
+"""The paper's encoders. Each maps a batch of model inputs to the last hidden layer h (N, D).
+
+Images: the paper's CNN; vectors: its FFNN; text (token ids (N, L), 0 = padding): its FFNN
+over averaged word embeddings, or Kim's (2014) 1-D CNN. The text encoders mask the padding
+themselves, so an input embeds the same however far its batch is padded.
+"""
 
 from __future__ import annotations
 
@@ -65,6 +70,81 @@ class PaperFFNN(nn.Module):
         return h
 
 
+def word_vectors(words: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:  # (N, L, E)
+    """The rows of the embedding table, as `words(ids)` does; indexed by hand because the
+    ONNX exporter names the value of an `embedding` op "embedding", the graph's output."""
+    return words.weight[ids]
+
+
+class TextFFNN(nn.Module):
+    """The paper's FFNN for text: the mean of the input's word embeddings (padding left
+    out), then the two fully connected layers; h is the second one's output."""
+
+    def __init__(self, vocab_size: int, word_dim: int, head: DenseHead, pad_id: int = 0) -> None:
+        super().__init__()
+        self.pad_id = pad_id
+        self.words = nn.Embedding(vocab_size, word_dim, padding_idx=pad_id)
+        self.head = head.build(word_dim)
+
+    def pooled(self, ids: torch.Tensor) -> torch.Tensor:  # (N, L) -> (N, E)
+        mask = (ids != self.pad_id).unsqueeze(-1).to(self.words.weight.dtype)  # (N, L, 1)
+        total = (word_vectors(self.words, ids) * mask).sum(1)
+        return total / mask.sum(1).clamp(min=1.0)  # an empty input pools to zeros
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (N, L) -> (N, D)
+        h: torch.Tensor = self.head(self.pooled(ids))
+        return h
+
+
+class TextCNN(nn.Module):
+    """Kim's (2014) CNN for sentences: 1-D convolutions of 3, 4 and 5 tokens (`filters`
+    each) over the word embeddings, ReLU, max-over-time pooling, then the two fully
+    connected layers; h is the second one's output.
+
+    The convolutions are wide (zero padding of width - 1 on each side) and pool only over
+    the windows that hold at least one token of the input, so an input shorter than the
+    widest filter still has windows, and the padding after an input never takes part
+    (padding tokens embed as zeros, like the convolutions' own zero padding)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        word_dim: int,
+        head: DenseHead,
+        pad_id: int = 0,
+        widths: tuple[int, ...] = (3, 4, 5),
+        filters: int = 100,
+    ) -> None:
+        super().__init__()
+        self.pad_id = pad_id
+        self.widths = widths
+        self.words = nn.Embedding(vocab_size, word_dim, padding_idx=pad_id)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(word_dim, filters, width, padding=width - 1) for width in widths
+        )
+        self.head = head.build(filters * len(widths))
+
+    def pooled(self, ids: torch.Tensor) -> torch.Tensor:  # (N, L) -> (N, filters * 3)
+        mask = (ids != self.pad_id).unsqueeze(1).to(self.words.weight.dtype)  # (N, 1, L)
+        x = word_vectors(self.words, ids).transpose(1, 2) * mask  # (N, E, L), 0 at the padding
+        pooled = []
+        for width, conv in zip(self.widths, self.convs, strict=True):
+            ones = torch.ones(1, 1, width, dtype=mask.dtype)
+            # (N, 1, L + width - 1): 1 where the window holds a token of the input
+            windows = (nn.functional.conv1d(mask, ones, padding=width - 1) > 0.5).to(mask.dtype)
+            # ReLU is >= 0, so zeroing the other windows leaves the max over the input's own
+            # (and an empty input pools to zeros)
+            pooled.append((torch.relu(conv(x)) * windows).amax(2))
+        return torch.cat(pooled, 1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (N, L) -> (N, D)
+        h: torch.Tensor = self.head(self.pooled(ids))
+        return h
+
+
+TEXT_ENCODERS = ("text-ffnn", "text-cnn")
+
+
 def build_encoder(
     name: str,
     input_kind: str,
@@ -72,14 +152,28 @@ def build_encoder(
     embedding_dim: int,
     leaky_slope: float,
     final_activation: bool = True,
+    *,
+    vocab_size: int | None = None,
+    word_dim: int = 128,
 ) -> nn.Module:
     head = DenseHead(embedding_dim, leaky_slope, final_activation)
     if name == "auto":
-        name = "cnn" if input_kind == "image" else "ffnn"
+        name = {"image": "cnn", "text": "text-ffnn"}.get(input_kind, "ffnn")
+    if (name in TEXT_ENCODERS) != (input_kind == "text"):
+        raise ValueError(
+            f"the {name} encoder does not take {input_kind} input (text takes text-ffnn or "
+            "text-cnn; images cnn or ffnn; vectors ffnn)"
+        )
+    if name in TEXT_ENCODERS:
+        if vocab_size is None:
+            raise ValueError("a text encoder needs the tokenizer's vocab_size")
+        if name == "text-cnn":
+            return TextCNN(vocab_size, word_dim, head)
+        return TextFFNN(vocab_size, word_dim, head)
     if name == "cnn":
         if len(input_shape) != 3:
             raise ValueError(f"the CNN needs image inputs (C, H, W), got shape {input_shape}")
         return PaperCNN(input_shape, head)
     if name == "ffnn":
         return PaperFFNN(input_shape, head)
-    raise ValueError(f"unknown encoder {name!r} (expected auto, cnn or ffnn)")
+    raise ValueError(f"unknown encoder {name!r} (expected auto, cnn, ffnn, text-ffnn or text-cnn)")

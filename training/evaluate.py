@@ -7,6 +7,7 @@ bundle with onnxruntime alone, exactly as the service will see it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +67,14 @@ def evaluate_embeddings(
 
 
 def evaluate_bundle(
-    bundle: Bundle, x_raw: np.ndarray, labels: np.ndarray, *, seed: int = 0
+    bundle: Bundle, x_raw: np.ndarray | Sequence[str], labels: np.ndarray, *, seed: int = 0
 ) -> tuple[Evaluation, np.ndarray]:
-    model_input = bundle.manifest.input.to_model(x_raw)
+    """Score raw inputs (pixels, features; for a text bundle, strings) as the service would:
+    through the manifest's input rule or the bundle's own tokenizer, then the ONNX graph."""
+    if bundle.manifest.input.kind == "text":
+        model_input = bundle.tokenizer().encode([str(t) for t in x_raw]).ids
+    else:
+        model_input = bundle.manifest.input.to_model(np.asarray(x_raw))
     embeddings = onnx_embed(bundle.encoder_path, model_input)
     evaluation = evaluate_embeddings(
         embeddings,

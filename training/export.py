@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from corel.bundle import Bundle, Calibration, write_bundle
+from corel.bundle import TOKENIZER_FILE, Bundle, Calibration, write_bundle
 from corel.open_set import OpenSet
 from training.data import Dataset
 from training.evaluate import OnnxEncoder, evaluate_embeddings, write_report
@@ -38,17 +38,25 @@ class ExportError(Exception):
 
 
 def export_onnx(
-    encoder: nn.Module, input_shape: tuple[int, ...], path: Path, *, features: bool = False
+    encoder: nn.Module,
+    input_shape: tuple[int, ...],
+    path: Path,
+    *,
+    features: bool = False,
+    text: bool = False,
 ) -> None:
     """One self-contained ONNX file: input `input` [N, ...], output `embedding` [N, D], and
-    with `features` a second output `features` [N, F] (training/open_set.py)."""
+    with `features` a second output `features` [N, F] (training/open_set.py). With `text`
+    the input is token ids [N, L] int64, L dynamic too (the encoder masks the padding)."""
     encoder = encoder.eval()
     model = WithFeatures(encoder).eval() if features else encoder
-    # The dynamo exporter logs every unregistered torchvision op and a deprecation notice;
-    # none of it concerns this encoder.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    example = torch.zeros(2, *input_shape)
+    # The dynamo exporter logs every unregistered torchvision op and a deprecation notice,
+    # and its optimiser each pass it runs; none of it concerns this encoder.
+    for logger in ("torch.onnx", "onnxscript", "onnx_ir"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+    example = torch.zeros(2, *input_shape, dtype=torch.int64 if text else torch.float32)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    axes = {0: batch, 1: torch.export.Dim("length", min=1, max=1 << 16)} if text else {0: batch}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         program = torch.onnx.export(
@@ -56,7 +64,7 @@ def export_onnx(
             (example,),
             input_names=["input"],
             output_names=["embedding", "features"] if features else ["embedding"],
-            dynamic_shapes={"x": {0: batch}},
+            dynamic_shapes=(axes,),  # of the one positional input
             dynamo=True,
             external_data=False,
             verbose=False,
@@ -148,7 +156,8 @@ def export_bundle(
     features = has_features(encoder)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "encoder.onnx"
-        export_onnx(encoder, data.shape, onnx_path, features=features)
+        text = data.text
+        export_onnx(encoder, data.shape, onnx_path, features=features, text=text is not None)
         onnx = OnnxEncoder(onnx_path)  # one session for the parity check and every run after
         parity = check_parity(encoder, onnx, data.model_input(data.x_test[:256]), features=features)
         log.info(
@@ -181,6 +190,9 @@ def export_bundle(
             names=data.labels,
             plots=plots,
         )
+        if text is not None:  # the bundle's tokenizer: the dataset's, trained on its train split
+            (report_dir / TOKENIZER_FILE).write_text(text.tokenizer_json, encoding="utf-8")
+            files.append(TOKENIZER_FILE)
         manifest: dict[str, object] = {
             "name": name,
             "loss": {"name": LOSS_MANIFEST_NAMES[config.loss], **loss.hyperparameters()},
@@ -190,6 +202,11 @@ def export_bundle(
                 "embedding_dim": config.embedding_dim,
                 "leaky_slope": config.leaky_slope,
                 "final_activation": config.final_activation,
+                **(
+                    {"vocab_size": text.vocab_size, "word_dim": config.word_dim}
+                    if text is not None
+                    else {}
+                ),
             },
             "input": data.input.to_manifest(),
             "embedding_dim": config.embedding_dim,

@@ -59,7 +59,14 @@ def sweep(
 
     points: list[SweepPoint] = []
     datasets = {
-        seed: load_dataset(base.dataset, data_dir=base.data_dir, val_size=base.val_size, seed=seed)
+        seed: load_dataset(
+            base.dataset,
+            data_dir=base.data_dir,
+            val_size=base.val_size,
+            seed=seed,
+            max_length=base.max_length,
+            vocab_size=base.vocab_size,
+        )
         for seed in seeds
     }
     for lam in lams:

@@ -184,6 +184,8 @@ def train(
         config.embedding_dim,
         config.leaky_slope,
         config.final_activation,
+        vocab_size=data.vocab_size,
+        word_dim=config.word_dim,
     )
     loss = build_loss(
         config.loss,

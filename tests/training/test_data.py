@@ -72,5 +72,5 @@ def test_csv_with_a_label_column(tmp_path: Path) -> None:
 
 
 def test_unknown_dataset_lists_the_choices() -> None:
-    with pytest.raises(DatasetError, match="use fashion-mnist, digits, or the path"):
+    with pytest.raises(DatasetError, match="use fashion-mnist, digits, wordnet-nouns"):
         load_dataset("imagenet", data_dir="")
