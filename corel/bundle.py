@@ -6,11 +6,14 @@ A bundle is a folder (docs/bundle-format.md):
                          embedding_dim, class_rule, labels, files {name: sha256},
                          training, metrics, calibration
     encoder.onnx         input `input` [N, *input.shape] float32 -> output `embedding` [N, D]
-                         (format 2 with `open_set`: a second output `features` [N, F])
+                         (format 2 with `open_set`: a second output `features` [N, F];
+                         format 3 text: `input` is token ids [N, L] int64, L dynamic)
     class_vectors.npy    float32 [K, D], unnormalised
     class_bias.npy       float32 [K], only for the `dot` rule
     open_set.npz         format 2, optional: training items' features and the input guard
                          (corel/open_set.py), described by the manifest's `open_set`
+    tokenizer.json       format 3, text only: the tokenizer (corel/text.py) that `input`
+                         names, with its `max_length`, `pad_id` and `truncation`
 
 This module is torch-free so the service can import it. `load_bundle` checks every
 promise the manifest makes and raises `BundleError` naming the first one broken.
@@ -28,10 +31,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from corel.class_rule import ClassRuleName
 from corel.open_set import OpenSet
+from corel.text import TextTokenizer, Truncation
 
 __all__ = [
     "FORMAT_VERSION",
@@ -46,35 +50,54 @@ __all__ = [
     "write_bundle",
 ]
 
-# 2 added the optional `open_set` (a second ONNX output and open_set.npz); 1 still loads
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 2 added the optional `open_set` (a second ONNX output and open_set.npz); 3 added text
+# input (`input.kind` "text" and its tokenizer file); 1 and 2 still load
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 ENCODER_FILE = "encoder.onnx"
 OPEN_SET_FILE = "open_set.npz"
 CLASS_VECTORS_FILE = "class_vectors.npy"
 CLASS_BIAS_FILE = "class_bias.npy"
+TOKENIZER_FILE = "tokenizer.json"  # what training names a text bundle's tokenizer
 
 
 class BundleError(Exception):
     """A bundle is missing, malformed, or does not match its manifest."""
 
 
-InputKind = Literal["image", "vector"]
+InputKind = Literal["image", "vector", "text"]
 
 
 class InputSpec(BaseModel):
     """The manifest's `input`: how raw user values (pixels 0..255, feature units) become
-    model input, the one place the rule `raw * scale + offset` is written."""
+    model input, the one place the rule `raw * scale + offset` is written; for text, the
+    tokenizer file and the length rule (corel/text.py)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     kind: InputKind
-    shape: list[int] = Field(min_length=1)  # no batch axis, e.g. [1, 28, 28]
-    dtype: Literal["float32"] = "float32"
+    shape: list[int] = Field(min_length=1)  # no batch axis: [1, 28, 28]; text: [max_length]
+    dtype: Literal["float32", "int64"] = "float32"  # int64: token ids
     scale: float = 1.0  # model input = raw * scale + offset
     offset: float = 0.0
     # Raw values outside [low, high] are refused; absent: 0..255 for images, none for vectors
     value_range: tuple[float, float] | None = None
+    # text (format 3): a file of the bundle, the most tokens an input keeps, the padding id
+    tokenizer: str | None = None
+    max_length: int | None = Field(None, ge=1)
+    pad_id: int = 0
+    truncation: Truncation = "keep_start"
+
+    @model_validator(mode="after")
+    def _text_has_its_tokenizer(self) -> InputSpec:
+        text = self.kind == "text"
+        if text and (self.tokenizer is None or self.max_length is None or self.dtype != "int64"):
+            raise ValueError("a text input names its tokenizer and max_length, dtype int64")
+        if text and self.shape != [self.max_length]:
+            raise ValueError(f"a text input's shape is [max_length], got {self.shape}")
+        if not text and (self.tokenizer is not None or self.dtype != "float32"):
+            raise ValueError(f"an {self.kind} input is float32 and has no tokenizer")
+        return self
 
     @property
     def accepted_range(self) -> tuple[float, float] | None:
@@ -86,6 +109,8 @@ class InputSpec(BaseModel):
         """Raw values, any shape, as the encoder takes them: raw * scale + offset, float32.
 
         A float32 `raw` is scaled in float32, a float64 one in float64, then rounded to float32."""
+        if self.kind == "text":
+            raise TypeError("text becomes model input through its tokenizer (Bundle.tokenizer)")
         return np.asarray(raw * self.scale + self.offset).astype(np.float32, copy=False)
 
     def to_raw(self, model_input: np.ndarray) -> np.ndarray:
@@ -93,8 +118,10 @@ class InputSpec(BaseModel):
         return np.asarray((model_input - self.offset) / self.scale)
 
     def to_manifest(self) -> dict[str, Any]:
-        """The manifest's `input` for this spec (a `value_range` only when it has one)."""
-        return self.model_dump(exclude_none=True)
+        """The manifest's `input` for this spec (a `value_range` only when it has one, the
+        length rule only for text)."""
+        text_only = set() if self.kind == "text" else {"pad_id", "truncation"}
+        return self.model_dump(exclude_none=True, exclude=text_only)
 
 
 @dataclass(frozen=True)
@@ -202,9 +229,25 @@ class Bundle:
         return self.path / ENCODER_FILE
 
     @property
+    def model_id(self) -> str:
+        """The encoder's sha256: what stored items and added classes are keyed by, so that
+        vectors of one model are never searched with another's."""
+        return self.manifest.files[ENCODER_FILE]
+
+    @property
     def calibration(self) -> Calibration:
         """The manifest's `calibration`, typed, with the defaults of the keys it lacks."""
         return Calibration.from_manifest(self.manifest.calibration)
+
+    def tokenizer(self) -> TextTokenizer:
+        """A text bundle's tokenizer, with the manifest's length rule (a new one per call:
+        keep it)."""
+        spec = self.manifest.input
+        if spec.tokenizer is None or spec.max_length is None:
+            raise BundleError(f"{self.path}: a {spec.kind} bundle has no tokenizer")
+        return TextTokenizer(
+            self.path / spec.tokenizer, max_length=spec.max_length, pad_id=spec.pad_id
+        )
 
 
 def sha256_file(path: Path) -> str:
@@ -277,6 +320,8 @@ def load_bundle(path: Path | str, *, check_onnx: bool = True) -> Bundle:
         required.append(CLASS_BIAS_FILE)
     if manifest.open_set is not None:
         required.append(OPEN_SET_FILE)
+    if manifest.input.tokenizer is not None:
+        required.append(manifest.input.tokenizer)
     for name in required:
         if name not in manifest.files:
             raise BundleError(f"{manifest_path}: 'files' does not list {name}")
@@ -308,9 +353,17 @@ def load_bundle(path: Path | str, *, check_onnx: bool = True) -> Bundle:
     open_set = None
     if manifest.open_set is not None:
         open_set = _load_open_set(path, manifest.open_set, len(manifest.labels))
+    bundle = Bundle(path, manifest, class_vectors.astype(np.float32), class_bias, open_set)
+    if manifest.input.kind == "text":
+        try:
+            bundle.tokenizer()
+        except Exception as exc:  # tokenizers raises its own untyped errors
+            raise BundleError(
+                f"{path}: {manifest.input.tokenizer} is not a tokenizer: {exc}"
+            ) from exc
     if check_onnx:
         _check_onnx_signature(path / ENCODER_FILE, manifest)
-    return Bundle(path, manifest, class_vectors.astype(np.float32), class_bias, open_set)
+    return bundle
 
 
 def _load_open_set(path: Path, spec: dict[str, Any], k: int) -> OpenSet:
@@ -346,6 +399,9 @@ def _check_onnx_signature(onnx_path: Path, manifest: Manifest) -> None:
             f"{onnx_path}: expected input 'input' and outputs {expected}, found inputs "
             f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}"
         )
+    in_type = {"float32": "tensor(float)", "int64": "tensor(int64)"}[manifest.input.dtype]
+    if inputs[0].type != in_type:
+        raise BundleError(f"{onnx_path}: input is {inputs[0].type}, the manifest says {in_type}")
     in_shape, out_shape = inputs[0].shape, outputs[0].shape
     if len(in_shape) != 1 + len(manifest.input.shape) or any(
         isinstance(got, int) and got != want

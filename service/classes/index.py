@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from corel.bundle import ENCODER_FILE, Bundle
+from corel.bundle import Bundle
 from corel.class_rule import rule_for
 from corel.open_set import leave_one_out_threshold
 from service.classes.class_set import ClassRecord, ClassSet
@@ -58,7 +58,7 @@ class ClassScore:
 class ClassIndex:
     def __init__(self, bundle: Bundle, store: ClassStore | Path) -> None:
         self.rule = rule_for(bundle.manifest.class_rule)
-        self.model_id = bundle.manifest.files[ENCODER_FILE]
+        self.model_id = bundle.model_id
         self.store = FileClassStore(store) if isinstance(store, Path) else store
         self._lock = threading.Lock()
         self._watcher: StoreWatcher | None = None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Unpack
 import faiss
 import numpy as np
 
-from corel.bundle import ENCODER_FILE, Bundle
+from corel.bundle import Bundle
 from service.datadir.layout import DataDir
 from service.errors import NotFoundError
 from service.items.background import StartsInBackground
@@ -88,16 +88,17 @@ class EmbeddedItems(StartsInBackground):
     @classmethod
     def open(cls, *, settings: Settings, bundle: Bundle) -> EmbeddedItems:
         files = DataDir(settings.data_dir)
-        service = cls(
-            ItemStore(files.store),
+        store = ItemStore(files.store)
+        items = cls(
+            store,
             index_path=files.snapshot,
-            model_id=bundle.manifest.files[ENCODER_FILE],
+            model_id=bundle.model_id,
             dim=bundle.manifest.embedding_dim,
             kind=settings.index_kind,
             auto_threshold=settings.index_auto_threshold,
         )
-        service.start()
-        return service
+        items.start()
+        return items
 
     def close(self) -> None:
         self._stop()

@@ -25,7 +25,7 @@ from typing import Any, Unpack
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from corel.bundle import ENCODER_FILE, Bundle
+from corel.bundle import Bundle
 from service.errors import (
     ConflictError,
     NotFoundError,
@@ -162,7 +162,7 @@ class MilvusItems(StartsInBackground):
         items = cls(
             connect(settings.milvus_uri),
             prefix=settings.milvus_prefix,
-            model_id=bundle.manifest.files[ENCODER_FILE],
+            model_id=bundle.model_id,
             dim=bundle.manifest.embedding_dim,
             kind=settings.index_kind,
             lite=settings.milvus_lite,

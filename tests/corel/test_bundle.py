@@ -6,8 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from corel.bundle import BundleError, Calibration, InputSpec, load_bundle, sha256_file
+from corel.bundle import (
+    FORMAT_VERSION,
+    BundleError,
+    Calibration,
+    InputSpec,
+    load_bundle,
+    sha256_file,
+)
 from tests.conftest import DEFAULT_BUNDLE
 
 
@@ -25,7 +33,7 @@ def rewrite_manifest(path: Path, **changes: object) -> None:
 def test_load_reads_manifest_and_class_vectors(digits_bundle: Path) -> None:
     bundle = load_bundle(digits_bundle)
     manifest = bundle.manifest
-    assert manifest.format_version == 2
+    assert manifest.format_version == FORMAT_VERSION  # training writes the current format
     assert manifest.loss["name"] == "cosine_corel"
     assert manifest.class_rule == "cosine"
     assert manifest.input.kind == "image" and manifest.input.shape == [1, 8, 8]
@@ -106,8 +114,8 @@ def test_load_rejects_a_folder_without_manifest(tmp_path: Path) -> None:
 
 
 def test_load_rejects_an_unknown_format_version(bundle_copy: Path) -> None:
-    rewrite_manifest(bundle_copy, format_version=3)
-    with pytest.raises(BundleError, match="format_version 3 is not supported"):
+    rewrite_manifest(bundle_copy, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(BundleError, match=f"format_version {FORMAT_VERSION + 1} is not supported"):
         load_bundle(bundle_copy)
 
 
@@ -149,3 +157,17 @@ def test_a_format_1_calibration_gets_the_defaults() -> None:
     assert calibration.check_accept == 0.95 and calibration.imprint_capture == 0.005
     assert calibration.guard_threshold is None and calibration.per_check_accept is None
     assert Calibration.from_manifest({}).check_accept == 0.95
+
+
+def test_a_text_input_names_its_tokenizer_and_takes_token_ids() -> None:
+    text = InputSpec(kind="text", shape=[64], dtype="int64", tokenizer="tokenizer.json",
+                     max_length=64)  # fmt: skip
+    assert text.max_length == 64 and text.truncation == "keep_start" and text.pad_id == 0
+    with pytest.raises(ValidationError, match="names its tokenizer"):
+        InputSpec(kind="text", shape=[64], dtype="int64", max_length=64)
+    with pytest.raises(ValidationError, match="shape is \\[max_length\\]"):
+        InputSpec(kind="text", shape=[32], dtype="int64", tokenizer="t.json", max_length=64)
+    with pytest.raises(ValidationError, match="float32 and has no tokenizer"):
+        InputSpec(kind="image", shape=[1, 8, 8], tokenizer="tokenizer.json")
+    with pytest.raises(TypeError, match="through its tokenizer"):
+        text.to_model(np.zeros(3))
