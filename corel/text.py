@@ -64,7 +64,7 @@ class TextTokenizer:
         return TokenizedBatch(pad_batch(kept, self.pad_id), lengths, truncated)
 
 
-def pad_batch(rows: Sequence[np.ndarray], pad_id: int = 0) -> np.ndarray:
+def pad_batch(rows: Sequence[Sequence[int] | np.ndarray], pad_id: int = 0) -> np.ndarray:
     """Token id rows of any lengths as one (N, L) int64 array, padded to the longest."""
     width = max([1, *(len(row) for row in rows)])
     out = np.full((len(rows), width), pad_id, dtype=np.int64)

@@ -13,11 +13,19 @@
 Rules that JSON Schema cannot state are in the field's description and enforced with a
 422 by the service: an `image` must be a file Pillow decodes to the model's size; a
 tensor's `b64` must hold exactly the bytes of its shape and dtype, with values in range;
-/clustering/score takes one label per input, at least 2 classes and more inputs than
-classes; /clustering/cluster needs k_min <= k_max and more inputs than clusters.
+/clustering/score takes one label per input (`labels` as long as `inputs` or `vectors`),
+at least 2 classes and more inputs than classes; /clustering/cluster needs k_min <= k_max
+(at most 20 values) and more inputs than clusters (`k`, or `k_max`, below the number of
+inputs).
 
 A query parameter that holds JSON (GET /items' `metadata`) is described by `content`
-(application/json and its schema) rather than as a bare string.
+(application/json and its schema) rather than as a bare string. An optional query
+parameter is left out to go without it: a query string has no null (`label=null` is the
+label "null"), so its schema has no null either.
+
+The links name what one answer gives the next request (the id of an item just created,
+the cursor of the next page, the name of a class just added), so that a client, or the
+stateful phase of a fuzzer, can follow them.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
-from service.api.schemas.common import MetadataFilter
+from service.api.schemas.common import METADATA_JSON, METADATA_JSON_SCHEMA, MetadataFilter
 from service.items.types import VECTOR_MAX_ABS, VECTOR_MIN_PEAK
 
 if TYPE_CHECKING:
@@ -38,7 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["with_limits"]
 
-INPUT_LISTS = ("inputs", "items", "queries", "vectors")
+# Lists with one entry per input: at most COREL_MAX_INPUTS_PER_REQUEST long
+INPUT_LISTS = ("inputs", "items", "queries", "vectors", "labels")
 # Query parameters that hold JSON, with their schema and example (GET /items' metadata)
 JSON_QUERY = {
     "metadata": {
@@ -47,6 +56,24 @@ JSON_QUERY = {
     }
 }
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
+# (path, method, status) -> links of that answer: name -> (path, method, parameters)
+ITEM_CREATED = "$response.body#/items/0/id"
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = {
+    ("/items", "post", "201"): {
+        "GetItem": ("/items/{item_id}", "get", {"path.item_id": ITEM_CREATED}),
+        "NeighboursOfItem": ("/neighbors", "get", {"query.id": ITEM_CREATED}),
+        "DeleteItem": ("/items/{item_id}", "delete", {"path.item_id": ITEM_CREATED}),
+    },
+    ("/items", "get", "200"): {
+        "NextPage": ("/items", "get", {"query.cursor": "$response.body#/next_cursor"}),
+    },
+    ("/items/{item_id}", "delete", "204"): {
+        "GetDeletedItem": ("/items/{item_id}", "get", {"path.item_id": "$request.path.item_id"}),
+    },
+    ("/classes", "post", "201"): {
+        "RemoveClass": ("/classes/{name}", "delete", {"path.name": "$response.body#/name"}),
+    },
+}
 
 
 def with_limits(app: FastAPI, state: AppState) -> Callable[[], dict[str, Any]]:
@@ -59,6 +86,7 @@ def with_limits(app: FastAPI, state: AppState) -> Callable[[], dict[str, Any]]:
         schema = generate()  # FastAPI's generator, which keeps its result ...
         app.openapi_schema = None  # ... only once ours is whole
         schemas = schema.get("components", {}).get("schemas", {})
+        schemas[METADATA_JSON] = METADATA_JSON_SCHEMA  # items' metadata refer to it
         for name in _request_models(schema):
             _limit_properties(schemas[name].get("properties", {}), state.settings)
         for name in ("HTTPValidationError", "ValidationError"):
@@ -71,6 +99,8 @@ def with_limits(app: FastAPI, state: AppState) -> Callable[[], dict[str, Any]]:
                         "content": {"application/json": {"schema": ERROR_BODY}},
                     }
                 for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "query" and "schema" in parameter:
+                        _no_null(parameter)
                     if parameter["name"] == "k":
                         parameter["schema"]["maximum"] = state.settings.max_k
                     if parameter["in"] == "query" and parameter["name"] in JSON_QUERY:
@@ -78,6 +108,7 @@ def with_limits(app: FastAPI, state: AppState) -> Callable[[], dict[str, Any]]:
                         # type): OpenAPI says what the string holds with `content`
                         del parameter["schema"]
                         parameter["content"] = {"application/json": JSON_QUERY[parameter["name"]]}
+        _add_links(schema)
         if state.bundle is None:
             return schema  # the model's shapes come once it is loaded
         manifest = state.bundle.manifest
@@ -88,6 +119,27 @@ def with_limits(app: FastAPI, state: AppState) -> Callable[[], dict[str, Any]]:
         return schema
 
     return openapi
+
+
+def _no_null(parameter: dict[str, Any]) -> None:
+    """An optional query parameter's `anyOf: [X, null]` (pydantic's `X | None`) as X: left
+    out, it is absent; sent, it is never null."""
+    schema = parameter["schema"]
+    branches = [b for b in schema.get("anyOf", []) if b != {"type": "null"}]
+    if "anyOf" in schema and len(branches) == 1:
+        outer = {key: value for key, value in schema.items() if key != "anyOf"}
+        parameter["schema"] = {**branches[0], **outer}
+
+
+def _add_links(schema: dict[str, Any]) -> None:
+    """The LINKS, by the operationIds FastAPI gave the operations."""
+    paths = schema.get("paths", {})
+    for (path, method, status), links in LINKS.items():
+        response = paths[path][method]["responses"][status]
+        response["links"] = {
+            name: {"operationId": paths[to][to_method]["operationId"], "parameters": parameters}
+            for name, (to, to_method, parameters) in links.items()
+        }
 
 
 def _figure_names(schema: dict[str, Any], figures: list[str]) -> None:

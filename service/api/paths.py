@@ -15,12 +15,17 @@ from collections.abc import Callable
 
 from starlette.convertors import Convertor, register_url_convertor
 
-__all__ = ["CLASS_NAME_PATTERN", "ITEM_ID_PATTERN", "not_reserved"]
+__all__ = ["CLASS_NAME", "CLASS_NAME_PATTERN", "ITEM_ID_PATTERN", "not_reserved"]
 
 # No "/" in an item id (it would leave the /items/{item_id} path) and no control characters
 ITEM_ID_PATTERN = r"^(?!reembed$)[^/\x00-\x1f]+$"
-# A class name may hold a "/" (the shipped model has "T-shirt/top"): the path takes the rest
-CLASS_NAME_PATTERN = r"^(?!restore$)[^\x00-\x1f]+$"
+# A class name may hold a "/" (the shipped model has "T-shirt/top"): the path takes the rest.
+# It neither starts nor ends with whitespace: Python's (str.strip) and JavaScript's (\s),
+# spelled out so that every regex engine reads the rule alike.
+_SPACE = " \t\n\v\f\r\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_EDGE = f"[^{_SPACE}\x00-\x1f]"
+CLASS_NAME = f"{_EDGE}(?:[^\x00-\x1f]*{_EDGE})?"
+CLASS_NAME_PATTERN = f"^(?!restore$){CLASS_NAME}$"
 
 
 def not_reserved(word: str) -> Callable[[str], str]:

@@ -28,6 +28,7 @@ from service.errors import (
 )
 
 __all__ = [
+    "METADATA_NUMBER_RANGE",
     "VECTOR_MAX_ABS",
     "VECTOR_MIN_PEAK",
     "EmbedSources",
@@ -51,6 +52,7 @@ __all__ = [
     "check_new_items",
     "check_vector",
     "embed_each",
+    "metadata_numbers_in_range",
     "no_vector_rows",
     "rank",
     "resolve_queries",
@@ -58,6 +60,11 @@ __all__ = [
 ]
 
 MetadataValue = str | int | float | bool | None
+# The numbers metadata and its filters may hold: within 2**53, every integer is one a
+# float64 holds exactly, so that an integer means the same to the body's JSON parser (which
+# reads one beyond 64 bits as a float), to JavaScript, to SQLite's JSON and Milvus's JSON,
+# and to JSON Schema's bounds, which cannot tell 2**63 from 2**63 - 1 as floats
+METADATA_NUMBER_RANGE = (-(2**53), 2**53)
 IndexKind = Literal["flat", "hnsw", "ivf"]  # of an index that serves
 IndexSetting = Literal["auto", "flat", "hnsw", "ivf"]  # COREL_INDEX_KIND
 # Where the vectors are searched: the embedded store's FAISS index on the CPU or the GPU,
@@ -243,6 +250,25 @@ def vectors_ok(vectors: np.ndarray) -> bool:
         and (peaks <= VECTOR_MAX_ABS).all()
         and (peaks >= VECTOR_MIN_PEAK).all()
     )
+
+
+def metadata_numbers_in_range(value: Any) -> Any:
+    """A pydantic validator for metadata, or a filter on it (any JSON): ValueError for a
+    number anywhere in it outside METADATA_NUMBER_RANGE."""
+    low, high = METADATA_NUMBER_RANGE
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, int | float) and not isinstance(v, bool) and not low <= v <= high:
+            raise ValueError(
+                f"the number {v} is beyond 2**53 in magnitude, where float64 and JavaScript "
+                "lose integers: send it as a string"
+            )
+    return value
 
 
 def check_new_items(items: list[NewItem], dim: int) -> None:

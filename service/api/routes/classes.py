@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import Path, Query, status
 
 from service import metrics
 from service.api.deps import ClassIndexDep, EmbedderDep, SettingsDep, check_input_count
-from service.api.json_route import ORJSONRoute
+from service.api.json_route import json_router
 from service.api.paths import CLASS_NAME_PATTERN
 from service.api.schemas.classes import (
     ClassCreate,
@@ -26,7 +26,7 @@ from service.api.schemas.classes import (
 )
 from service.api.schemas.errors import errors
 
-router = APIRouter(prefix="/classes", tags=["classes"], route_class=ORJSONRoute)
+router = json_router("classes", prefix="/classes")
 
 
 def _listing(classes: ClassIndexDep) -> ClassList:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from corel import clustering as corel_clustering
 from corel.class_rule import l2_normalise
@@ -27,7 +27,7 @@ from service.api.deps import (
     SettingsDep,
     check_input_count,
 )
-from service.api.json_route import ORJSONRoute
+from service.api.json_route import json_router
 from service.api.schemas.clustering import (
     MAX_K_CANDIDATES,
     Batch,
@@ -45,9 +45,7 @@ from service.inference.embedder import RequestEmbedder
 from service.items.types import check_vector
 from service.settings import Settings
 
-__all__ = ["router"]
-
-router = APIRouter(prefix="/clustering", tags=["clustering"], route_class=ORJSONRoute)
+router = json_router("clustering", prefix="/clustering")
 REPORT_LIMIT = 50_000
 
 

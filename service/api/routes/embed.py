@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-from fastapi import APIRouter
 
 from corel.class_rule import l2_normalise
 from service import metrics
@@ -16,7 +15,7 @@ from service.api.deps import (
     SettingsDep,
     check_input_count,
 )
-from service.api.json_route import ORJSONRoute
+from service.api.json_route import json_router
 from service.api.schemas.errors import errors
 from service.api.schemas.inference import (
     Classification,
@@ -27,7 +26,7 @@ from service.api.schemas.inference import (
 )
 from service.errors import ValidationFailedError
 
-router = APIRouter(tags=["inference"], route_class=ORJSONRoute)
+router = json_router("inference")
 
 
 @router.post("/embed", responses=errors(408, 413, 415, 422, 429, 503))

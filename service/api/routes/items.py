@@ -11,10 +11,10 @@ import uuid
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from service.api.deps import BundleDep, EmbedderDep, ItemsDep, SettingsDep, check_input_count
-from service.api.json_route import ORJSONRoute
+from service.api.json_route import json_router
 from service.api.paths import ITEM_ID_PATTERN
 from service.api.schemas.errors import errors
 from service.api.schemas.items import (
@@ -33,9 +33,7 @@ from service.inference.inputs import Input
 from service.inference.preview import input_png
 from service.items.types import NewItem
 
-__all__ = ["router"]
-
-router = APIRouter(tags=["items"], route_class=ORJSONRoute)
+router = json_router("items")
 
 
 MAX_PAGE_OFFSET = 1_000_000_000
@@ -92,7 +90,16 @@ PNG: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/items/{item_id}/input.png",
     response_class=Response,
-    responses={**PNG, **errors(404, 422, 503)},
+    responses={
+        **PNG,
+        **errors(
+            404,
+            422,
+            503,
+            not_found="No such item, or it was stored without its input "
+            "(`store_input: false`, or a raw `vector`), or the model takes no images",
+        ),
+    },
 )
 async def get_item_input(
     item_id: str, items: ItemsDep, bundle: BundleDep, settings: SettingsDep

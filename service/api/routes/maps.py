@@ -6,18 +6,16 @@ from dataclasses import replace
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from service.api.deps import ClassIndexDep, ItemsDep, MapCacheDep
-from service.api.json_route import ORJSONRoute
+from service.api.json_route import json_router
 from service.api.schemas.errors import errors
 from service.api.schemas.maps import MapResponse
 from service.errors import ValidationFailedError
 from service.maps.latent_map import MAX_ITEMS, Method
 
-__all__ = ["router"]
-
-router = APIRouter(tags=["clustering"], route_class=ORJSONRoute)
+router = json_router("clustering")
 
 
 @router.get("/map", response_model=MapResponse, responses=errors(422, 503))

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from service.api.deps import EmbedderDep, ItemsDep, SettingsDep, check_input_count
-from service.api.json_route import ORJSONRoute
+from service.api.json_route import json_router
 from service.api.schemas.errors import errors
 from service.api.schemas.neighbors import (
     MAX_OFFSET,
@@ -26,9 +26,7 @@ from service.api.schemas.neighbors import (
 from service.errors import ValidationFailedError
 from service.items.types import Neighbour, SearchOptions
 
-__all__ = ["router"]
-
-router = APIRouter(tags=["neighbours"], route_class=ORJSONRoute)
+router = json_router("neighbours")
 
 
 def _check_k(k: int, max_k: int) -> None:

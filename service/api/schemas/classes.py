@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.api.paths import CLASS_NAME_PATTERN, not_reserved
+from service.api.paths import CLASS_NAME, CLASS_NAME_PATTERN, not_reserved
 from service.inference.inputs import Input
 
 
@@ -18,8 +19,8 @@ class ClassCreate(BaseModel):
         max_length=100,
         pattern=r"^[^\x00-\x1f]+$",
         json_schema_extra={"pattern": CLASS_NAME_PATTERN},
-        description="Any text without control characters, not blank (may hold a '/'), "
-        "and not `restore` (a path of its own)",
+        description="Any text without control characters, not blank and without spaces at "
+        "either end (may hold a '/'), and not `restore` (a path of its own)",
     )
     inputs: list[Input] = Field(min_length=1, description="A few examples of the new class")
     threshold: float | None = Field(None, description="Unknown threshold for this class")
@@ -27,7 +28,7 @@ class ClassCreate(BaseModel):
     @field_validator("name")
     @classmethod
     def _not_blank(cls, name: str) -> str:
-        if not name.strip() or name != name.strip():
+        if not re.fullmatch(CLASS_NAME, name):
             raise ValueError("a class name is not blank and has no spaces at either end")
         return not_reserved("restore")(name)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from service.api.schemas.common import EXAMPLE_INPUT, refuse_renamed
+from service.api.schemas.common import EXAMPLE_INPUT, Label, refuse_renamed
 from service.inference.inputs import Input, Int, exactly_one, one_given, whole
 
 MAX_CLUSTERS = 50
@@ -49,7 +49,7 @@ class ScoreRequest(Batch):
         }
     )
 
-    labels: list[str | Int] = Field(
+    labels: list[Label | Int] = Field(
         description="The true class of each input, in order: one per input, at least 2 "
         "classes, and more inputs than classes"
     )

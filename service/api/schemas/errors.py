@@ -32,7 +32,14 @@ _MEANING = {
     507: "The disk is full: nothing of the request was stored; retry once space is freed",
 }
 
+_STATUS_NAMES = {"not_found": 404, "conflict": 409, "unprocessable": 422}
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for these error statuses, each in the one error shape."""
-    return {status: {"model": ErrorBody, "description": _MEANING[status]} for status in statuses}
+
+def errors(*statuses: int, **meaning: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each in the one error shape; a route
+    whose status means more than the usual says so by keyword (`not_found="..."`)."""
+    own = {_STATUS_NAMES[name]: text for name, text in meaning.items()}
+    return {
+        status: {"model": ErrorBody, "description": own.get(status, _MEANING[status])}
+        for status in statuses
+    }

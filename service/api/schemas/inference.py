@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from service.api.schemas.common import EXAMPLE_INPUT, refuse_renamed
+from service.api.schemas.common import EXAMPLE_INPUT, refuse_renamed, request_body
 from service.inference.inputs import Input, Int
 
 
 class EmbedRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", strict=True, json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT]}]}
-    )
+    model_config = request_body({"inputs": [EXAMPLE_INPUT]})
 
     inputs: list[Input] = Field(min_length=1)
     normalize: bool = Field(True, description="L2-normalise (cosine geometry); false: raw h")
@@ -39,11 +37,7 @@ class EmbedResponse(BaseModel):
 
 
 class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={"examples": [{"inputs": [EXAMPLE_INPUT], "k": 3}]},
-    )
+    model_config = request_body({"inputs": [EXAMPLE_INPUT], "k": 3})
 
     inputs: list[Input] = Field(min_length=1)
     k: Int = Field(3, ge=1, description="How many top classes to return")

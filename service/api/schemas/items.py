@@ -13,13 +13,19 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     TypeAdapter,
     ValidationError,
     model_validator,
 )
 
-from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label, MetadataFilter
+from service.api.schemas.common import (
+    EXAMPLE_INPUT,
+    ItemId,
+    Label,
+    Metadata,
+    MetadataFilter,
+    request_body,
+)
 from service.errors import ValidationFailedError
 from service.inference.inputs import Input, exactly_one, one_given
 from service.items.types import IndexDevice, StoredItem
@@ -36,7 +42,12 @@ class ItemCreate(BaseModel):
     input: Input | None = Field(None, description="What to embed (exactly one of input, vector).")
     vector: list[float] | None = Field(None, description="A raw embedding of the current model.")
     label: Label | None = None
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    metadata: Metadata = Field(
+        default_factory=dict,
+        description="Any JSON object; its numbers, at any depth, at most 2**53 "
+        "(9007199254740992) in magnitude: the integers float64, and JavaScript, keep "
+        "exactly. A larger one (an id, say) goes as a string.",
+    )
     store_input: bool = Field(True, description="Keep the input so the item can be re-embedded.")
 
     @model_validator(mode="after")
@@ -46,19 +57,13 @@ class ItemCreate(BaseModel):
 
 
 class ItemsCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "items": [
-                        {"id": "shoe-1", "input": EXAMPLE_INPUT, "label": "Sneaker",
-                         "metadata": {"colour": "white"}},
-                    ]
-                }
+    model_config = request_body(
+        {
+            "items": [
+                {"id": "shoe-1", "input": EXAMPLE_INPUT, "label": "Sneaker",
+                 "metadata": {"colour": "white"}},
             ]
-        },
+        }
     )  # fmt: skip
 
     items: list[ItemCreate] = Field(min_length=1)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label, MetadataFilter
+from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label, MetadataFilter, request_body
 from service.inference.inputs import Input, Int, exactly_one, one_given
 
 MAX_OFFSET = 10_000
@@ -37,19 +37,13 @@ class NeighbourFilter(BaseModel):
 
 
 class NeighboursRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "queries": [{"id": "shoe-1"}, {"input": EXAMPLE_INPUT}],
-                    "k": 5,
-                    "min_score": 0.5,
-                    "filter": {"label": "Sneaker", "metadata": {"colour": "white"}},
-                }
-            ]
-        },
+    model_config = request_body(
+        {
+            "queries": [{"id": "shoe-1"}, {"input": EXAMPLE_INPUT}],
+            "k": 5,
+            "min_score": 0.5,
+            "filter": {"label": "Sneaker", "metadata": {"colour": "white"}},
+        }
     )
 
     queries: list[NeighbourQuery] = Field(min_length=1)

@@ -148,6 +148,32 @@ def test_list_items_offset_out_of_range_is_422_not_500(
     assert error["details"][0]["loc"] == ["query", "offset"]
 
 
+def test_metadata_numbers_beyond_2_to_the_53_are_422_not_500_nor_rounded(
+    http: TestClient,
+) -> None:
+    # beyond 2**53 a float64 (JavaScript's number, or the body parser's reading of an
+    # integer past 64 bits) no longer holds every integer
+    vector = [1.0] + [0.0] * 127
+    too_big = {"a": [1, {"b": 2**53 + 1}]}
+    exact = {"a": 2**53, "b": -(2**53), "c": 0.5}
+
+    refused = http.post("/items", json={"items": [{"vector": vector, "metadata": too_big}]})
+    kept = http.post("/items", json={"items": [{"id": "x", "vector": vector, "metadata": exact}]})
+    listed = http.get("/items", params={"metadata": json.dumps({"a": 10**20})})
+    searched = http.post(
+        "/neighbors", json={"queries": [{"id": "x"}], "filter": {"metadata": {"a": -(10**30)}}}
+    )
+
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["loc"] == ["body", "items", 0, "metadata"]
+    assert kept.status_code == 201 and http.get("/items/x").json()["metadata"] == exact
+    assert listed.status_code == 422
+    assert listed.json()["error"]["details"][0]["loc"] == ["query", "metadata"]
+    assert searched.status_code == 422
+    filtered = http.get("/items", params={"metadata": json.dumps({"a": 2**53})})
+    assert _ids(filtered) == ["x"]
+
+
 def _store(http: TestClient, metadata: list[dict[str, Any]], labels: str = "ab") -> None:
     """Items m0, m1, ... with these metadata, labelled a, b, a, ... (raw vectors)."""
     items = [{"id": f"m{n}", "vector": [1.0 + n] + [1.0] * 127, "label": labels[n % len(labels)],
