@@ -7,6 +7,7 @@
 #   bash scripts/dev.sh test -m "not slow"   # the same with the fast lane of the suite
 #   bash scripts/dev.sh check          # the gates alone: ruff format, ruff check, mypy --strict
 #   bash scripts/dev.sh train-default  # retrain models/fashion-mnist-cosine (about 10 min)
+#   bash scripts/dev.sh train-text     # retrain models/wordnet-cosine (a few minutes)
 #   bash scripts/dev.sh install-gpu    # swap onnxruntime/faiss-cpu for their GPU builds
 #
 # Set-up is idempotent and skipped when nothing changed (a stamp in .venv records it).
@@ -42,6 +43,15 @@ ensure_fashion_mnist() {
     echo "error: no Fashion-MNIST in COREL_FASHION_MNIST_DIR=$FASHION_DIR" >&2
     exit 1
   fi
+}
+
+# The text corpora training and its tests read: WordNet's noun glosses and the fortunes
+# (training/text.py), unless COREL_WORDNET_DIR / COREL_FORTUNES_DIR point elsewhere.
+ensure_text_corpora() {
+  local missing=()
+  [[ -f ${COREL_WORDNET_DIR:-/usr/share/wordnet}/data.noun ]] || missing+=(wordnet-base)
+  [[ -f ${COREL_FORTUNES_DIR:-/usr/share/games/fortunes}/computers ]] || missing+=(fortunes)
+  if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 }
 
 # ensure_venv EXTRAS: install the project with those extras ("" for the serving set only).
@@ -85,6 +95,7 @@ case $cmd in
     ;;
   test)
     ensure_fashion_mnist
+    ensure_text_corpora
     # the item search benchmark's test drives the real server with wrk (a C load generator)
     command -v wrk >/dev/null || apt_install wrk
     # the web page's tests drive Debian's chromium with Playwright (tests/service/web)
@@ -106,6 +117,11 @@ case $cmd in
     ensure_venv "train,dev"
     exec "$VENV/bin/corel-train" --preset fashion-mnist-cosine --out models/fashion-mnist-cosine "$@"
     ;;
+  train-text)
+    ensure_text_corpora
+    ensure_venv "train,dev"
+    exec "$VENV/bin/corel-train" --preset wordnet-cosine --out models/wordnet-cosine "$@"
+    ;;
   install-gpu)
     ensure_venv ""
     say "replacing onnxruntime and faiss-cpu with onnxruntime-gpu and faiss-gpu-cu12"
@@ -113,7 +129,7 @@ case $cmd in
     "$VENV/bin/python" -m pip install -q "onnxruntime-gpu<1.27" faiss-gpu-cu12  # one CUDA major (12)
     ;;
   *)
-    sed -n '2,12p' "$0"
+    sed -n '2,13p' "$0"
     exit 2
     ;;
 esac
