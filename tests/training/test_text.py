@@ -198,3 +198,17 @@ def test_corel_train_on_text_writes_a_bundle_that_corel_eval_rescores(
     rescored = run_cli("eval_app", str(out), "--quiet")  # from the strings, the bundle's tokenizer
     assert rescored.returncode == 0, rescored.stderr
     assert json.loads(rescored.stdout)["accuracy"] == pytest.approx(printed["accuracy"], abs=1e-6)
+
+
+def test_the_shipped_text_bundle_loads_and_classifies_glosses() -> None:
+    from corel.class_rule import rule_for
+    from tests.conftest import REPO
+
+    bundle = load_bundle(REPO / "models" / "wordnet-cosine")
+    assert bundle.manifest.input.kind == "text" and bundle.manifest.class_rule == "cosine"
+    assert bundle.manifest.metrics["accuracy"] > 0.75
+    batch = bundle.tokenizer().encode(["a tall perennial woody plant", "a small domestic cat"])
+    session = ort.InferenceSession(str(bundle.encoder_path), providers=["CPUExecutionProvider"])
+    (h,) = session.run(["embedding"], {"input": batch.ids})
+    scores = rule_for("cosine").scores(h, bundle.class_vectors, None)
+    assert [bundle.manifest.labels[k] for k in scores.argmax(1)] == ["plant", "animal"]
