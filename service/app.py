@@ -52,6 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.runtime = runtime = EncoderRuntime(
         bundle.encoder_path, provider=settings.provider, threads=settings.threads
     )
+    spec = bundle.manifest.input
+    tokenizer = bundle.tokenizer() if spec.kind == "text" else None
     batcher = MicroBatcher(
         runtime.run,
         batching=settings.batching,
@@ -60,23 +62,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         queue_size=settings.queue_size,
         queue_timeout_ms=settings.queue_timeout_ms,
         in_flight=state.in_flight,
+        pad_id=spec.pad_id if tokenizer is not None else None,
     )
     await batcher.start()
     state.batcher = batcher
     try:
         state.embedder = Embedder(
-            bundle.manifest.input,
+            spec,
             batcher,
             max_image_pixels=settings.max_image_pixels,
             embedding_dim=bundle.manifest.embedding_dim,
+            tokenizer=tokenizer,
         )
         state.class_index = ClassIndex(bundle, stores.open_classes())
         state.class_index.watch()  # a shared store: follow other replicas' changes
         metrics.INDEX_SIZE.labels(index="classes").set(len(state.class_index))
         state.items = stores.open_items(bundle)
-        await asyncio.to_thread(
-            runtime.warm_up, bundle.manifest.input.shape, settings.max_batch_size
-        )
+        await asyncio.to_thread(runtime.warm_up, spec, settings.max_batch_size)
         await carry_over_classes(state.class_index, state.embedder)
         if state.freeze_heap:
             # Everything loaded so far (modules, the model, pydantic/FastAPI internals) lives
@@ -122,7 +124,7 @@ async def carry_over_classes(classes: ClassIndex, embedder: Embedder) -> None:
             continue
         try:
             inputs = [Input.model_validate(i) for i in record.inputs]
-            h, features = await embedder.embed_with_features(embedder.prepare(inputs))
+            h, features = await embedder.embed_with_features(embedder.prepare(inputs).arrays)
         except (ValueError, ServiceError) as exc:
             log.warning("class %r cannot be carried over to this model: %s", record.name, exc)
             continue

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # torch loads only when a test trains
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BUNDLE = REPO / "models" / "fashion-mnist-cosine"
+# the shipped text model; COREL_TEST_TEXT_BUNDLE runs the text tests on another one
+TEXT_BUNDLE = Path(os.environ.get("COREL_TEST_TEXT_BUNDLE", REPO / "models" / "wordnet-cosine"))
 FASHION_DIR = os.environ.get("COREL_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 
 

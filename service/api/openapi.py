@@ -37,6 +37,7 @@ from fastapi import FastAPI
 from pydantic import TypeAdapter
 
 from service.api.schemas.common import METADATA_JSON, METADATA_JSON_SCHEMA, MetadataFilter
+from service.inference.inputs import EXAMPLE_DATA, EXAMPLE_TEXT, one_given
 from service.items.types import VECTOR_MAX_ABS, VECTOR_MIN_PEAK
 
 if TYPE_CHECKING:
@@ -112,6 +113,9 @@ def with_limits(app: FastAPI, state: AppState) -> Callable[[], dict[str, Any]]:
         if state.bundle is None:
             return schema  # the model's shapes come once it is loaded
         manifest = state.bundle.manifest
+        if manifest.input.kind == "text":
+            schema = _text_examples(schema)
+            schemas = schema["components"]["schemas"]
         _model_inputs(schemas, manifest.input)
         _model_vectors(schemas, manifest.embedding_dim)
         _figure_names(schema, sorted(f for f in manifest.files if f.endswith(".png")))
@@ -191,7 +195,16 @@ def _each_branch(schema: dict[str, Any], type_: str, key: str, value: int) -> No
 
 
 def _model_inputs(schemas: dict[str, Any], spec: InputSpec) -> None:
-    """`data` and a tensor's `shape` as the model takes them."""
+    """The forms of input the model takes: `text` for a text model, else `data` and a
+    tensor's `shape` as the model takes them (and no `text`)."""
+    if spec.kind == "text":
+        _only_forms(schemas["Input"], ["text"])
+        schemas["Input"]["properties"]["text"]["description"] = (
+            f"A text, not only whitespace: its first {spec.max_length} tokens are embedded "
+            "(`truncate`)"
+        )
+        return
+    _only_forms(schemas["Input"], ["data", "image", "tensor"])
     number: dict[str, Any] = {"type": "number"}
     if spec.accepted_range is not None:
         number["minimum"], number["maximum"] = spec.accepted_range
@@ -216,6 +229,27 @@ def _model_inputs(schemas: dict[str, Any], spec: InputSpec) -> None:
         "The array's bytes, base64 (C order, little-endian): exactly the bytes of its shape "
         "and dtype, the values in the range of `data`"
     )
+
+
+def _only_forms(input_schema: dict[str, Any], forms: list[str]) -> None:
+    """The Input schema with these of its forms (each a property, exactly one given)."""
+    input_schema["properties"] = {
+        name: field for name, field in input_schema["properties"].items() if name in forms
+    }
+    input_schema["oneOf"] = one_given(*forms)
+    examples = [e for e in input_schema["examples"] if set(e) <= set(forms)]
+    input_schema["examples"] = [e for n, e in enumerate(examples) if e not in examples[:n]]
+
+
+def _text_examples(node: Any) -> Any:
+    """The schema's examples with a text in place of each example image (text models)."""
+    if node == EXAMPLE_DATA:
+        return EXAMPLE_TEXT
+    if isinstance(node, dict):
+        return {key: _text_examples(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_text_examples(value) for value in node]
+    return node
 
 
 def _nested(shape: list[int], leaf: dict[str, Any]) -> dict[str, Any]:

@@ -50,8 +50,9 @@ class UnknownPolicy:
     def check(
         self, classes: ClassSet, features: np.ndarray | None, model_input: np.ndarray | None
     ) -> OpenSetChecks | None:
-        """The open set's view of a batch (None for bundles without one, or no features)."""
-        if self.open_set is None or features is None or model_input is None:
+        """The open set's view of a batch (None for bundles without one, or no features).
+        Without `model_input` (token ids: text models) the input guard does not apply."""
+        if self.open_set is None or features is None:
             return None
         imprinted = [
             i
@@ -66,13 +67,11 @@ class UnknownPolicy:
             np.array(prototypes, np.float32).reshape(len(imprinted), width),
             np.array(bars, np.float32),
         )
-        guard = self.open_set.guard.scores(model_input)
+        outside = np.zeros(len(features), bool)
+        if model_input is not None and self._guard_threshold is not None:
+            outside = self.open_set.guard.scores(model_input) < self._guard_threshold
         return OpenSetChecks(
-            outside=(
-                guard < self._guard_threshold
-                if self._guard_threshold is not None
-                else np.zeros(len(guard), bool)
-            ),
+            outside=outside,
             knn=self._knn(features),
             imprinted=np.array([imprinted[g] if g >= 0 else -1 for g in gate], np.int64),
         )

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from corel.text import pad_batch, trim_padding
 from service import metrics
 from service.errors import ServiceUnavailableError, TooManyRequestsError
 
@@ -47,8 +48,11 @@ class MicroBatcher:
         queue_size: int = 2048,
         queue_timeout_ms: float = 5000,
         in_flight: Callable[[], int] | None = None,
+        pad_id: int | None = None,
     ) -> None:
         self._run, self.batching, self._in_flight = run, batching, in_flight
+        # text models: token id rows of several lengths, a batch padded to its longest
+        self.pad_id = pad_id
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000
         self.queue_size, self.queue_timeout = queue_size, queue_timeout_ms / 1000
         self._pending: deque[_Job] = deque()
@@ -92,7 +96,8 @@ class MicroBatcher:
         if self.full:
             raise self.refusal()
         chunks = [
-            items[i : i + self.max_batch_size] for i in range(0, len(items), self.max_batch_size)
+            self._join([items[i : i + self.max_batch_size]])
+            for i in range(0, len(items), self.max_batch_size)
         ]
         self._queued_items += len(items)
         metrics.QUEUE_SIZE.set(self._queued_items)
@@ -115,6 +120,14 @@ class MicroBatcher:
                 job.future.cancel()  # the worker drops what it has not run
             raise
         return np.concatenate(outs)
+
+    def _join(self, parts: list[np.ndarray]) -> np.ndarray:
+        """One batch of these parts; token ids padded to the batch's longest input, not to
+        the model's max_length (a run costs about its length)."""
+        if self.pad_id is None:
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        rows = [row for part in parts for row in part]
+        return trim_padding(pad_batch(rows, self.pad_id), self.pad_id)
 
     async def _infer(self, batch: np.ndarray, *, enqueued: float | None = None) -> np.ndarray:
         """Run in the inference thread; cancelling the caller before it starts skips it."""
@@ -168,7 +181,7 @@ class MicroBatcher:
         if not live:
             return
         try:
-            out = await self._infer(np.concatenate([job.items for job in live]))
+            out = await self._infer(self._join([job.items for job in live]))
         except Exception as exc:  # resolve every waiter, keep the worker alive
             self._fail(live, exc)
             return

@@ -11,20 +11,34 @@ import asyncio
 import binascii
 import math
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 from starlette.requests import Request
 
 from corel.bundle import InputSpec
+from corel.text import TextTokenizer, pad_batch
 from service.errors import ValidationFailedError
 from service.inference.batcher import MicroBatcher
 from service.inference.inputs import Input
-from service.inference.preprocess import to_model_input
+from service.inference.preprocess import to_model_input, to_token_ids
 
-__all__ = ["Embedder", "RequestEmbedder"]
+__all__ = ["Embedded", "Embedder", "Prepared", "RequestEmbedder"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    arrays: list[np.ndarray]  # one model-ready array per input (a text's token ids, unpadded)
+    truncated: list[int]  # positions of the texts cut to the model's max_length tokens
+
+
+@dataclass(frozen=True)
+class Embedded:
+    vectors: np.ndarray  # (N, D) raw embeddings
+    truncated: list[int]  # as Prepared's: what the answer reports
 
 
 class Embedder:
@@ -35,19 +49,27 @@ class Embedder:
         *,
         max_image_pixels: int,
         embedding_dim: int | None = None,
+        tokenizer: TextTokenizer | None = None,
     ) -> None:
         self.spec, self.batcher, self.max_image_pixels = spec, batcher, max_image_pixels
         # the encoder's columns beyond embedding_dim are its `features` output (runtime.py)
         self.embedding_dim = embedding_dim
+        self.tokenizer = tokenizer  # text models only
 
-    def prepare(self, inputs: list[Input]) -> list[np.ndarray]:
+    def prepare(self, inputs: list[Input], *, truncate: bool = True) -> Prepared:
+        """Model-ready arrays, or a 422 naming the first input that is wrong; a text longer
+        than the model's max_length tokens keeps its first tokens unless `truncate` is off."""
+        if self.tokenizer is not None:
+            ids = to_token_ids(inputs, self.spec, self.tokenizer, truncate=truncate)
+            return Prepared(ids.rows, ids.truncated)
         fast = _tensors_at_once(inputs, self.spec)
         if fast is not None:
-            return fast
-        return [
+            return Prepared(fast, [])
+        arrays = [
             to_model_input(item, self.spec, max_pixels=self.max_image_pixels, position=n)
             for n, item in enumerate(inputs)
         ]
+        return Prepared(arrays, [])
 
     async def embed_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:  # -> (N, D) raw
         h, _ = await self.embed_with_features(arrays)
@@ -57,7 +79,8 @@ class Embedder:
         self, arrays: list[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(embeddings (N, D) raw, the encoder's `features` (N, F) or None without them)."""
-        out = await self.batcher.embed(np.stack(arrays))
+        batch = np.stack(arrays) if self.tokenizer is None else pad_batch(arrays, self.spec.pad_id)
+        out = await self.batcher.embed(batch)
         d = self.embedding_dim or out.shape[1]
         h, features = out[:, :d], (out[:, d:] if out.shape[1] > d else None)
         # Finite inputs far outside the trained range (pixels of 1e30) overflow float32 in the
@@ -73,8 +96,9 @@ class Embedder:
             )
         return h, features
 
-    async def embed_inputs(self, inputs: list[Input]) -> np.ndarray:  # -> (N, D) raw
-        return await self.embed_arrays(self.prepare(inputs))
+    async def embed_inputs(self, inputs: list[Input], *, truncate: bool = True) -> Embedded:
+        prepared = self.prepare(inputs, truncate=truncate)
+        return Embedded(await self.embed_arrays(prepared.arrays), prepared.truncated)
 
 
 class RequestEmbedder:
@@ -84,8 +108,8 @@ class RequestEmbedder:
         self.embedder, self.request = embedder, request
         self.spec = embedder.spec
 
-    def prepare(self, inputs: list[Input]) -> list[np.ndarray]:
-        return self.embedder.prepare(inputs)
+    def prepare(self, inputs: list[Input], *, truncate: bool = True) -> Prepared:
+        return self.embedder.prepare(inputs, truncate=truncate)
 
     async def embed_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:
         return await self._unless_disconnected(self.embedder.embed_arrays(arrays))
@@ -95,8 +119,9 @@ class RequestEmbedder:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         return await self._unless_disconnected(self.embedder.embed_with_features(arrays))
 
-    async def embed_inputs(self, inputs: list[Input]) -> np.ndarray:
-        return await self.embed_arrays(self.prepare(inputs))
+    async def embed_inputs(self, inputs: list[Input], *, truncate: bool = True) -> Embedded:
+        prepared = self.prepare(inputs, truncate=truncate)
+        return Embedded(await self.embed_arrays(prepared.arrays), prepared.truncated)
 
     async def _unless_disconnected(self, work: Awaitable[T]) -> T:
         task = asyncio.ensure_future(work)

@@ -1,10 +1,11 @@
-"""What a client sends to be embedded: an `Input`, in one of three forms.
+"""What a client sends to be embedded: an `Input`, in one of four forms.
 
-An input is always one of three things, so a client never needs to know the model's scaling:
-`data`, a nested list of numbers in the units the user has (pixels 0..255, H x W or
-C x H x W, for image models; a flat list of features for vector models); `image`, a
-base64-encoded PNG/JPEG/... file; or `tensor`, the same numbers as `data` packed as base64
-bytes (uint8 or float32, C order), the cheapest form to send and to parse.
+An input is always one of four things, so a client never needs to know the model's scaling
+or its tokenizer: `data`, a nested list of numbers in the units the user has (pixels 0..255,
+H x W or C x H x W, for image models; a flat list of features for vector models); `image`, a
+base64-encoded PNG/JPEG/... file; `tensor`, the same numbers as `data` packed as base64
+bytes (uint8 or float32, C order), the cheapest form to send and to parse; or `text`, a
+string, for text models (the bundle's tokenizer makes it token ids).
 
 These are the inference layer's own types: the HTTP schemas reuse them, and
 `preprocess.to_model_input` turns one into a model-ready array.
@@ -20,7 +21,16 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 
-__all__ = ["Input", "Int", "Tensor", "exactly_one", "one_given", "whole"]
+__all__ = [
+    "EXAMPLE_TEXT",
+    "MAX_TEXT_CHARS",
+    "Input",
+    "Int",
+    "Tensor",
+    "exactly_one",
+    "one_given",
+    "whole",
+]
 
 
 def _png_base64(pixels: np.ndarray) -> str:
@@ -59,6 +69,9 @@ EXAMPLE_TENSOR: dict[str, Any] = {
 }
 EXAMPLE_DATA: dict[str, Any] = {"data": [[0] * 28 for _ in range(28)]}
 EXAMPLE_IMAGE: dict[str, Any] = {"image": _png_base64(np.zeros((28, 28), np.uint8))}
+EXAMPLE_TEXT: dict[str, Any] = {"text": "a seat for one person, with a back and four legs"}
+# Far more than any text model keeps (its max_length tokens): the rest is truncated anyway
+MAX_TEXT_CHARS = 100_000
 
 
 class Tensor(BaseModel):
@@ -82,8 +95,8 @@ class Input(BaseModel):
         extra="forbid",
         strict=True,
         json_schema_extra={
-            "examples": [EXAMPLE_DATA, EXAMPLE_IMAGE, {"tensor": EXAMPLE_TENSOR}],
-            "oneOf": one_given("data", "image", "tensor"),
+            "examples": [EXAMPLE_DATA, EXAMPLE_IMAGE, {"tensor": EXAMPLE_TENSOR}, EXAMPLE_TEXT],
+            "oneOf": one_given("data", "image", "tensor", "text"),
         },
     )
 
@@ -92,8 +105,11 @@ class Input(BaseModel):
         None, description="A base64-encoded image file", max_length=32 * 1024 * 1024
     )
     tensor: Tensor | None = Field(None, description="The numbers of `data` as base64 bytes")
+    text: str | None = Field(
+        None, description="A text, for text models", min_length=1, max_length=MAX_TEXT_CHARS
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Input:
-        exactly_one(data=self.data, image=self.image, tensor=self.tensor)
+        exactly_one(data=self.data, image=self.image, tensor=self.tensor, text=self.text)
         return self

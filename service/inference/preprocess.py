@@ -1,4 +1,5 @@
-"""From a request `Input` to one model-ready float32 array, following the manifest."""
+"""From request `Input`s to model-ready arrays, following the manifest: one float32 array
+per image or vector (`to_model_input`), token ids per text (`to_token_ids`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import base64
 import binascii
 import io
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from corel.bundle import InputSpec
+from corel.text import TextTokenizer
 from service.errors import PayloadTooLargeError, ValidationFailedError
 from service.inference.inputs import Input, Tensor
 
@@ -22,6 +26,13 @@ def to_model_input(
 ) -> np.ndarray:
     """One item (no batch axis) as the encoder takes it (`InputSpec.to_model`)."""
     where = f"inputs[{position}]"
+    if spec.kind == "text":
+        raise ValidationFailedError(f"{where}: this model takes text: send `text`")
+    if item.text is not None:
+        raise ValidationFailedError(
+            f"{where}.text: this model takes {spec.kind}s, not text: send `data`"
+            + (", `image` or `tensor`" if spec.kind == "image" else " or `tensor`")
+        )
     if item.image is not None:
         raw = _decode_image(item.image, spec, max_pixels, where)
     elif item.tensor is not None:
@@ -29,6 +40,41 @@ def to_model_input(
     else:
         raw = _checked(_from_numbers(item.data, where), spec, max_pixels, f"{where}.data")
     return spec.to_model(raw)
+
+
+@dataclass(frozen=True)
+class TokenIds:
+    rows: list[np.ndarray]  # (length,) int64 per input, its padding left to the batch
+    truncated: list[int]  # positions of the inputs cut to the model's max_length tokens
+
+
+def to_token_ids(
+    inputs: Sequence[Input], spec: InputSpec, tokenizer: TextTokenizer, *, truncate: bool
+) -> TokenIds:
+    """Texts as the encoder takes them, tokenized as one batch. An input of another kind,
+    a text with no token (whitespace only) or, with `truncate` false, one longer than the
+    model's max_length tokens is a 422 naming it."""
+    texts = []
+    for n, item in enumerate(inputs):
+        if item.text is None:
+            to_model_input(item, spec, max_pixels=0, position=n)  # raises: names the kind
+        texts.append(item.text or "")
+    batch = tokenizer.encode(texts)
+    empty = np.flatnonzero(batch.lengths == 0)
+    if empty.size:
+        raise ValidationFailedError(
+            f"inputs[{empty[0]}].text holds no token (it is only whitespace)",
+            details={"inputs": empty.tolist()},
+        )
+    truncated = np.flatnonzero(batch.truncated).tolist()
+    if truncated and not truncate:
+        raise ValidationFailedError(
+            f"inputs[{truncated[0]}].text is longer than this model's {tokenizer.max_length} "
+            "tokens; send it shorter, or `truncate: true` to keep its first tokens",
+            details={"inputs": truncated, "max_length": tokenizer.max_length},
+        )
+    rows = [batch.ids[n, :length] for n, length in enumerate(batch.lengths.tolist())]
+    return TokenIds(rows, truncated)
 
 
 def _from_numbers(data: object, where: str) -> np.ndarray:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from corel.bundle import InputSpec
+
 log = logging.getLogger(__name__)
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -69,7 +71,12 @@ class EncoderRuntime:
         outs = self.session.run(self.outputs, {"input": batch})
         return np.asarray(outs[0] if len(outs) == 1 else np.hstack(outs))
 
-    def warm_up(self, input_shape: list[int], max_batch_size: int) -> None:
-        """Run the shapes traffic will use once, so the first request pays no set-up."""
+    def warm_up(self, spec: InputSpec, max_batch_size: int) -> None:
+        """Run the shapes traffic will use once, so the first request pays no set-up (for
+        text, token ids of one length and of max_length)."""
         for n in sorted({1, max_batch_size}):
-            self.run(np.zeros((n, *input_shape), np.float32))
+            if spec.kind == "text":
+                for length in sorted({1, spec.shape[0]}):
+                    self.run(np.full((n, length), spec.pad_id + 1, np.int64))
+            else:
+                self.run(np.zeros((n, *spec.shape), np.float32))

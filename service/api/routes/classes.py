@@ -19,6 +19,7 @@ from service.api.json_route import json_router
 from service.api.paths import CLASS_NAME_PATTERN
 from service.api.schemas.classes import (
     ClassCreate,
+    ClassCreated,
     ClassInfo,
     ClassList,
     ClassRestore,
@@ -51,15 +52,17 @@ async def list_classes(classes: ClassIndexDep) -> ClassList:
 )
 async def add_class(
     body: ClassCreate, classes: ClassIndexDep, embedder: EmbedderDep, settings: SettingsDep
-) -> ClassInfo:
+) -> ClassCreated:
     """Add a class from a few examples: its vector is their normalised mean embedding; its
     threshold, unless given, comes from the examples themselves (leave-one-out)."""
     check_input_count(len(body.inputs), settings)
-    h, features = await embedder.embed_with_features(embedder.prepare(body.inputs))
+    prepared = embedder.prepare(body.inputs, truncate=body.truncate)
+    h, features = await embedder.embed_with_features(prepared.arrays)
     stored = [i.model_dump(exclude_none=True) for i in body.inputs]
     await asyncio.to_thread(classes.add, body.name, h, body.threshold, stored, features)
     metrics.INDEX_SIZE.labels(index="classes").set(len(classes))
-    return next(c for c in _listing(classes).classes if c.name == body.name)
+    info = next(c for c in _listing(classes).classes if c.name == body.name)
+    return ClassCreated(**info.model_dump(), truncated=prepared.truncated)
 
 
 @router.post("/restore", responses=errors(404, 415, 422, 503, 507))

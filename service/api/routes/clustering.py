@@ -41,7 +41,7 @@ from service.api.schemas.clustering import (
 )
 from service.api.schemas.errors import errors
 from service.errors import ValidationFailedError
-from service.inference.embedder import RequestEmbedder
+from service.inference.embedder import Embedded, RequestEmbedder
 from service.items.types import check_vector
 from service.settings import Settings
 
@@ -51,13 +51,13 @@ REPORT_LIMIT = 50_000
 
 async def _embeddings(
     batch: Batch, embedder: RequestEmbedder, settings: Settings, dim: int
-) -> np.ndarray:
+) -> Embedded:
     check_input_count(batch.size, settings)
     if batch.inputs is not None:
-        embeddings: np.ndarray = await embedder.embed_inputs(batch.inputs)
-        return embeddings
+        return await embedder.embed_inputs(batch.inputs, truncate=batch.truncate)
     vectors = batch.vectors or []
-    return np.stack([check_vector(v, dim, f"vectors[{n}]") for n, v in enumerate(vectors)])
+    checked = [check_vector(v, dim, f"vectors[{n}]") for n, v in enumerate(vectors)]
+    return Embedded(np.stack(checked), [])
 
 
 # A batch is embedded and clustered: the errors of a body and of the model
@@ -77,16 +77,18 @@ async def score(
         raise ValidationFailedError(
             f"need at least 2 classes and more inputs than classes ({body.size} for {n_classes})"
         )
-    x = await _embeddings(body, embedder, settings, bundle.manifest.embedding_dim)
+    embedded = await _embeddings(body, embedder, settings, bundle.manifest.embedding_dim)
     result = await asyncio.to_thread(
         evaluate_latent_space,
-        x,
+        embedded.vectors,
         labels,
         normalise=body.normalize,
         seed=body.seed,
         with_gmm=body.gmm,
     )
-    return ScoreResponse.model_validate(result, from_attributes=True)
+    response = ScoreResponse.model_validate(result, from_attributes=True)
+    response.truncated = embedded.truncated
+    return response
 
 
 @router.post("/cluster", response_model_exclude_none=True, responses=BATCH_ERRORS)
@@ -102,8 +104,8 @@ async def cluster(
         )
     if body.size <= k_max:
         raise ValidationFailedError(f"{body.size} inputs cannot form {k_max} clusters")
-    raw = await _embeddings(body, embedder, settings, bundle.manifest.embedding_dim)
-    x = l2_normalise(raw) if body.normalize else raw
+    embedded = await _embeddings(body, embedder, settings, bundle.manifest.embedding_dim)
+    x = l2_normalise(embedded.vectors) if body.normalize else embedded.vectors
     if body.k is not None:
         assignments = await asyncio.to_thread(kmeans, x, body.k, body.seed)
         k, scores = body.k, None
@@ -120,6 +122,7 @@ async def cluster(
         sizes=np.bincount(assignments, minlength=k).tolist(),
         silhouette=sil,
         silhouette_by_k=scores,
+        truncated=embedded.truncated,
     )
 
 

@@ -35,7 +35,8 @@ async def embed(
 ) -> EmbedResponse:
     """Embeddings of the inputs: L2-normalised by default, the raw last layer on request."""
     check_input_count(len(body.inputs), settings)
-    h = await embedder.embed_inputs(body.inputs)
+    embedded = await embedder.embed_inputs(body.inputs, truncate=body.truncate)
+    h = embedded.vectors
     out = l2_normalise(h) if body.normalize else h
     embeddings: list[list[float]] | list[str]
     if body.encoding_format == "base64":
@@ -50,6 +51,7 @@ async def embed(
         normalized=body.normalize,
         encoding_format=body.encoding_format,
         embeddings=embeddings,
+        truncated=embedded.truncated,
     )
 
 
@@ -67,12 +69,12 @@ async def classify(
         raise ValidationFailedError(
             f"k={body.k} is above the limit of {settings.max_k}", details={"max_k": settings.max_k}
         )
-    arrays = embedder.prepare(body.inputs)
-    h, features = await embedder.embed_with_features(arrays)
+    prepared = embedder.prepare(body.inputs, truncate=body.truncate)
+    h, features = await embedder.embed_with_features(prepared.arrays)
     threshold = body.threshold if body.threshold is not None else settings.unknown_threshold
-    predictions = classes.classify(
-        h, body.k, threshold, features=features, model_input=np.stack(arrays)
-    )
+    # the input guard reads pixels or features, not token ids
+    model_input = None if embedder.spec.kind == "text" else np.stack(prepared.arrays)
+    predictions = classes.classify(h, body.k, threshold, features=features, model_input=model_input)
     for p in predictions:
         metrics.BEST_SCORE.observe(p.score)
         metrics.MARGIN.observe(p.margin)
@@ -81,4 +83,5 @@ async def classify(
         model=bundle.manifest.name,
         rule=classes.rule.name,
         results=[Classification.model_validate(p, from_attributes=True) for p in predictions],
+        truncated=prepared.truncated,
     )

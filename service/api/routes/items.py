@@ -56,9 +56,11 @@ async def create_items(
     await items.check_new_ids(ids)  # before embedding: a batch sent again costs no model run
     inputs = {n: item.input for n, item in enumerate(body.items) if item.input is not None}
     vectors: dict[int, np.ndarray] = {}
+    truncated: list[int] = []
     if inputs:
-        embedded = await embedder.embed_inputs(list(inputs.values()))
-        vectors = dict(zip(inputs, embedded, strict=True))
+        embedded = await embedder.embed_inputs(list(inputs.values()), truncate=body.truncate)
+        vectors = dict(zip(inputs, embedded.vectors, strict=True))
+        truncated = [list(inputs)[n] for n in embedded.truncated]  # positions among items
     new = []
     for n, (item, item_id) in enumerate(zip(body.items, ids, strict=True)):
         vector = vectors[n] if n in vectors else np.asarray(item.vector, np.float32)
@@ -67,7 +69,7 @@ async def create_items(
         )
         new.append(NewItem(item_id, vector, item.label, item.metadata, source))
     stored = await items.add(new)
-    return ItemsCreated(items=[item_public(s, items.model_id) for s in stored])
+    return ItemsCreated(items=[item_public(s, items.model_id) for s in stored], truncated=truncated)
 
 
 # The convertor keeps "reembed" out, the schema says so
@@ -185,6 +187,6 @@ async def reembed_items(items: ItemsDep, embedder: EmbedderDep) -> Reembedded:
             inputs = [Input.model_validate(s) for s in sources]
         except ValueError as exc:
             raise ValidationFailedError(f"stored input is no longer valid: {exc}") from exc
-        return await embedder.embed_inputs(inputs)
+        return (await embedder.embed_inputs(inputs)).vectors
 
     return Reembedded.model_validate(await items.reembed(embed_sources), from_attributes=True)

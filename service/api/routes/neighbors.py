@@ -81,6 +81,7 @@ async def neighbours(
     _check_k(body.k, settings.max_k)
     check_input_count(len(body.queries), settings)
     queries: list[np.ndarray | str] = []
+    truncated: list[int] = []
     for query in body.queries:
         if query.id is not None:
             queries.append(query.id)
@@ -88,9 +89,10 @@ async def neighbours(
             queries.append(np.asarray(query.vector, np.float32) if query.vector else np.empty(0))
     inputs = {n: q.input for n, q in enumerate(body.queries) if q.input is not None}
     if inputs:
-        embedded = await embedder.embed_inputs(list(inputs.values()))
-        for n, vector in zip(inputs, embedded, strict=True):
+        embedded = await embedder.embed_inputs(list(inputs.values()), truncate=body.truncate)
+        for n, vector in zip(inputs, embedded.vectors, strict=True):
             queries[n] = vector
+        truncated = [list(inputs)[n] for n in embedded.truncated]  # positions among queries
     options = SearchOptions(
         k=body.k,
         offset=body.offset,
@@ -99,4 +101,6 @@ async def neighbours(
         metadata=body.filter.metadata or None,
     )
     results = await items.neighbours(queries, options)
-    return NeighboursResponse(results=[_out(hits, body.include_vectors) for hits in results])
+    return NeighboursResponse(
+        results=[_out(hits, body.include_vectors) for hits in results], truncated=truncated
+    )

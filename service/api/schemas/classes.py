@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.api.paths import CLASS_NAME, CLASS_NAME_PATTERN, not_reserved
+from service.api.schemas.common import Truncate, Truncated
 from service.inference.inputs import Input
 
 
@@ -24,6 +25,7 @@ class ClassCreate(BaseModel):
     )
     inputs: list[Input] = Field(min_length=1, description="A few examples of the new class")
     threshold: float | None = Field(None, description="Unknown threshold for this class")
+    truncate: Truncate = True
 
     @field_validator("name")
     @classmethod
@@ -50,6 +52,10 @@ class ClassInfo(BaseModel):
     source: Literal["bundle", "imprinted"]
     examples: int | None = Field(None, description="Examples it was imprinted from")
     threshold: float | None
+
+
+class ClassCreated(ClassInfo):
+    truncated: Truncated = []
 
 
 class ClassList(BaseModel):

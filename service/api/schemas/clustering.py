@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from service.api.schemas.common import EXAMPLE_INPUT, Label, refuse_renamed
+from service.api.schemas.common import EXAMPLE_INPUT, Label, Truncate, Truncated, refuse_renamed
 from service.inference.inputs import Input, Int, exactly_one, one_given, whole
 
 MAX_CLUSTERS = 50
@@ -25,6 +25,7 @@ class Batch(BaseModel):
     seed: Int = Field(
         0, ge=0, le=2**32 - 1, description="Seed for K-Means, the mixture and silhouette sampling"
     )
+    truncate: Truncate = True
 
     @model_validator(mode="before")
     @classmethod
@@ -89,6 +90,7 @@ class ScoreResponse(BaseModel):
     gmm: Agreement | None = None
     silhouette_kmeans: float = Field(description="Cosine silhouette of the K-Means clusters")
     silhouette_labels: float = Field(description="Cosine silhouette of the true classes")
+    truncated: Truncated = []
 
 
 class ClusterResponse(BaseModel):
@@ -98,6 +100,7 @@ class ClusterResponse(BaseModel):
     sizes: list[int]
     silhouette: float = Field(description="Cosine silhouette of the assignments")
     silhouette_by_k: dict[int, float] | None = Field(None, description="When K was chosen")
+    truncated: Truncated = []
 
 
 class Misplaced(BaseModel):

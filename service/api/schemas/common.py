@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, JsonValue, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from service.api.paths import ITEM_ID_PATTERN, not_reserved
 from service.inference.inputs import EXAMPLE_DATA
@@ -18,6 +25,8 @@ __all__ = [
     "Label",
     "Metadata",
     "MetadataFilter",
+    "Truncate",
+    "Truncated",
     "refuse_renamed",
     "request_body",
 ]
@@ -83,6 +92,25 @@ Metadata = Annotated[
             "type": "object",
             "additionalProperties": {"$ref": f"#/components/schemas/{METADATA_JSON}"},
         }
+    ),
+]
+
+
+# A text model keeps a text's first max_length tokens (the request's `truncate`) and says
+# which inputs it cut (the answer's `truncated`); both are inert for other models
+Truncate = Annotated[
+    bool,
+    Field(
+        description="Text models: keep the first max_length tokens of a longer text (true), "
+        "or refuse it with a 422 (false)"
+    ),
+]
+Truncated = Annotated[
+    list[int],
+    Field(
+        description="Text models: positions of the inputs cut to the model's max_length "
+        "tokens; absent when none was",
+        exclude_if=lambda cut: not cut,
     ),
 ]
 

@@ -6,7 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from service.api.schemas.common import EXAMPLE_INPUT, refuse_renamed, request_body
+from service.api.schemas.common import (
+    EXAMPLE_INPUT,
+    Truncate,
+    Truncated,
+    refuse_renamed,
+    request_body,
+)
 from service.inference.inputs import Input, Int
 
 
@@ -15,6 +21,7 @@ class EmbedRequest(BaseModel):
 
     inputs: list[Input] = Field(min_length=1)
     normalize: bool = Field(True, description="L2-normalise (cosine geometry); false: raw h")
+    truncate: Truncate = True
 
     @model_validator(mode="before")
     @classmethod
@@ -34,6 +41,7 @@ class EmbedResponse(BaseModel):
     normalized: bool
     encoding_format: Literal["float", "base64"]
     embeddings: list[list[float]] | list[str]
+    truncated: Truncated = []
 
 
 class ClassifyRequest(BaseModel):
@@ -44,6 +52,7 @@ class ClassifyRequest(BaseModel):
     threshold: float | None = Field(
         None, description="Unknown below this score; default: per-class calibrated thresholds"
     )
+    truncate: Truncate = True
 
 
 class ClassScore(BaseModel):
@@ -73,3 +82,4 @@ class ClassifyResponse(BaseModel):
     model: str
     rule: Literal["cosine", "euclidean", "dot"]
     results: list[Classification]
+    truncated: Truncated = []

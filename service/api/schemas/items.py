@@ -24,6 +24,8 @@ from service.api.schemas.common import (
     Label,
     Metadata,
     MetadataFilter,
+    Truncate,
+    Truncated,
     request_body,
 )
 from service.errors import ValidationFailedError
@@ -67,6 +69,7 @@ class ItemsCreate(BaseModel):
     )  # fmt: skip
 
     items: list[ItemCreate] = Field(min_length=1)
+    truncate: Truncate = True
 
 
 class ItemPublic(BaseModel):
@@ -76,6 +79,9 @@ class ItemPublic(BaseModel):
     model_id: str = Field(description="sha256 of the encoder that made the embedding")
     current_model: bool = Field(description="False: embedded by another model, not searchable")
     has_input: bool = Field(description="The input is stored, so the item can be re-embedded")
+    text: str | None = Field(
+        None, exclude_if=lambda v: v is None, description="The stored input, when it is a text"
+    )
     created: str
     updated: str
     vector: list[float] | None = Field(
@@ -85,6 +91,7 @@ class ItemPublic(BaseModel):
 
 class ItemsCreated(BaseModel):
     items: list[ItemPublic] = Field(description="In request order, with their ids")
+    truncated: Truncated = []
 
 
 class IndexJob(BaseModel):
@@ -155,6 +162,7 @@ def item_public(item: StoredItem, model_id: str, with_vector: bool = False) -> I
         model_id=item.model_id,
         current_model=item.model_id == model_id,
         has_input=item.source is not None,
+        text=(item.source or {}).get("text"),
         created=item.created,
         updated=item.updated,
         vector=item.embedding.tolist() if with_vector else None,

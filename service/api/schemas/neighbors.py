@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api.schemas.common import EXAMPLE_INPUT, ItemId, Label, MetadataFilter, request_body
+from service.api.schemas.common import (
+    EXAMPLE_INPUT,
+    ItemId,
+    Label,
+    MetadataFilter,
+    Truncate,
+    Truncated,
+    request_body,
+)
 from service.inference.inputs import Input, Int, exactly_one, one_given
 
 MAX_OFFSET = 10_000
@@ -52,6 +60,7 @@ class NeighboursRequest(BaseModel):
     min_score: float | None = Field(None, ge=-1.0, le=1.0)
     filter: NeighbourFilter = Field(default_factory=NeighbourFilter)
     include_vectors: bool = False
+    truncate: Truncate = True
 
 
 class NeighbourOut(BaseModel):
@@ -68,3 +77,4 @@ class NeighboursResult(BaseModel):
 
 class NeighboursResponse(BaseModel):
     results: list[NeighboursResult] = Field(description="One per query, in order")
+    truncated: Truncated = []
