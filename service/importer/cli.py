@@ -43,11 +43,23 @@ sources:
   FILE.csv    a header row; a `label` column, an optional `id` column, and the feature
               columns in the model's units.
 
+for a text model (GET /model says input.kind "text"); each item's input is its text:
+  FOLDER      .txt files, one sub-folder per class (one item per file, the sub-folder's
+              name its label; files directly in FOLDER have none). Each item's metadata
+              records its file.
+  FILE.csv    a header row with a `text` column; optional `label` and `id` columns; any
+              other column goes into the item's metadata (as text).
+  FILE.jsonl  one JSON object a line: "text", optional "label" and "id"; any other key
+              goes into the item's metadata as it is.
+  A text longer than the model's max_length tokens is stored whole, embedded from its
+  first tokens, and counted in the summary (--no-truncate refuses it instead).
+
 examples:
   corel-import --fashion-mnist /usr/share/datasets/fashion-mnist --split train
   corel-import photos/ --url http://search:8000 --api-key "$KEY" --no-store-input
   corel-import vectors.npz --limit 1000          # the first 1,000, then the rest:
   corel-import vectors.npz
+  corel-import sentences.jsonl --url http://127.0.0.1:8766   # a text model's server
 
 exit status: 0 done, 1 failed or interrupted (one line on stderr says why; run again to
 resume), 2 bad usage."""
@@ -60,6 +72,7 @@ class Summary:
     skipped: int  # found already stored
     seconds: float
     resumed_at: int
+    truncated: int = 0  # texts the server cut to the model's max_length tokens
 
     def line(self) -> str:
         if not self.rows and self.resumed_at:
@@ -69,6 +82,12 @@ class Summary:
         return (
             f"imported {self.rows:,} items{resumed}: {self.sent:,} sent, {self.skipped:,} "
             f"skipped as already stored, {self.seconds:.1f} s, {rate:,.0f} items/s"
+            + (
+                f"; {self.truncated:,} texts longer than the model's max_length were "
+                "embedded from their first tokens"
+                if self.truncated
+                else ""
+            )
         )
 
 
@@ -80,7 +99,13 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = p.add_argument
-    add("source", nargs="?", type=Path, metavar="SOURCE", help="a FOLDER, FILE.npz or FILE.csv")
+    add(
+        "source",
+        nargs="?",
+        type=Path,
+        metavar="SOURCE",
+        help="a FOLDER, FILE.npz, FILE.csv or FILE.jsonl",
+    )
     add(
         "--fashion-mnist",
         type=Path,
@@ -136,6 +161,13 @@ def parser() -> argparse.ArgumentParser:
         help="the state file (default: SOURCE.import-state.json beside SOURCE, or "
         "./fashion-mnist-SPLIT.import-state.json)",
     )
+    add(
+        "--no-truncate",
+        dest="truncate",
+        action="store_false",
+        help="text models: stop at a text longer than the model's max_length tokens, instead "
+        "of embedding its first tokens",
+    )
     add("--quiet", action="store_true", help="no progress line, only the summary")
     return p  # fmt: skip
 
@@ -190,17 +222,20 @@ def run(args: argparse.Namespace, client: ServiceClient) -> Summary:
     size = _batch_size(args.batch_size, model)
     progress = Progress(total=stop, done=min(state.next_row, stop), enabled=not args.quiet)
     resumed_at, sent_before, skipped_before = state.next_row, state.sent, state.skipped
-    pending: deque[tuple[Rows, Future[int]]] = deque()
+    pending: deque[tuple[Rows, Future[tuple[int, int]]]] = deque()
+    truncated = [0]
     pool = ThreadPoolExecutor(args.concurrency, thread_name_prefix="post-items")
     try:
         for rows in source.rows(state.next_row, stop, size):
             ids = _ids(rows, prefix, args.id_prefix is not None)
-            body = encode_batch(rows, ids, store_input=args.store_input, label=args.label)
+            body = encode_batch(
+                rows, ids, store_input=args.store_input, label=args.label, truncate=args.truncate
+            )
             while len(pending) >= args.concurrency:
-                _acknowledge(pending.popleft(), state, state_path, progress)
+                truncated[0] += _acknowledge(pending.popleft(), state, state_path, progress)
             pending.append((rows, pool.submit(client.post_items, body, len(ids), rows.start)))
         while pending:
-            _acknowledge(pending.popleft(), state, state_path, progress)
+            truncated[0] += _acknowledge(pending.popleft(), state, state_path, progress)
     except ImportFailed as exc:  # say how far it got
         raise ImportFailed(f"{exc} [{state.next_row:,} of {stop:,} rows stored]") from exc
     finally:
@@ -212,15 +247,19 @@ def run(args: argparse.Namespace, client: ServiceClient) -> Summary:
         skipped=state.skipped - skipped_before,
         seconds=progress.seconds,
         resumed_at=resumed_at,
+        truncated=truncated[0],
     )
 
 
 def _acknowledge(
-    job: tuple[Rows, Future[int]], state: ImportState, path: Path, progress: Progress
-) -> None:
+    job: tuple[Rows, Future[tuple[int, int]]], state: ImportState, path: Path, progress: Progress
+) -> int:
+    """Record a batch the server answered; how many of its texts it truncated."""
     rows, future = job
-    state.advance(path, len(rows.values), future.result())
+    sent, truncated = future.result()
+    state.advance(path, len(rows.values), sent)
     progress.update(state.next_row)
+    return truncated
 
 
 def _open(args: argparse.Namespace, model: ModelInput) -> Source:
@@ -242,7 +281,10 @@ def _ids(rows: Rows, prefix: str, prefix_given: bool) -> list[str]:
 
 
 def _batch_size(wanted: int, model: ModelInput) -> int:
-    """`wanted`, or fewer when a batch of float32 tensors would pass the body budget."""
+    """`wanted`, or fewer when a batch of float32 tensors would pass the body budget (text
+    batches end early by their own byte count: sources/text.py)."""
+    if model.kind == "text":
+        return wanted
     item_bytes = math.ceil(math.prod(model.shape) * 4 * 4 / 3) + 200  # base64, id, label
     fits = max(1, BODY_BUDGET // item_bytes)
     if fits < wanted:

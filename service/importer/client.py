@@ -30,10 +30,20 @@ _CONFLICT_COUNT = re.compile(r"^(\d+) item id\(s\) already exist")
 
 
 def encode_batch(
-    rows: Rows, ids: list[str], *, store_input: bool, label: str | None = None
+    rows: Rows,
+    ids: list[str],
+    *,
+    store_input: bool,
+    label: str | None = None,
+    truncate: bool = True,
 ) -> bytes:
     """The POST /items body: each row as a `tensor` input, uint8 when every value is an
-    integer in 0..255, else float32 (little-endian), shaped by the model's default."""
+    integer in 0..255, else float32 (little-endian), shaped by the model's default; texts
+    as `text` inputs, with the request's `truncate`."""
+    if isinstance(rows.values, list):
+        inputs = [{"text": text} for text in rows.values]
+        return orjson.dumps({"items": _items(rows, ids, inputs, store_input, label),
+                             "truncate": truncate})  # fmt: skip
     values = rows.values.reshape(len(rows.values), -1)
     if values.dtype == np.uint8 or _fits_uint8(values):
         packed, dtype = values.astype(np.uint8, copy=False), "uint8"
@@ -42,22 +52,30 @@ def encode_batch(
             bad = rows.start + int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
             raise ImportFailed(f"row {bad} has NaN or infinite values")
         packed, dtype = values.astype("<f4", copy=False), "float32"
+    tensors = [
+        {"tensor": {"b64": base64.b64encode(row.tobytes()).decode(), "dtype": dtype}}
+        for row in packed
+    ]
+    return orjson.dumps({"items": _items(rows, ids, tensors, store_input, label)})
+
+
+def _items(
+    rows: Rows,
+    ids: list[str],
+    inputs: list[dict[str, Any]],
+    store_input: bool,
+    label: str | None,
+) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for n, item_id in enumerate(ids):
-        item: dict[str, Any] = {
-            "id": item_id,
-            "input": {
-                "tensor": {"b64": base64.b64encode(packed[n].tobytes()).decode(), "dtype": dtype}
-            },
-            "store_input": store_input,
-        }
+        item: dict[str, Any] = {"id": item_id, "input": inputs[n], "store_input": store_input}
         item_label = label or rows.labels[n]
         if item_label is not None:
             item["label"] = item_label
         if rows.metadata is not None:
             item["metadata"] = rows.metadata[n]
         items.append(item)
-    return orjson.dumps({"items": items})
+    return items
 
 
 def _fits_uint8(values: np.ndarray) -> bool:
@@ -85,16 +103,17 @@ class ServiceClient:
         spec = response.json()["manifest"]["input"]
         return ModelInput(spec["kind"], tuple(spec["shape"]), bool(spec.get("resize", False)))
 
-    def post_items(self, body: bytes, count: int, first_row: int) -> int:
-        """POST one batch of `count` items; how many were stored now (0: all were already)."""
+    def post_items(self, body: bytes, count: int, first_row: int) -> tuple[int, int]:
+        """POST one batch of `count` items: how many were stored now (0: all were already),
+        and how many of those texts the server cut to the model's max_length."""
         response = self._send(
             "POST", "/items", content=body, headers={"Content-Type": "application/json"}
         )
         if response.status_code == 201:
-            return count
+            return count, len(response.json().get("truncated", []))
         if response.status_code == 409:
             self._conflict(response, count, first_row)
-            return 0
+            return 0, 0
         self._raise_for(response)
         raise ImportFailed(f"POST /items answered {response.status_code}, not 201")
 

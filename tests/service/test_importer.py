@@ -225,7 +225,7 @@ def test_import_stops_when_some_ids_of_a_batch_belong_to_other_items(
         ("wrong-shape.npz", {"x": np.zeros((3, 5, 5))}, "rows of shape [5, 5]; the served model"),
         ("broken.npz", b"not a zip", "cannot read it as an .npz"),
         ("empty-folder", {}, "no images in it or in its class sub-folders"),
-        ("data.json", b"{}", "expected an image folder, an .npz or a .csv file"),
+        ("data.json", b"{}", "expected a folder, an .npz, a .csv or a .jsonl file"),
     ],
 )
 def test_import_of_a_bad_source_exits_1_with_one_line(

@@ -14,7 +14,23 @@ import numpy as np
 
 from service.importer.errors import ImportFailed
 
-__all__ = ["ModelInput", "Reader", "Rows", "Source", "check_shape", "labels_of", "skip"]
+__all__ = [
+    "ModelInput",
+    "Reader",
+    "Rows",
+    "Source",
+    "check_kind",
+    "check_shape",
+    "labels_of",
+    "skip",
+]
+
+# What each kind of model is fed, for the messages of a source that does not fit it
+SOURCES_FOR = {
+    "image": "an image folder, an .npz or Fashion-MNIST",
+    "vector": "an .npz or a numeric .csv",
+    "text": "a folder of .txt files, a .csv with a text column, or a .jsonl",
+}
 
 
 class Reader(Protocol):
@@ -25,12 +41,14 @@ class Reader(Protocol):
 class ModelInput:
     """What the served model takes, from its manifest (GET /model)."""
 
-    kind: Literal["image", "vector"]
-    shape: tuple[int, ...]  # one item, e.g. (1, 28, 28)
+    kind: Literal["image", "vector", "text"]
+    shape: tuple[int, ...]  # one item, e.g. (1, 28, 28); a text model's (max_length,)
     resize: bool = False  # the manifest lets images of another size be resized
 
     def accepts(self, row_shape: tuple[int, ...]) -> bool:
         """The shape itself, H x W for one channel, or flat (C-order) rows of its size."""
+        if self.kind == "text":  # token ids are the server's business: it takes strings
+            return False
         grey = self.kind == "image" and self.shape[0] == 1 and row_shape == self.shape[1:]
         return row_shape in (self.shape, (math.prod(self.shape),)) or grey
 
@@ -38,7 +56,7 @@ class ModelInput:
 @dataclass
 class Rows:
     start: int  # row number of the first row
-    values: np.ndarray  # (n, ...) raw values, one row per item
+    values: np.ndarray | list[str]  # (n, ...) raw values, one row per item; or n texts
     labels: list[str | None]
     ids: list[str] | None = None  # the source's own ids; None: `{prefix}{row}`
     metadata: list[dict[str, Any]] | None = None
@@ -59,7 +77,20 @@ class Source(ABC):
         """Rows start..stop-1, `size` at a time."""
 
 
+def check_kind(where: str, kind: str, model: ModelInput) -> None:
+    """Fail when a source of `kind` (image, vector or text) cannot feed the served model."""
+    fits = kind == model.kind or (kind == "vector" and model.kind == "image")  # pixels as numbers
+    if not fits:
+        raise ImportFailed(
+            f"{where} holds {'text' if kind == 'text' else kind + 's'}, but the served model "
+            f"takes {'text' if model.kind == 'text' else model.kind + 's'} "
+            f"{list(model.shape)} (GET /model): give it {SOURCES_FOR[model.kind]}, or serve "
+            "a model of that kind"
+        )
+
+
 def check_shape(where: str, row_shape: tuple[int, ...], model: ModelInput) -> None:
+    check_kind(where, "vector", model)
     if not model.accepts(row_shape):
         raise ImportFailed(
             f"{where} has rows of shape {list(row_shape)}; the served model takes "

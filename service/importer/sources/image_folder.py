@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from service.importer.errors import ImportFailed
-from service.importer.sources.base import ModelInput, Rows, Source
+from service.importer.sources.base import ModelInput, Rows, Source, check_kind
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFolder"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFolder", "has_images"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -22,7 +22,8 @@ class ImageFolder(Source):
 
     def __init__(self, path: Path, model: ModelInput) -> None:
         super().__init__(path)
-        if model.kind != "image" or len(model.shape) != 3 or model.shape[0] not in (1, 3):
+        check_kind(f"{path} (a folder of images)", "image", model)
+        if len(model.shape) != 3 or model.shape[0] not in (1, 3):
             raise ImportFailed(
                 f"{path}: the served model takes {model.kind}s {list(model.shape)}, not images"
             )
@@ -57,6 +58,11 @@ class ImageFolder(Source):
             image = image.resize((width, height), Image.Resampling.BILINEAR)
         pixels = np.asarray(image, np.uint8)
         return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def has_images(path: Path) -> bool:
+    """Images directly in `path` or in its sub-folders."""
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in (*path.glob("*"), *path.glob("*/*")))
 
 
 def _images(folder: Path) -> list[Path]:
