@@ -21,6 +21,7 @@ __all__ = [
     "Source",
     "check_kind",
     "check_shape",
+    "class_files",
     "labels_of",
     "skip",
 ]
@@ -96,6 +97,21 @@ def check_shape(where: str, row_shape: tuple[int, ...], model: ModelInput) -> No
             f"{where} has rows of shape {list(row_shape)}; the served model takes "
             f"{list(model.shape)}"
         )
+
+
+def class_files(path: Path, suffixes: set[str], what: str) -> list[tuple[Path, str | None]]:
+    """(file, label) of the files with these suffixes directly in `path` (no label), then
+    in each sub-folder (its name the label), sorted: a folder source's rows, in order."""
+
+    def files(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+    found: list[tuple[Path, str | None]] = [(f, None) for f in files(path)]
+    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+        found += [(f, folder.name) for f in files(folder)]
+    if not found:
+        raise ImportFailed(f"{path}: no {what} in it or in its class sub-folders")
+    return found
 
 
 def labels_of(values: Iterable[object]) -> list[str | None]:

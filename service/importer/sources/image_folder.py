@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from service.importer.errors import ImportFailed
-from service.importer.sources.base import ModelInput, Rows, Source, check_kind
+from service.importer.sources.base import ModelInput, Rows, Source, check_kind, class_files
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder", "has_images"]
 
@@ -28,11 +29,7 @@ class ImageFolder(Source):
                 f"{path}: the served model takes {model.kind}s {list(model.shape)}, not images"
             )
         self.model = model
-        self.files: list[tuple[Path, str | None]] = [(f, None) for f in _images(path)]
-        for folder in sorted(p for p in path.iterdir() if p.is_dir()):
-            self.files += [(f, folder.name) for f in _images(folder)]
-        if not self.files:
-            raise ImportFailed(f"{path}: no images in it or in its class sub-folders")
+        self.files = class_files(path, IMAGE_SUFFIXES, "images")
         self.total = len(self.files)
 
     def rows(self, start: int, stop: int, size: int) -> Iterator[Rows]:
@@ -62,8 +59,5 @@ class ImageFolder(Source):
 
 def has_images(path: Path) -> bool:
     """Images directly in `path` or in its sub-folders."""
-    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in (*path.glob("*"), *path.glob("*/*")))
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    found = chain(path.glob("*"), path.glob("*/*"))  # stops at the first
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in found)

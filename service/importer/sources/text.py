@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from service.importer.errors import ImportFailed
-from service.importer.sources.base import ModelInput, Rows, Source, check_kind
+from service.importer.sources.base import ModelInput, Rows, Source, check_kind, class_files
 
 __all__ = ["TEXT_BATCH_BYTES", "TextCsv", "TextFolder", "TextJsonl", "is_text_folder"]
 
@@ -74,11 +74,7 @@ class TextFolder(Source):
     def __init__(self, path: Path, model: ModelInput) -> None:
         super().__init__(path)
         check_kind(f"{path} (a folder of .txt files)", "text", model)
-        self.files: list[tuple[Path, str | None]] = [(f, None) for f in _texts(path)]
-        for folder in sorted(p for p in path.iterdir() if p.is_dir()):
-            self.files += [(f, folder.name) for f in _texts(folder)]
-        if not self.files:
-            raise ImportFailed(f"{path}: no .txt files in it or in its class sub-folders")
+        self.files = class_files(path, {".txt"}, ".txt files")
         self.total = len(self.files)
 
     def rows(self, start: int, stop: int, size: int) -> Iterator[Rows]:
@@ -92,10 +88,6 @@ class TextFolder(Source):
                 yield _clean(text, str(file)), label, None, {"file": name}
 
         yield from _batches(start, stop, size, read())
-
-
-def _texts(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".txt")
 
 
 class TextCsv(Source):
