@@ -1,8 +1,10 @@
 // Browse items: a paged gallery with label and metadata filters, an item's neighbours,
-// delete, select for a class, and add by upload.
+// delete, select for a class, and add by upload (for a text model: texts, one a line).
 
 import { getJson, sendJson } from "./api.js";
-import { el, fileInput, fmt, gallery, itemImage, say, sayError, selection, toggleSelected } from "./ui.js";
+import {
+  el, fileInput, fmt, gallery, itemPreview, itemText, model, say, sayError, selection, textLines, toggleSelected,
+} from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 24;
@@ -92,7 +94,7 @@ export async function openItem(item) {
   panel.replaceChildren(
     el("h3", {}, `Item ${item.id}`),
     el("div", { class: "row" },
-      itemImage(item.id),
+      model.kind === "text" ? itemText(item, { full: true }) : itemPreview(item),
       el("dl", { class: "figures" },
         el("dt", {}, "Label"), el("dd", {}, item.label ?? "–"),
         el("dt", {}, "Metadata"), el("dd", {}, JSON.stringify(item.metadata)),
@@ -117,18 +119,26 @@ export async function openItem(item) {
 async function addItems(event) {
   event.preventDefault();
   const status = $("browse-status");
-  const files = [...$("add-files").files];
   const label = $("add-label").value.trim() || undefined;
   try {
     const items = [];
-    for (const file of files) {
-      items.push({ input: await fileInput(file), label, metadata: { source: "web", file: file.name } });
+    if (model.kind === "text") {
+      const texts = textLines($("add-texts").value);
+      if (!texts.length) throw new Error("type one text a line to add");
+      for (const text of texts) items.push({ input: { text }, label, metadata: { source: "web" } });
+    } else {
+      for (const file of $("add-files").files) {
+        items.push({ input: await fileInput(file), label, metadata: { source: "web", file: file.name } });
+      }
     }
     const answer = await sendJson("POST", "/items", { items });
     $("browse-add").reset();
     pages = [null];
     await loadPage(0);
-    say(status, `Added ${answer.items.length} item(s)`, "ok");
+    const cut = answer.truncated?.length
+      ? `; ${answer.truncated.length} longer than the model's ${model.shape.at(-1)} tokens, embedded from their start`
+      : "";
+    say(status, `Added ${answer.items.length} item(s)${cut}`, "ok");
   } catch (error) {
     sayError(status, error);
   }

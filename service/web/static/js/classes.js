@@ -1,7 +1,10 @@
-// Classes: the list, imprint from pictures or from items selected in Browse, remove, restore.
+// Classes: the list, imprint from pictures (a text model: typed texts) or from items selected
+// in Browse, remove, restore.
 
 import { getJson, sendJson } from "./api.js";
-import { el, fileInput, fmt, say, sayError, selection, selectionChanged, storedInput, toggleSelected } from "./ui.js";
+import {
+  el, fileInput, fmt, model, say, sayError, selection, selectionChanged, storedInput, textLines, toggleSelected,
+} from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -44,9 +47,13 @@ async function imprint(event) {
   const name = $("imprint-name").value.trim();
   try {
     const inputs = [];
-    for (const file of $("imprint-files").files) inputs.push(await fileInput(file));
+    const text = model.kind === "text";
+    if (text) for (const line of textLines($("imprint-texts").value)) inputs.push({ text: line });
+    else for (const file of $("imprint-files").files) inputs.push(await fileInput(file));
     for (const id of selection) inputs.push(await storedInput(id));
-    if (!inputs.length) throw new Error("choose example pictures or select items in Browse items");
+    if (!inputs.length) {
+      throw new Error(`${text ? "type example texts" : "choose example pictures"} or select items in Browse items`);
+    }
     const made = await sendJson("POST", "/classes", { name, inputs });
     $("imprint-form").reset();
     for (const id of [...selection]) toggleSelected(id, false); // used: start afresh

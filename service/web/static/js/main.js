@@ -7,7 +7,7 @@ import { loadClasses, setUpClasses } from "./classes.js";
 import { setUpHealth, startHealth, stopHealth } from "./health.js";
 import { draw, loadMap, setUpMap } from "./map.js";
 import { resetCanvas, setUpTry } from "./try.js";
-import { model, say, sayError } from "./ui.js";
+import { model, say, sayError, showInputControls } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const tabs = () => [...document.querySelectorAll('[role="tab"]')];
@@ -65,10 +65,12 @@ async function start() {
   setUpHealth();
   try {
     const info = await getJson("/model"); // asks for the API key here when one is set
+    model.kind = info.manifest.input.kind;
     model.shape = info.manifest.input.shape.length === 3 ? info.manifest.input.shape : [1, ...info.manifest.input.shape];
     model.labels = info.manifest.labels;
     $("model-name").textContent = `· ${info.manifest.name}`;
-    resetCanvas();
+    showInputControls(); // a text model: text boxes instead of the canvas and file pickers
+    if (model.kind !== "text") resetCanvas();
   } catch (error) {
     sayError($("global-status"), error);
   }

@@ -3,7 +3,7 @@
 // points redraw in a few milliseconds; hover looks points up in a grid, not by a scan.
 
 import { getJson } from "./api.js";
-import { colour, el, itemImage, say, sayError } from "./ui.js";
+import { colour, el, itemPreview, model, say, sayError } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const GRID = 64; // cells per side of the hover lookup grid
@@ -142,10 +142,12 @@ function hover(event) {
   }
   if (i !== tipFor) {
     tipFor = i;
-    tip.replaceChildren(itemImage(data.ids[i]), el("strong", {}, data.labels[i] ?? "unlabelled"), el("br"), data.ids[i]);
+    // a picture, or a text model's stored text (fetched once per item)
+    tip.replaceChildren(itemPreview({ id: data.ids[i] }), el("strong", {}, data.labels[i] ?? "unlabelled"), el("br"), data.ids[i]);
   }
   tip.hidden = false;
-  tip.style.left = `${Math.min(sx + 12, box.width - 120)}px`;
+  const wide = model.kind === "text" ? Math.max(120, tip.offsetWidth) : 120; // a text tip is wider
+  tip.style.left = `${Math.min(sx + 12, box.width - wide)}px`;
   tip.style.top = `${sy + 12}px`;
 }
 

@@ -1,4 +1,5 @@
-// Try an item: draw or drop a picture, see the classes and the nearest stored items.
+// Try an item: draw or drop a picture (or, for a text model, type a text), see the classes
+// and the nearest stored items.
 
 import { sendJson } from "./api.js";
 import { canvasInput, el, fileInput, fmt, gallery, model, say, sayError } from "./ui.js";
@@ -48,17 +49,18 @@ async function showFile(file) {
 }
 
 // The API's reason codes in words (docs/open-world.md says how each is decided).
-const REASONS = {
-  outside_data: "the input is unlike the images the model was trained on",
-  far_from_classes: "the input is far from the training images of every class",
+const REASONS = (things) => ({
+  outside_data: `the input is unlike the ${things} the model was trained on`,
+  far_from_classes: `the input is far from the training ${things} of every class`,
   between_classes: "the input lies between classes",
-};
+});
 
 function classification(result) {
   const against = result.threshold === null || result.threshold === undefined
     ? `best score ${fmt(result.score)}; ${result.label} has no score threshold`
     : `best score ${fmt(result.score)}, threshold ${fmt(result.threshold)} of ${result.label}`;
-  const why = result.reason ? `${REASONS[result.reason] ?? result.reason} (${result.reason}): ${against}` : against;
+  const reasons = REASONS(model.kind === "text" ? "texts" : "images");
+  const why = result.reason ? `${reasons[result.reason] ?? result.reason} (${result.reason}): ${against}` : against;
   const rows = result.top.map((t) =>
     el("tr", {},
       el("td", {}, t.label),
@@ -79,8 +81,14 @@ function classification(result) {
 }
 
 export async function run() {
-  const input = canvasInput(canvas());
   const status = $("try-status");
+  const text = $("try-text").value.trim();
+  if (model.kind === "text" && !text) {
+    say(status, "Type a text first.", "error");
+    $("try-text").focus();
+    return;
+  }
+  const input = model.kind === "text" ? { text } : canvasInput(canvas());
   say(status, "Asking the model…");
   try {
     const [classified, neighbours] = await Promise.all([
@@ -88,6 +96,10 @@ export async function run() {
       sendJson("POST", "/neighbors", { queries: [{ input }], k: 12 }).catch((error) => error),
     ]);
     $("try-result").replaceChildren(classification(classified.results[0]));
+    if (classified.truncated?.length) {
+      $("try-result").append(el("p", { class: "muted", id: "try-truncated" },
+        `The text is longer than the model's ${model.shape.at(-1)} tokens: its first ${model.shape.at(-1)} were used.`));
+    }
     const target = $("try-neighbours");
     if (neighbours instanceof Error) {
       target.replaceChildren(el("p", { class: "error" }, neighbours.message));
@@ -116,11 +128,15 @@ export function setUpTry() {
     drawing = false;
   });
   $("try-clear").addEventListener("click", () => {
-    resetCanvas();
+    if (model.kind === "text") $("try-text").value = "";
+    else resetCanvas();
     $("try-result").replaceChildren();
     $("try-neighbours").replaceChildren();
   });
   $("try-run").addEventListener("click", run);
+  $("try-text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) run(); // Enter alone: a new line
+  });
   $("try-file").addEventListener("change", (event) => showFile(event.target.files[0]));
   const zone = $("drop-zone");
   zone.addEventListener("dragover", (event) => {

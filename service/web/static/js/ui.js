@@ -1,6 +1,7 @@
-// Small helpers the views share: elements, messages, image galleries, inputs from pictures.
+// Small helpers the views share: elements, messages, galleries of pictures or texts, inputs
+// from pictures and texts.
 
-import { imageUrl, itemPng } from "./api.js";
+import { getJson, imageUrl, itemPng } from "./api.js";
 
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -54,12 +55,42 @@ export function itemImage(id, alt) {
   return img;
 }
 
+// A stored item's text (text models), from the item when it has it (GET /items lists it),
+// else fetched once (neighbours and map points carry only ids) and kept for the next time
+const texts = new Map();
+export function itemText(item, { full = false } = {}) {
+  const node = el(full ? "blockquote" : "span", { class: full ? "item-text" : "snippet" });
+  const known = typeof item.text === "string" ? item.text : texts.get(item.id);
+  const fill = (text) => {
+    node.textContent = text ?? "(no stored text)";
+    if (!full && text) node.title = text; // a tile shows the start; hover shows it all
+  };
+  if (known !== undefined) {
+    fill(known);
+  } else {
+    node.textContent = "…";
+    getJson(`/items/${encodeURIComponent(item.id)}`)
+      .then((stored) => {
+        texts.set(item.id, stored.text ?? null);
+        fill(stored.text);
+      })
+      .catch(() => fill(null));
+  }
+  if (typeof item.text === "string") texts.set(item.id, item.text);
+  return node;
+}
+
+// What stands for an item: its picture, or for a text model its text
+export function itemPreview(item, alt) {
+  return model.kind === "text" ? itemText(item) : itemImage(item.id, alt);
+}
+
 // A gallery of items: each tile is a button (keyboard reachable) when `onpick` is given
 export function gallery(items, { onpick, caption } = {}) {
-  const list = el("ul", { class: "gallery" });
+  const list = el("ul", { class: model.kind === "text" ? "gallery texts" : "gallery" });
   for (const item of items) {
     const text = caption ? caption(item) : item.label ?? "";
-    const content = [itemImage(item.id, `${item.label ?? "unlabelled"} item ${item.id}`),
+    const content = [itemPreview(item, `${item.label ?? "unlabelled"} item ${item.id}`),
       el("span", { class: "caption" }, text), el("span", { class: "id" }, item.id)];
     const tile = onpick
       ? el("button", { type: "button", class: "tile", "data-id": item.id, onclick: () => onpick(item) }, content)
@@ -69,8 +100,27 @@ export function gallery(items, { onpick, caption } = {}) {
   return list;
 }
 
-// The model's input: [C, H, W] from the manifest, set once the model is known
-export const model = { shape: [1, 28, 28], labels: [] };
+// The model's input: its kind ("image", "vector" or "text") and [C, H, W] from the
+// manifest, set once the model is known
+export const model = { kind: "image", shape: [1, 28, 28], labels: [] };
+
+// Show the controls for the model's kind of input: `.picture-only` ones for pictures,
+// `.text-only` ones for text (a hidden control is also not required)
+export function showInputControls() {
+  const text = model.kind === "text";
+  document.body.dataset.inputKind = model.kind;
+  for (const node of document.querySelectorAll(".picture-only, .text-only")) {
+    const hide = node.classList.contains("text-only") ? !text : text;
+    node.hidden = hide;
+    if (node.dataset.required === undefined) node.dataset.required = String(node.required === true);
+    if (node.dataset.required === "true") node.required = !hide;
+  }
+}
+
+// Lines of a text box, as texts: one a line, blank lines skipped
+export function textLines(value) {
+  return value.split("\n").map((line) => line.trim()).filter(Boolean);
+}
 
 // Pixels of a canvas (drawn at the model's size) as an input the API takes: `data`
 export function canvasInput(canvas) {
@@ -98,6 +148,11 @@ export async function fileInput(file) {
 
 // A stored item's input, as an input again (to imprint a class from selected items)
 export async function storedInput(id) {
+  if (model.kind === "text") {
+    const item = await getJson(`/items/${encodeURIComponent(id)}`);
+    if (typeof item.text !== "string") throw new Error(`item ${id} has no stored text`);
+    return { text: item.text };
+  }
   const url = await imageUrl(itemPng(id));
   try {
     const img = new Image();
