@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from service.importer.errors import ImportFailed
-from service.importer.sources.base import ModelInput, Reader, Rows, Source, check_shape, skip
+from service.importer.sources.base import (
+    ModelInput,
+    Reader,
+    Rows,
+    Source,
+    check_kind,
+    check_shape,
+    skip,
+)
 
 __all__ = ["FASHION_MNIST_LABELS", "FashionMnist"]
 
@@ -33,6 +41,8 @@ class FashionMnist(Source):
     def __init__(self, folder: Path, split: str, model: ModelInput) -> None:
         images, labels = (folder / name for name in FASHION_MNIST_FILES[split])
         super().__init__(images)
+        if model.kind == "text":  # (pixels as features fit a vector model of their size)
+            check_kind(f"{folder} (Fashion-MNIST)", "image", model)
         self.split = split
         if not images.is_file() or not labels.is_file():
             raise ImportFailed(
