@@ -18,7 +18,15 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["PAD_TOKEN", "UNK_TOKEN", "TextTokenizer", "TokenizedBatch", "Truncation", "pad_batch", "trim_padding"]
+__all__ = [
+    "PAD_TOKEN",
+    "UNK_TOKEN",
+    "TextTokenizer",
+    "TokenizedBatch",
+    "Truncation",
+    "pad_batch",
+    "trim_padding",
+]
 
 PAD_TOKEN = "[PAD]"  # id 0 in every tokenizer training/text.py trains
 UNK_TOKEN = "[UNK]"  # a word the training split did not hold often enough
@@ -76,4 +84,5 @@ def pad_batch(rows: Sequence[Sequence[int] | np.ndarray], pad_id: int = 0) -> np
 def trim_padding(batch: np.ndarray, pad_id: int = 0) -> np.ndarray:
     """A padded (N, L) batch without the columns after its longest input (at least one)."""
     used = np.flatnonzero((batch != pad_id).any(axis=0))
-    return batch[:, : max(1, int(used[-1]) + 1 if used.size else 1)]
+    width = int(used[-1]) + 1 if used.size else 1
+    return np.ascontiguousarray(batch[:, :width])

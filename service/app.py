@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import numpy as np
 from fastapi import APIRouter, Depends, FastAPI
 
 from corel.bundle import Bundle, load_bundle
@@ -54,8 +55,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     spec = bundle.manifest.input
     tokenizer = bundle.tokenizer() if spec.kind == "text" else None
+    dim = bundle.manifest.embedding_dim
+
+    def run_full(batch: np.ndarray) -> np.ndarray:
+        """The embeddings, the encoder's features and, with the bundle's open set, its two
+        input scores for the whole batch, in the inference thread (UnknownPolicy)."""
+        out = runtime.run(batch)
+        classes = state.class_index
+        if classes is None or not classes.has_open_set:
+            return out
+        model_input = None if spec.kind == "text" else batch  # token ids have no guard
+        return np.hstack([out, classes.input_scores(out[:, dim:], model_input)])
+
     batcher = MicroBatcher(
-        runtime.run,
+        lambda batch: runtime.run(batch, features=False),
+        run_full=run_full,
         batching=settings.batching,
         max_batch_size=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
@@ -71,8 +85,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             spec,
             batcher,
             max_image_pixels=settings.max_image_pixels,
-            embedding_dim=bundle.manifest.embedding_dim,
+            embedding_dim=dim,
             tokenizer=tokenizer,
+            features_dim=bundle.open_set.bank.shape[1] if bundle.open_set is not None else None,
         )
         state.class_index = ClassIndex(bundle, stores.open_classes())
         state.class_index.watch()  # a shared store: follow other replicas' changes
@@ -124,11 +139,13 @@ async def carry_over_classes(classes: ClassIndex, embedder: Embedder) -> None:
             continue
         try:
             inputs = [Input.model_validate(i) for i in record.inputs]
-            h, features = await embedder.embed_with_features(embedder.prepare(inputs).arrays)
+            encoded = await embedder.encode(embedder.prepare(inputs).arrays)
         except (ValueError, ServiceError) as exc:
             log.warning("class %r cannot be carried over to this model: %s", record.name, exc)
             continue
-        await asyncio.to_thread(classes.add, record.name, h, None, record.inputs, features)
+        await asyncio.to_thread(
+            classes.add, record.name, encoded.vectors, None, record.inputs, encoded.features
+        )
         log.info(
             "class %r re-imprinted for this model from its %d stored examples",
             record.name,

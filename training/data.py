@@ -20,6 +20,7 @@ from typing import TypedDict
 import numpy as np
 
 from corel.bundle import TOKENIZER_FILE, InputKind, InputSpec
+from corel.text import trim_padding
 from training import text
 from training.config import TrainConfig
 
@@ -74,7 +75,7 @@ class Dataset:
 
     def model_input(self, raw: np.ndarray) -> np.ndarray:
         if self.input.kind == "text":
-            return text.trim_padding(raw, self.input.pad_id)
+            return trim_padding(raw, self.input.pad_id)
         return self.input.to_model(raw)
 
     @property

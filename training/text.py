@@ -248,8 +248,3 @@ def vocabulary(tokenizer_json: str) -> list[str]:
     return words
 
 
-def trim_padding(ids: np.ndarray, pad_id: int = 0) -> np.ndarray:
-    """A batch of token ids cut to its longest input (at least one column)."""
-    used = np.flatnonzero((ids != pad_id).any(0))
-    width = int(used[-1]) + 1 if len(used) else 1
-    return np.ascontiguousarray(ids[:, :width])

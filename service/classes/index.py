@@ -117,10 +117,22 @@ class ClassIndex:
         return self.rule.from_index(raw), ids, classes
 
     def check(
-        self, classes: ClassSet, features: np.ndarray | None, model_input: np.ndarray | None
+        self,
+        classes: ClassSet,
+        features: np.ndarray | None,
+        model_input: np.ndarray | None = None,
+        scores: np.ndarray | None = None,
     ) -> OpenSetChecks | None:
         """The open set's view of a batch (None for bundles without one, or no features)."""
-        return self._unknown.check(classes, features, model_input)
+        return self._unknown.check(classes, features, model_input, scores)
+
+    def input_scores(self, features: np.ndarray, model_input: np.ndarray | None) -> np.ndarray:
+        """The open set's per-input scores that need no class state (UnknownPolicy)."""
+        return self._unknown.input_scores(features, model_input)
+
+    @property
+    def has_open_set(self) -> bool:
+        return self._unknown.open_set is not None
 
     def classify(
         self,
@@ -130,15 +142,17 @@ class ClassIndex:
         *,
         features: np.ndarray | None = None,
         model_input: np.ndarray | None = None,
+        input_scores: np.ndarray | None = None,
     ) -> list[Prediction]:
         """The top-k classes of each embedding; `threshold` overrides the classes' own.
 
         With the bundle's open set (`features`: the encoder's second output, `model_input`:
-        what went into it), an input is also unknown when the input guard refuses it or its
-        features are far from every training item, and a class imprinted from a few
-        examples takes the inputs that the gate gives it (corel/open_set.py)."""
+        what went into it, or its `input_scores` computed already), an input is also unknown
+        when the input guard refuses it or its features are far from every training item,
+        and a class imprinted from a few examples takes the inputs that the gate gives it
+        (corel/open_set.py)."""
         scores, ids, classes = self.search(embeddings, max(k, 2))
-        checks = self.check(classes, features, model_input)
+        checks = self.check(classes, features, model_input, input_scores)
         predictions = []
         for n, (row_scores, row_ids) in enumerate(zip(scores, ids, strict=True)):
             ranked = [(int(i), float(s)) for s, i in zip(row_scores, row_ids, strict=True)]

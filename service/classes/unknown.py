@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from corel.bundle import Calibration
 from corel.class_rule import l2_normalise
@@ -47,13 +49,34 @@ class UnknownPolicy:
         self._guard_threshold = calibration.guard_threshold
         self._bank = None if open_set is None else bank_index(open_set.unit_bank)
 
+    def input_scores(self, features: np.ndarray, model_input: np.ndarray | None) -> np.ndarray:
+        """(N, 2): each input's kNN similarity and input-guard score (NaN without a model
+        input: token ids have no guard). They depend on the bundle alone, so the inference
+        thread computes them for a whole micro-batch at once (one FAISS search, one PCA
+        projection) rather than the event loop for each request."""
+        # One thread each, FAISS's and BLAS's: the batch is small, and their threads would
+        # spin on the cores that onnxruntime and the event loop need
+        faiss.omp_set_num_threads(1)
+        guard = np.full(len(features), np.nan, np.float32)
+        with threadpool_limits(limits=1, user_api="blas"):
+            if model_input is not None and self.open_set is not None:
+                guard = self.open_set.guard.scores(model_input)
+            return np.stack([self._knn(features), guard], axis=1)
+
     def check(
-        self, classes: ClassSet, features: np.ndarray | None, model_input: np.ndarray | None
+        self,
+        classes: ClassSet,
+        features: np.ndarray | None,
+        model_input: np.ndarray | None = None,
+        scores: np.ndarray | None = None,
     ) -> OpenSetChecks | None:
-        """The open set's view of a batch (None for bundles without one, or no features).
-        Without `model_input` (token ids: text models) the input guard does not apply."""
+        """The open set's view of a batch (None for bundles without one, or no features),
+        from its `input_scores` (computed here from `model_input` unless given). Without a
+        model input (token ids: text models) the input guard does not apply."""
         if self.open_set is None or features is None:
             return None
+        if scores is None:
+            scores = self.input_scores(features, model_input)
         imprinted = [
             i
             for i, r in enumerate(classes.records)
@@ -67,12 +90,13 @@ class UnknownPolicy:
             np.array(prototypes, np.float32).reshape(len(imprinted), width),
             np.array(bars, np.float32),
         )
+        knn, guard = scores[:, 0], scores[:, 1]
         outside = np.zeros(len(features), bool)
-        if model_input is not None and self._guard_threshold is not None:
-            outside = self.open_set.guard.scores(model_input) < self._guard_threshold
+        if self._guard_threshold is not None:
+            outside = np.nan_to_num(guard, nan=np.inf) < self._guard_threshold
         return OpenSetChecks(
             outside=outside,
-            knn=self._knn(features),
+            knn=knn,
             imprinted=np.array([imprinted[g] if g >= 0 else -1 for g in gate], np.int64),
         )
 

@@ -34,6 +34,7 @@ from service.errors import ServiceUnavailableError, TooManyRequestsError
 class _Job:
     items: np.ndarray  # (n, ...) model-ready
     future: asyncio.Future[np.ndarray]
+    full: bool = False  # wants `run_full`'s columns (features and open-set scores)
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -49,8 +50,13 @@ class MicroBatcher:
         queue_timeout_ms: float = 5000,
         in_flight: Callable[[], int] | None = None,
         pad_id: int | None = None,
+        run_full: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self._run, self.batching, self._in_flight = run, batching, in_flight
+        # what a batch with a `full` job runs instead: its rows are `run`'s and more columns
+        # (the encoder's features, the open set's scores), which only /classify and
+        # POST /classes read; a batch of /embed jobs alone skips them
+        self._run_full = run_full or run
         # text models: token id rows of several lengths, a batch padded to its longest
         self.pad_id = pad_id
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000
@@ -90,7 +96,9 @@ class MicroBatcher:
             headers={"Retry-After": "1"},
         )
 
-    async def embed(self, items: np.ndarray) -> np.ndarray:  # (n, ...) -> (n, D)
+    async def embed(self, items: np.ndarray, *, full: bool = False) -> np.ndarray:
+        """(n, ...) -> (n, D), or `run_full`'s (n, D + ...) with `full`; a batch that holds
+        full and plain jobs runs full, and the plain ones get the extra columns too."""
         if self._closed:
             raise self._closing_error()
         if self.full:
@@ -104,13 +112,13 @@ class MicroBatcher:
         if not self.batching:  # pass-through: the executor's queue is the queue
             try:
                 enqueued = time.monotonic()
-                outs = [await self._infer(chunk, enqueued=enqueued) for chunk in chunks]
+                outs = [await self._infer(c, full, enqueued=enqueued) for c in chunks]
             finally:
                 self._queued_items -= len(items)
                 metrics.QUEUE_SIZE.set(self._queued_items)
             return np.concatenate(outs)
         loop = asyncio.get_running_loop()
-        jobs = [_Job(chunk, loop.create_future()) for chunk in chunks]
+        jobs = [_Job(chunk, loop.create_future(), full) for chunk in chunks]
         self._pending.extend(jobs)
         self._has_work.set()
         try:  # cancelled with the request when the client goes away
@@ -129,7 +137,9 @@ class MicroBatcher:
         rows = [row for part in parts for row in part]
         return trim_padding(pad_batch(rows, self.pad_id), self.pad_id)
 
-    async def _infer(self, batch: np.ndarray, *, enqueued: float | None = None) -> np.ndarray:
+    async def _infer(
+        self, batch: np.ndarray, full: bool, *, enqueued: float | None = None
+    ) -> np.ndarray:
         """Run in the inference thread; cancelling the caller before it starts skips it."""
 
         def run() -> np.ndarray:
@@ -140,7 +150,7 @@ class MicroBatcher:
                     metrics.DROPPED.labels(reason="timeout").inc()
                     raise self._timeout_error(waited)
             started = time.perf_counter()
-            out = self._run(batch)
+            out = (self._run_full if full else self._run)(batch)
             metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
             metrics.BATCH_SIZE.observe(len(batch))
             return out
@@ -181,7 +191,8 @@ class MicroBatcher:
         if not live:
             return
         try:
-            out = await self._infer(self._join([job.items for job in live]))
+            full = any(job.full for job in live)
+            out = await self._infer(self._join([job.items for job in live]), full)
         except Exception as exc:  # resolve every waiter, keep the worker alive
             self._fail(live, exc)
             return

@@ -24,7 +24,7 @@ from service.inference.batcher import MicroBatcher
 from service.inference.inputs import Input
 from service.inference.preprocess import to_model_input, to_token_ids
 
-__all__ = ["Embedded", "Embedder", "Prepared", "RequestEmbedder"]
+__all__ = ["Embedded", "Embedder", "Encoded", "Prepared", "RequestEmbedder"]
 
 T = TypeVar("T")
 
@@ -33,6 +33,15 @@ T = TypeVar("T")
 class Prepared:
     arrays: list[np.ndarray]  # one model-ready array per input (a text's token ids, unpadded)
     truncated: list[int]  # positions of the texts cut to the model's max_length tokens
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """All the encoder and the open set say of a batch (what /classify and /classes read)."""
+
+    vectors: np.ndarray  # (N, D) raw embeddings
+    features: np.ndarray | None  # (N, F) the encoder's `features` output, None without one
+    input_scores: np.ndarray | None  # (N, 2) the open set's (UnknownPolicy.input_scores)
 
 
 @dataclass(frozen=True)
@@ -50,10 +59,12 @@ class Embedder:
         max_image_pixels: int,
         embedding_dim: int | None = None,
         tokenizer: TextTokenizer | None = None,
+        features_dim: int | None = None,
     ) -> None:
         self.spec, self.batcher, self.max_image_pixels = spec, batcher, max_image_pixels
-        # the encoder's columns beyond embedding_dim are its `features` output (runtime.py)
-        self.embedding_dim = embedding_dim
+        # a full run's columns beyond embedding_dim are the encoder's `features` output
+        # (runtime.py), then, with the bundle's open set, its two input scores (app.py)
+        self.embedding_dim, self.features_dim = embedding_dim, features_dim
         self.tokenizer = tokenizer  # text models only
 
     def prepare(self, inputs: list[Input], *, truncate: bool = True) -> Prepared:
@@ -72,17 +83,20 @@ class Embedder:
         return Prepared(arrays, [])
 
     async def embed_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:  # -> (N, D) raw
-        h, _ = await self.embed_with_features(arrays)
-        return h
+        return (await self._run(arrays, full=False)).vectors
 
-    async def embed_with_features(
-        self, arrays: list[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(embeddings (N, D) raw, the encoder's `features` (N, F) or None without them)."""
+    async def encode(self, arrays: list[np.ndarray]) -> Encoded:
+        """The embeddings with the encoder's features and the open set's input scores."""
+        return await self._run(arrays, full=True)
+
+    async def _run(self, arrays: list[np.ndarray], *, full: bool) -> Encoded:
         batch = np.stack(arrays) if self.tokenizer is None else pad_batch(arrays, self.spec.pad_id)
-        out = await self.batcher.embed(batch)
+        out = await self.batcher.embed(batch, full=full)
         d = self.embedding_dim or out.shape[1]
-        h, features = out[:, :d], (out[:, d:] if out.shape[1] > d else None)
+        f = d + (self.features_dim or 0)
+        h = out[:, :d]
+        features = out[:, d:f] if self.features_dim and out.shape[1] >= f else None
+        scores = out[:, f : f + 2] if features is not None and out.shape[1] == f + 2 else None
         # Finite inputs far outside the trained range (pixels of 1e30) overflow float32 in the
         # encoder or in the squared norms that every class rule and the index compute.
         squared_norms = np.einsum("ij,ij->i", h, h)
@@ -94,7 +108,7 @@ class Embedder:
                 "outside the range this model takes",
                 details={"inputs": bad.tolist()},
             )
-        return h, features
+        return Encoded(h, features, scores)
 
     async def embed_inputs(self, inputs: list[Input], *, truncate: bool = True) -> Embedded:
         prepared = self.prepare(inputs, truncate=truncate)
@@ -114,10 +128,8 @@ class RequestEmbedder:
     async def embed_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:
         return await self._unless_disconnected(self.embedder.embed_arrays(arrays))
 
-    async def embed_with_features(
-        self, arrays: list[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        return await self._unless_disconnected(self.embedder.embed_with_features(arrays))
+    async def encode(self, arrays: list[np.ndarray]) -> Encoded:
+        return await self._unless_disconnected(self.embedder.encode(arrays))
 
     async def embed_inputs(self, inputs: list[Input], *, truncate: bool = True) -> Embedded:
         prepared = self.prepare(inputs, truncate=truncate)

@@ -67,8 +67,9 @@ class EncoderRuntime:
         # one-array-out (Embedder splits them again)
         self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def run(self, batch: np.ndarray) -> np.ndarray:  # (N, ...) -> (N, D) or (N, D + F)
-        outs = self.session.run(self.outputs, {"input": batch})
+    def run(self, batch: np.ndarray, *, features: bool = True) -> np.ndarray:
+        """(N, ...) -> (N, D), or (N, D + F) with `features` when the encoder has them."""
+        outs = self.session.run(self.outputs if features else self.outputs[:1], {"input": batch})
         return np.asarray(outs[0] if len(outs) == 1 else np.hstack(outs))
 
     def warm_up(self, spec: InputSpec, max_batch_size: int) -> None:

@@ -57,9 +57,11 @@ async def add_class(
     threshold, unless given, comes from the examples themselves (leave-one-out)."""
     check_input_count(len(body.inputs), settings)
     prepared = embedder.prepare(body.inputs, truncate=body.truncate)
-    h, features = await embedder.embed_with_features(prepared.arrays)
+    encoded = await embedder.encode(prepared.arrays)
     stored = [i.model_dump(exclude_none=True) for i in body.inputs]
-    await asyncio.to_thread(classes.add, body.name, h, body.threshold, stored, features)
+    await asyncio.to_thread(
+        classes.add, body.name, encoded.vectors, body.threshold, stored, encoded.features
+    )
     metrics.INDEX_SIZE.labels(index="classes").set(len(classes))
     info = next(c for c in _listing(classes).classes if c.name == body.name)
     return ClassCreated(**info.model_dump(), truncated=prepared.truncated)

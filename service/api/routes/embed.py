@@ -70,11 +70,15 @@ async def classify(
             f"k={body.k} is above the limit of {settings.max_k}", details={"max_k": settings.max_k}
         )
     prepared = embedder.prepare(body.inputs, truncate=body.truncate)
-    h, features = await embedder.embed_with_features(prepared.arrays)
+    encoded = await embedder.encode(prepared.arrays)
     threshold = body.threshold if body.threshold is not None else settings.unknown_threshold
-    # the input guard reads pixels or features, not token ids
-    model_input = None if embedder.spec.kind == "text" else np.stack(prepared.arrays)
-    predictions = classes.classify(h, body.k, threshold, features=features, model_input=model_input)
+    predictions = classes.classify(
+        encoded.vectors,
+        body.k,
+        threshold,
+        features=encoded.features,
+        input_scores=encoded.input_scores,
+    )
     for p in predictions:
         metrics.BEST_SCORE.observe(p.score)
         metrics.MARGIN.observe(p.margin)

@@ -121,3 +121,25 @@ def test_a_bundle_without_an_open_set_flags_by_scores_alone(default, tmp_path) -
     (low,) = index.classify(h, 3, 1.01, features=features, model_input=blank)
     assert not kept.unknown and kept.reason is None
     assert low.unknown and low.reason == "far_from_classes"
+
+
+def test_input_scores_computed_for_a_batch_decide_as_the_inputs_themselves(
+    default, tmp_path, fashion_sample
+) -> None:
+    # the service computes them in the inference thread for a whole micro-batch
+    from service.inference.runtime import EncoderRuntime
+
+    index = ClassIndex(default, tmp_path)
+    images = (fashion_sample[0][:8] / 255.0).astype(np.float32)
+    inputs = np.concatenate([images, np.ones((1, 1, 28, 28), np.float32)])  # white: outside
+    out = EncoderRuntime(default.encoder_path, provider="cpu").run(inputs)
+    h, features = out[:, :D], out[:, D:]
+
+    scores = index.input_scores(features, inputs)
+    by_inputs = index.classify(h, 3, features=features, model_input=inputs)
+    by_scores = index.classify(h, 3, features=features, input_scores=scores)
+
+    assert scores.shape == (9, 2)
+    assert [p.label for p in by_scores] == [p.label for p in by_inputs]
+    assert [p.reason for p in by_scores] == [p.reason for p in by_inputs]
+    assert by_scores[-1].reason == "outside_data"

@@ -65,6 +65,26 @@ def test_embed_coalesces_concurrent_requests_into_one_run(runtime, images) -> No
     assert np.allclose(np.concatenate(out), runtime.run(images), atol=1e-5)
 
 
+def test_a_batch_runs_full_only_when_one_of_its_jobs_asks(runtime, images) -> None:
+    plain, full = Recorder(runtime), Recorder(runtime)
+    plain_run = lambda batch: plain(batch)[:, :128]  # noqa: E731 (the embedding alone)
+
+    async def scenario() -> tuple[list[np.ndarray], list[np.ndarray]]:
+        batcher = await started(MicroBatcher(plain_run, run_full=full, max_wait_ms=50))
+        alone = await asyncio.gather(*(batcher.embed(images[i : i + 1]) for i in range(4)))
+        mixed = await asyncio.gather(
+            batcher.embed(images[:1]), batcher.embed(images[1:2], full=True)
+        )
+        await batcher.stop()
+        return alone, mixed
+
+    alone, mixed = asyncio.run(scenario())
+    assert plain.batches == [4] and full.batches == [2]  # /embed jobs alone skip the rest
+    assert [a.shape[1] for a in alone] == [128] * 4
+    assert [m.shape[1] for m in mixed] == [ROW_WIDTH] * 2  # a plain job beside a full one
+    assert np.allclose(mixed[0][:, :128], alone[0], atol=1e-5)
+
+
 @pytest.mark.parametrize("in_flight, waits", [(1, False), (3, True)])
 def test_embed_waits_for_company_only_while_other_requests_are_on_their_way(
     runtime, images, in_flight, waits
