@@ -17,7 +17,7 @@ import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from service.classes.store import ClassStore, FileClassStore
 from service.datadir.check import check_data_dir
@@ -66,9 +66,19 @@ class EmbeddedStores:
         check_data_dir(self.settings.data_dir)
 
     def open_items(self, bundle: Bundle) -> ItemBackend:
+        from service.datadir.layout import DataDir
         from service.items.embedded import EmbeddedItems  # faiss only when it is used
+        from service.items.sqlite_store import ItemStore
 
-        return EmbeddedItems.open(settings=self.settings, bundle=bundle)
+        files = DataDir(self.settings.data_dir)
+        items = EmbeddedItems(
+            ItemStore(files.store),
+            index_path=files.snapshot,
+            auto_threshold=self.settings.index_auto_threshold,
+            **_index_of(bundle, self.settings),
+        )
+        items.start()  # loads in the background: see `is_ready`
+        return items
 
     def open_classes(self) -> ClassStore:
         return FileClassStore(self.settings.data_dir)
@@ -85,13 +95,31 @@ class MilvusStores:
 
     def open_items(self, bundle: Bundle) -> ItemBackend:
         from service.items.milvus import MilvusItems  # pymilvus only when it is used
+        from service.milvus import connect
 
-        return MilvusItems.open(settings=self.settings, bundle=bundle)
+        items = MilvusItems(
+            connect(self.settings.milvus_uri),
+            prefix=self.settings.milvus_prefix,
+            lite=self.settings.milvus_lite,
+            **_index_of(bundle, self.settings),
+        )
+        items.start()  # connects in the background: see `is_ready`
+        return items
 
     def open_classes(self) -> ClassStore:
         from service.classes.milvus_store import MilvusClassStore
 
         return MilvusClassStore.open(self.settings.milvus_uri, self.settings.milvus_prefix)
+
+
+def _index_of(bundle: Bundle, settings: Settings) -> dict[str, Any]:
+    """What every item store is built with: whose vectors it keeps, their width, and the
+    index kind the settings ask for."""
+    return {
+        "model_id": bundle.model_id,
+        "dim": bundle.manifest.embedding_dim,
+        "kind": settings.index_kind,
+    }
 
 
 def _lite_problem(path: Path) -> str | None:

@@ -25,7 +25,7 @@ from corel.open_set import leave_one_out_threshold
 from service.classes.class_set import ClassRecord, ClassSet
 from service.classes.faiss_index import build_faiss_index
 from service.classes.store import ClassStore, FileClassStore
-from service.classes.unknown import OpenSetChecks, UnknownPolicy, UnknownReason
+from service.classes.unknown import UnknownPolicy, UnknownReason
 from service.classes.watcher import StoreWatcher
 from service.errors import ConflictError, NotFoundError
 
@@ -116,16 +116,6 @@ class ClassIndex:
         raw, ids = index.search(self.rule.query_vectors(embeddings), k)
         return self.rule.from_index(raw), ids, classes
 
-    def check(
-        self,
-        classes: ClassSet,
-        features: np.ndarray | None,
-        model_input: np.ndarray | None = None,
-        scores: np.ndarray | None = None,
-    ) -> OpenSetChecks | None:
-        """The open set's view of a batch (None for bundles without one, or no features)."""
-        return self._unknown.check(classes, features, model_input, scores)
-
     def input_scores(self, features: np.ndarray, model_input: np.ndarray | None) -> np.ndarray:
         """The open set's per-input scores that need no class state (UnknownPolicy)."""
         return self._unknown.input_scores(features, model_input)
@@ -152,7 +142,7 @@ class ClassIndex:
         and a class imprinted from a few examples takes the inputs that the gate gives it
         (corel/open_set.py)."""
         scores, ids, classes = self.search(embeddings, max(k, 2))
-        checks = self.check(classes, features, model_input, input_scores)
+        checks = self._unknown.check(classes, features, model_input, input_scores)
         predictions = []
         for n, (row_scores, row_ids) in enumerate(zip(scores, ids, strict=True)):
             ranked = [(int(i), float(s)) for s, i in zip(row_scores, row_ids, strict=True)]

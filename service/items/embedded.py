@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Unpack
 import faiss
 import numpy as np
 
-from corel.bundle import Bundle
-from service.datadir.layout import DataDir
 from service.errors import NotFoundError
 from service.items.background import StartsInBackground
 from service.items.live_index import LiveIndex
@@ -40,7 +38,6 @@ from service.items.types import (
     rank,
     resolve_queries,
 )
-from service.settings import Settings
 
 if TYPE_CHECKING:  # in annotations only
     from service.items.types import (
@@ -84,21 +81,6 @@ class EmbeddedItems(StartsInBackground):
             auto_threshold=auto_threshold,
         )
         self._lock = threading.Lock()  # a store write and its index change, as one step
-
-    @classmethod
-    def open(cls, *, settings: Settings, bundle: Bundle) -> EmbeddedItems:
-        files = DataDir(settings.data_dir)
-        store = ItemStore(files.store)
-        items = cls(
-            store,
-            index_path=files.snapshot,
-            model_id=bundle.model_id,
-            dim=bundle.manifest.embedding_dim,
-            kind=settings.index_kind,
-            auto_threshold=settings.index_auto_threshold,
-        )
-        items.start()
-        return items
 
     def close(self) -> None:
         self._stop()

@@ -25,7 +25,6 @@ from typing import Any, Unpack
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from corel.bundle import Bundle
 from service.errors import (
     ConflictError,
     NotFoundError,
@@ -55,12 +54,10 @@ from service.items.types import (
 from service.milvus import (
     CONSISTENCY,
     MAX_VARCHAR,
-    connect,
     load_collection,
     milvus_errors,
     quote,
 )
-from service.settings import Settings
 
 __all__ = ["MilvusItems"]
 
@@ -156,19 +153,6 @@ class MilvusItems(StartsInBackground):
         self.collection = f"{prefix}_items_{model_id[:16]}"
         self._size = 0  # refreshed in the background: /model and /metrics read it per request
         self._others: list[str] = []  # other models' collections, listed in the background
-
-    @classmethod
-    def open(cls, *, settings: Settings, bundle: Bundle) -> MilvusItems:
-        items = cls(
-            connect(settings.milvus_uri),
-            prefix=settings.milvus_prefix,
-            model_id=bundle.model_id,
-            dim=bundle.manifest.embedding_dim,
-            kind=settings.index_kind,
-            lite=settings.milvus_lite,
-        )
-        items.start()
-        return items
 
     # -- state -------------------------------------------------------------------------
 

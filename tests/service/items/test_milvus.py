@@ -18,6 +18,7 @@ import pytest
 
 from service.items import milvus
 from service.items.types import NewItem, SearchOptions
+from service.milvus import connect
 from tests.service.conftest import MILVUS_PREFIX
 
 pytest.importorskip("pymilvus", reason="pymilvus is not installed (the milvus extra)")
@@ -40,7 +41,7 @@ def items(
         empty_collections(uri, MILVUS_PREFIX)
     monkeypatch.setattr(milvus, "QUERY_WINDOW", WINDOW)
     store = milvus.MilvusItems(
-        milvus.connect(uri),
+        connect(uri),
         prefix=MILVUS_PREFIX,
         model_id="0123456789abcdef" * 4,
         dim=DIM,
