@@ -246,5 +246,3 @@ def vocabulary(tokenizer_json: str) -> list[str]:
     for word, index in vocab.items():
         words[index] = word
     return words
-
-
