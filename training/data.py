@@ -12,7 +12,9 @@ its training split. Nothing is downloaded.
 from __future__ import annotations
 
 import gzip
+import logging
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -23,6 +25,8 @@ from corel.bundle import TOKENIZER_FILE, InputKind, InputSpec
 from corel.text import trim_padding
 from training import text
 from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 FASHION_MNIST_LABELS = [
     "T-shirt/top",
@@ -265,23 +269,36 @@ def _encode_labels(raw: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 
 def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], InputKind]:
+    """Images keep the channels they have: one (grey) when every image is grey, else three
+    (RGB; a grey image among colour ones gets three equal channels). They take the most
+    common size; an image of another size is resized to it (bilinear), and the log says
+    how many were, so that a user with mixed sizes knows."""
     from PIL import Image
 
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     if len(classes) < 2:
         raise DatasetError(f"{path}: an image folder needs one sub-folder per class (>= 2)")
-    images, targets, size = [], [], None
+    rgb, targets = [], []
     for index, name in enumerate(classes):
         for file in sorted((path / name).iterdir()):
-            if file.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            image = Image.open(file).convert("L")
-            size = size or image.size  # every image is resized to the first one's size
-            images.append(np.asarray(image.resize(size), dtype=np.float32)[None])
-            targets.append(index)
-    if not images:
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                rgb.append(Image.open(file).convert("RGB"))
+                targets.append(index)
+    if not rgb:
         raise DatasetError(f"{path}: no images found in its class sub-folders")
-    return np.stack(images), np.array(targets, np.int64), classes, "image"
+    sizes = Counter(image.size for image in rgb)
+    size = sizes.most_common(1)[0][0]
+    resized = len(rgb) - sizes[size]
+    if resized:
+        log.warning(
+            "%s: %d of %d images resized to %dx%d, the most common size",
+            path, resized, len(rgb), *size,
+        )  # fmt: skip
+    arrays = [np.asarray(image.resize(size, Image.Resampling.BILINEAR) if image.size != size
+                         else image, dtype=np.float32) for image in rgb]  # fmt: skip
+    grey = all((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all() for a in arrays)
+    x = np.stack([a[..., :1] if grey else a for a in arrays]).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x), np.array(targets, np.int64), classes, "image"
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], InputKind]:

@@ -54,6 +54,28 @@ def test_image_folder_one_subfolder_per_class(tmp_path: Path) -> None:
     assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 20
 
 
+def test_colour_images_keep_three_channels_and_odd_sizes_are_resized(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = np.random.default_rng(0)
+    for name in ("red", "blue"):
+        (tmp_path / name).mkdir()
+        for i in range(6):
+            size = (16, 12) if i else (20, 20)  # one image a class of another size
+            pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels, "RGB").save(tmp_path / name / f"{i}.png")
+    Image.open(tmp_path / "red" / "1.png").convert("L").save(tmp_path / "blue" / "grey.png")
+
+    data = load_dataset(str(tmp_path), data_dir="", val_size=2)
+
+    assert data.shape == (3, 12, 16)  # C x H x W, the most common size
+    everything = np.concatenate([data.x_train, data.x_val, data.x_test])
+    assert len(everything) == 13
+    assert "2 of 13 images resized to 16x12" in caplog.text
+    greys = [x for x in everything if np.array_equal(x[0], x[1]) and np.array_equal(x[1], x[2])]
+    assert len(greys) == 1  # the grey one among colour images: three equal channels
+
+
 def test_npz_with_string_labels_becomes_a_vector_dataset(tmp_path: Path) -> None:
     x = np.random.default_rng(0).normal(5.0, 2.0, (50, 6)).astype(np.float32)
     y = np.array(["a", "b"] * 25)
