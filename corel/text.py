@@ -58,6 +58,8 @@ class TextTokenizer:
         self.max_length = max_length
         self.pad_id = pad_id
         self.vocab_size = self._tokenizer.get_vocab_size()
+        unk = self._tokenizer.token_to_id(UNK_TOKEN)
+        self.unk_id = pad_id + 1 if unk is None else unk
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """How many tokens each text holds before truncation."""

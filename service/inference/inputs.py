@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, m
 __all__ = [
     "EXAMPLE_TEXT",
     "MAX_TEXT_CHARS",
+    "WHITESPACE",
     "Input",
     "Int",
     "Tensor",
@@ -72,6 +73,13 @@ EXAMPLE_IMAGE: dict[str, Any] = {"image": _png_base64(np.zeros((28, 28), np.uint
 EXAMPLE_TEXT: dict[str, Any] = {"text": "a seat for one person, with a back and four legs"}
 # Far more than any text model keeps (its max_length tokens): the rest is truncated anyway
 MAX_TEXT_CHARS = 100_000
+# Unicode's White_Space characters, spelled out so that the schema's pattern (any regex
+# engine) and the service's check agree: a text of these alone is refused
+WHITESPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+NOT_ONLY_WHITESPACE = f"[^{WHITESPACE}]"
 
 
 class Tensor(BaseModel):
@@ -106,7 +114,11 @@ class Input(BaseModel):
     )
     tensor: Tensor | None = Field(None, description="The numbers of `data` as base64 bytes")
     text: str | None = Field(
-        None, description="A text, for text models", min_length=1, max_length=MAX_TEXT_CHARS
+        None,
+        description="A text, for text models: not only whitespace",
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        json_schema_extra={"pattern": NOT_ONLY_WHITESPACE},
     )
 
     @model_validator(mode="after")

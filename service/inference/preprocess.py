@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from corel.bundle import InputSpec
 from corel.text import TextTokenizer
 from service.errors import PayloadTooLargeError, ValidationFailedError
-from service.inference.inputs import Input, Tensor
+from service.inference.inputs import WHITESPACE, Input, Tensor
 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own, configurable limit below
 
@@ -59,13 +59,12 @@ def to_token_ids(
         if item.text is None:
             to_model_input(item, spec, max_pixels=0, position=n)  # raises: names the kind
         texts.append(item.text or "")
-    batch = tokenizer.encode(texts)
-    empty = np.flatnonzero(batch.lengths == 0)
-    if empty.size:
+    blank = [n for n, text in enumerate(texts) if not text.strip(WHITESPACE)]
+    if blank:
         raise ValidationFailedError(
-            f"inputs[{empty[0]}].text holds no token (it is only whitespace)",
-            details={"inputs": empty.tolist()},
+            f"inputs[{blank[0]}].text is only whitespace", details={"inputs": blank}
         )
+    batch = tokenizer.encode(texts)
     truncated = np.flatnonzero(batch.truncated).tolist()
     if truncated and not truncate:
         raise ValidationFailedError(
@@ -73,7 +72,11 @@ def to_token_ids(
             "tokens; send it shorter, or `truncate: true` to keep its first tokens",
             details={"inputs": truncated, "max_length": tokenizer.max_length},
         )
-    rows = [batch.ids[n, :length] for n, length in enumerate(batch.lengths.tolist())]
+    # a text the tokenizer keeps nothing of (combining marks alone) is one unknown word
+    rows = [
+        batch.ids[n, :length] if length else np.array([tokenizer.unk_id], np.int64)
+        for n, length in enumerate(batch.lengths.tolist())
+    ]
     return TokenIds(rows, truncated)
 
 

@@ -67,6 +67,9 @@ def _extra_source(body: dict[str, Any], n: int) -> Any:
     """One more input (or vector) of the kind the batch has, distinct from the others."""
     if isinstance(body.get("vectors"), list):
         return np.random.default_rng(n).normal(size=DIM).tolist()
+    inputs = body.get("inputs") or [{}]
+    if isinstance(inputs[0], dict) and "text" in inputs[0]:  # a text model's batch
+        return {"text": f"a generated text, number {n}"}
     return {"data": _pixels(n).tolist()}
 
 

@@ -69,7 +69,10 @@ def test_a_text_longer_than_the_model_is_cut_and_the_answer_says_so(text: TestCl
 
 @pytest.mark.parametrize(
     ("input_", "named"),
-    [({"data": [0.0] * 8}, "this model takes text"), ({"text": "   "}, "holds no token")],
+    [
+        ({"data": [0.0] * 8}, "this model takes text"),
+        ({"text": " \u3000\n"}, "is only whitespace"),  # Unicode's spaces, as the schema says
+    ],
 )
 def test_a_text_model_names_what_it_takes(text: TestClient, input_: dict, named: str) -> None:
     answer = text.post("/embed", json={"inputs": [{"text": "a dog"}, input_]})
@@ -163,3 +166,9 @@ def test_a_batch_of_texts_is_scored_and_clustered(text: TestClient) -> None:
 def test_the_image_model_still_embeds_pictures(client: TestClient) -> None:
     answer = client.post("/embed", json={"inputs": [as_input(np.zeros((28, 28)))]})
     assert answer.status_code == 200 and "truncated" not in answer.json()
+
+
+def test_a_text_the_tokenizer_keeps_nothing_of_embeds_as_an_unknown_word(text: TestClient) -> None:
+    # combining accents alone: the tokenizer strips them, the schema allows them
+    accents, unknown = _embed(text, ["\u0301\u0300"]), _embed(text, ["qqqzzzxxyy"])
+    np.testing.assert_allclose(accents, unknown, atol=1e-5)
