@@ -19,7 +19,6 @@ from typing import Literal
 
 import faiss
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from corel.bundle import Calibration
 from corel.class_rule import l2_normalise
@@ -54,14 +53,13 @@ class UnknownPolicy:
         input: token ids have no guard). They depend on the bundle alone, so the inference
         thread computes them for a whole micro-batch at once (one FAISS search, one PCA
         projection) rather than the event loop for each request."""
-        # One thread each, FAISS's and BLAS's: the batch is small, and their threads would
-        # spin on the cores that onnxruntime and the event loop need
+        # One FAISS thread: the batch is small, and its threads would spin on the cores that
+        # onnxruntime and the event loop need (the server runs BLAS on one thread: app.py)
         faiss.omp_set_num_threads(1)
         guard = np.full(len(features), np.nan, np.float32)
-        with threadpool_limits(limits=1, user_api="blas"):
-            if model_input is not None and self.open_set is not None:
-                guard = self.open_set.guard.scores(model_input)
-            return np.stack([self._knn(features), guard], axis=1)
+        if model_input is not None and self.open_set is not None:
+            guard = self.open_set.guard.scores(model_input)
+        return np.stack([self._knn(features), guard], axis=1)
 
     def check(
         self,
