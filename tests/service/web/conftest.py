@@ -7,10 +7,12 @@ downloaded when the tests run (no `playwright install`). Screenshots go to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +58,19 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@contextlib.contextmanager
+def opened_page(browser_context: Any, url: str, init_script: str | None = None) -> Iterator[Any]:
+    """A new tab on the page at `url`, ready (`init_script` runs before the page's own); on
+    leaving, it closes and any script error the page raised fails the test."""
+    page = browser_context.new_page()
+    if init_script is not None:
+        page.add_init_script(init_script)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    yield page
+    page.close()
+    assert errors == [], errors  # no script error on the way

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import FASHION_DIR
 from tests.service.conftest import tensor_input
-from tests.service.web.conftest import needs_chromium
+from tests.service.web.conftest import needs_chromium, opened_page
 
 pytestmark = [
     pytest.mark.slow,  # a browser and a server: about 30 s in all
@@ -47,15 +47,9 @@ def server(start_module_server, fashion_test):
 @pytest.fixture
 def page(browser_context, server):
     """A new tab that already holds the key, as if the user had typed it in this tab."""
-    page = browser_context.new_page()
-    page.add_init_script(f"sessionStorage.setItem('corel-api-key', {KEY!r})")
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server.url + "/")
-    page.wait_for_selector("body[data-ready=true]")
-    yield page
-    page.close()
-    assert errors == [], errors  # no script error on the way
+    key = f"sessionStorage.setItem('corel-api-key', {KEY!r})"
+    with opened_page(browser_context, server.url, init_script=key) as page:
+        yield page
 
 
 def open_view(page, name: str) -> None:

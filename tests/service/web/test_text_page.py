@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEXT_BUNDLE
-from tests.service.web.conftest import needs_chromium
+from tests.service.web.conftest import needs_chromium, opened_page
 from tests.service.web.test_page import accessible_controls, open_view
 
 WORDNET = Path("/usr/share/wordnet")
@@ -56,14 +56,8 @@ def server(start_module_server, glosses):
 
 @pytest.fixture
 def page(browser_context, server):
-    page = browser_context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server.url + "/")
-    page.wait_for_selector("body[data-ready=true]")
-    yield page
-    page.close()
-    assert errors == [], errors
+    with opened_page(browser_context, server.url) as page:
+        yield page
 
 
 def test_a_typed_sentence_is_classified_and_its_neighbours_shown_as_texts(
