@@ -268,6 +268,7 @@ def claim(rows: list[dict[str, Any]], part: Part, losses: list[str]) -> tuple[li
     best_km = max(km, key=lambda k: km[k])
     drop_km, drop_gmm = acc - km["cosine"], acc - gmm["cosine"]
     checks = {
+        "above_cce": "cce" in km and km["cosine"] > km["cce"] and sil["cosine"] > sil["cce"],
         "silhouette_highest": best_sil == "cosine",
         "kmeans_accuracy_highest": best_km == "cosine",
         "consistent_within_5_points": drop_km <= 0.05 and drop_gmm <= 0.05,
@@ -276,9 +277,17 @@ def claim(rows: list[dict[str, Any]], part: Part, losses: list[str]) -> tuple[li
     kms = ", ".join(f"{LOSS_TITLES[k]} {v:.4f}" for k, v in km.items() if k != "cosine")
     yes = lambda ok: "yes" if ok else "**no**"  # noqa: E731
     holds = all(checks.values())
+    verdict = (
+        "holds in full"
+        if holds
+        else "holds against CCE only"
+        if checks["above_cce"]
+        else "does not hold"
+    )
     lines = [
-        f"- **{PART_TITLES[part.key]}: the claim {'holds' if holds else 'does not fully hold'}.** "
-        f"Highest cosine silhouette of the K-Means clusters: {yes(checks['silhouette_highest'])} "
+        f"- **{PART_TITLES[part.key]}: the claim {verdict}.** K-Means accuracy and "
+        f"silhouette above CCE's: {yes(checks['above_cce'])}. Highest cosine silhouette of "
+        f"the K-Means clusters: {yes(checks['silhouette_highest'])} "
         f"(Cosine-COREL {sil['cosine']:.4f}; {others}). Highest K-Means accuracy (normalised): "
         f"{yes(checks['kmeans_accuracy_highest'])} (Cosine-COREL {km['cosine']:.4f}; {kms}). "
         f"Clusterable by either algorithm (K-Means and GMM accuracy within 5 points of its "
@@ -286,6 +295,37 @@ def claim(rows: list[dict[str, Any]], part: Part, losses: list[str]) -> tuple[li
         f"(K-Means {-drop_km:+.4f}, GMM {-drop_gmm:+.4f})."
     ]
     return lines, {**checks, "holds": holds}
+
+
+def reading(rows: list[dict[str, Any]], parts: list[Part], losses: list[str]) -> list[str]:
+    """What the numbers cannot say by themselves: collapsed runs and the epoch cut."""
+    lines = ["**Reading.**"]
+    for part in parts:
+        accs = {
+            loss: mean_of(rows, part.key, loss, ("accuracy",))
+            for loss in losses
+            if any(r["part"] == part.key and r["loss"] == loss for r in rows)
+        }
+        if not accs:
+            continue
+        best = max(accs.values())
+        failed = [f"{LOSS_TITLES[k]} ({v:.4f})" for k, v in accs.items() if v < 0.6 * best]
+        if failed:
+            lines.append(
+                f"- {PART_TITLES[part.key]}: "
+                + ", ".join(failed)
+                + f" did not train at this recipe (below 60 % of the best loss's {best:.4f}); "
+                "its clustering figures describe a collapsed space (a high silhouette of few "
+                "dense, wrong clusters), not a verdict on the loss with a tuned λ and rate."
+            )
+    lines.append(
+        "- Every encoder here stopped far short of convergence (best epoch mostly the last). "
+        "Cosine-COREL converges slowest of the losses: the same recipe at 30 epochs "
+        '(docs/training.md, "Text", one seed) reached test accuracy 0.7627, K-Means '
+        "accuracy 0.7359 and silhouette 0.8023 against CCE's 0.7549, 0.5809 and 0.2491, so "
+        "the cut in epochs weighs against Cosine-COREL in this table."
+    )
+    return lines
 
 
 # Quoted from the paper's text (../shared/seeds/corel-paper.txt). That copy lost every figure
@@ -394,7 +434,7 @@ def report(
             lines, verdicts[part.key] = claim(rows, part, losses)
             out += lines
     summary["claim"] = verdicts
-    out.append("")
+    out += ["", *reading(rows, parts, losses), ""]
     if summary.get("missing_runs"):
         out += [
             f"**Partial:** {len(summary['missing_runs'])} planned runs had not finished: "
