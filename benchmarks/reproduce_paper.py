@@ -81,7 +81,22 @@ def run_one(spec: dict[str, Any], cache_dir: str, tsne: bool) -> dict[str, Any]:
     evaluation = evaluate_embeddings(
         h, data.y_test, loss.weight.detach().numpy(), loss.class_rule, bias, seed=config.seed
     )
-    row = {
+    row = run_record(config, result, evaluation, eval_seconds=time.perf_counter() - eval_start)
+    if tsne:
+        row["tsne_file"] = save_tsne(
+            h, data.y_test, data.labels, Path(cache_dir).parent / "tsne", config.loss, config.seed
+        )
+    # atomic: a killed run never leaves half a result
+    atomic_write(result_path, (json.dumps(row, indent=1) + "\n").encode())
+    checkpoint.unlink(missing_ok=True)  # the result replaces it; checkpoints are large
+    return row
+
+
+def run_record(config: Any, result: Any, evaluation: Any, *, eval_seconds: float) -> dict[str, Any]:
+    """What a cached run keeps: its loss and seed, training, and the test evaluation (the
+    text table adds its dataset and sizes)."""
+    loss = result.loss
+    return {
         "loss": config.loss,
         "seed": config.seed,
         "lam": loss.hyperparameters().get("lam"),
@@ -91,20 +106,12 @@ def run_one(spec: dict[str, Any], cache_dir: str, tsne: bool) -> dict[str, Any]:
         "best_val_accuracy": result.best_val_accuracy,
         "epochs_run": len(result.history),
         "train_seconds": round(result.seconds, 1),
-        "eval_seconds": round(time.perf_counter() - eval_start, 1),
+        "eval_seconds": round(eval_seconds, 1),
         "headline": evaluation.headline().to_json(),
         "metrics": evaluation.to_json(),
         "history": [asdict(epoch) for epoch in result.history],
         "config": config.to_dict(),
     }
-    if tsne:
-        row["tsne_file"] = save_tsne(
-            h, data.y_test, data.labels, Path(cache_dir).parent / "tsne", config.loss, config.seed
-        )
-    # atomic: a killed run never leaves half a result
-    atomic_write(result_path, (json.dumps(row, indent=1) + "\n").encode())
-    checkpoint.unlink(missing_ok=True)  # the result replaces it; checkpoints are large
-    return row
 
 
 def save_tsne(

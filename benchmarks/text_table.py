@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from benchmarks.paper_table import LOSS_TITLES, mean_std, plot_tsne_grid  # noqa: E402
-from benchmarks.reproduce_paper import save_tsne  # noqa: E402
+from benchmarks.reproduce_paper import run_record, save_tsne  # noqa: E402
 from corel.files import atomic_write  # noqa: E402
 from corel.logs import setup_logging  # noqa: E402
 from harness.results import Provenance  # noqa: E402
@@ -160,28 +160,18 @@ def run_one(
     evaluation = evaluate_embeddings(
         h, data.y_test, loss.weight.detach().numpy(), loss.class_rule, bias, seed=seed
     )
+    eval_seconds = time.perf_counter() - eval_start
     row = {
         "part": part.key,
         "dataset": part.dataset,
         "encoder": part.encoder,
-        "loss": loss_name,
-        "seed": seed,
-        "lam": loss.hyperparameters().get("lam"),
-        "hyperparameters": loss.hyperparameters(),
-        "class_rule": loss.class_rule,
         "n_train": len(data.y_train),
         "n_val": len(data.y_val),
         "n_test": len(data.y_test),
         "classes": len(data.labels),
-        "best_epoch": result.best_epoch,
-        "best_val_accuracy": result.best_val_accuracy,
-        "epochs_run": len(result.history),
-        "train_seconds": round(result.seconds, 1),
-        "eval_seconds": round(time.perf_counter() - eval_start, 1),
-        "headline": evaluation.headline().to_json(),
-        "metrics": evaluation.to_json(),
-        "history": [asdict(epoch) for epoch in result.history],
-        "config": config.to_dict(),
+        **run_record(config, result, evaluation, eval_seconds=eval_seconds),
+        "loss": loss_name,
+        "seed": seed,
     }
     if tsne:
         row["tsne_file"] = _save_tsne(
