@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from corel.text import pad_batch, trim_padding
+from corel.text import trim_padding
 from service import metrics
 from service.errors import ServiceUnavailableError, TooManyRequestsError
 
@@ -134,8 +134,12 @@ class MicroBatcher:
         the model's max_length (a run costs about its length)."""
         if self.pad_id is None:
             return parts[0] if len(parts) == 1 else np.concatenate(parts)
-        rows = [row for part in parts for row in part]
-        return trim_padding(pad_batch(rows, self.pad_id), self.pad_id)
+        width = max(part.shape[1] for part in parts)
+        padded = [
+            np.pad(part, ((0, 0), (0, width - part.shape[1])), constant_values=self.pad_id)
+            for part in parts
+        ]
+        return trim_padding(np.concatenate(padded), self.pad_id)
 
     async def _infer(
         self, batch: np.ndarray, full: bool, *, enqueued: float | None = None

@@ -26,8 +26,6 @@ def to_model_input(
 ) -> np.ndarray:
     """One item (no batch axis) as the encoder takes it (`InputSpec.to_model`)."""
     where = f"inputs[{position}]"
-    if spec.kind == "text":
-        raise ValidationFailedError(f"{where}: this model takes text: send `text`")
     if item.text is not None:
         raise ValidationFailedError(
             f"{where}.text: this model takes {spec.kind}s, not text: send `data`"
@@ -52,13 +50,13 @@ def to_token_ids(
     inputs: Sequence[Input], spec: InputSpec, tokenizer: TextTokenizer, *, truncate: bool
 ) -> TokenIds:
     """Texts as the encoder takes them, tokenized as one batch. An input of another kind,
-    a text with no token (whitespace only) or, with `truncate` false, one longer than the
-    model's max_length tokens is a 422 naming it."""
+    a text of whitespace alone or, with `truncate` false, one longer than the model's
+    max_length tokens is a 422 naming it."""
     texts = []
     for n, item in enumerate(inputs):
         if item.text is None:
-            to_model_input(item, spec, max_pixels=0, position=n)  # raises: names the kind
-        texts.append(item.text or "")
+            raise ValidationFailedError(f"inputs[{n}]: this model takes text: send `text`")
+        texts.append(item.text)
     blank = [n for n, text in enumerate(texts) if not text.strip(WHITESPACE)]
     if blank:
         raise ValidationFailedError(
