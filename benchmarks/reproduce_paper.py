@@ -181,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
     # --report-only only re-reads the cache: the command that makes the table is without it
-    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
-    provenance = Provenance.begin("benchmarks/reproduce_paper.py", given)
+    provenance = Provenance.begin("benchmarks/reproduce_paper.py", argv, drop=["--report-only"])
     command = provenance.command
     out: Path = args.out
     cache = out / f"runs-{args.dataset}-e{args.epochs}"  # a different plan, a different cache

@@ -492,8 +492,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
-    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
-    provenance = Provenance.begin("benchmarks/text_table.py", given)
+    provenance = Provenance.begin("benchmarks/text_table.py", argv, drop=["--report-only"])
     save = args.out is not None or not args.quick
     out: Path = args.out or (RESULTS if save else Path(tempfile.mkdtemp(prefix="text_table-")))
     parts = plan(args)

@@ -93,10 +93,13 @@ class Provenance:
     _t0: float = field(default_factory=time.perf_counter, repr=False)
 
     @classmethod
-    def begin(cls, script: str, argv: Sequence[str] | None = None) -> Provenance:
+    def begin(
+        cls, script: str, argv: Sequence[str] | None = None, *, drop: Sequence[str] = ()
+    ) -> Provenance:
         """`script`: the benchmark's path in the repository (benchmarks/x.py); `argv`: the
-        arguments that reproduce the run (this process's own when None)."""
-        args = list(sys.argv[1:] if argv is None else argv)
+        arguments that reproduce the run (this process's own when None), less the flags in
+        `drop` (such as --report-only, which re-reads a cache the command itself fills)."""
+        args = [a for a in (sys.argv[1:] if argv is None else argv) if a not in drop]
         return cls(
             command=shlex.join(["python", script, *args]),
             commit=git_commit(),
