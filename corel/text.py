@@ -39,9 +39,6 @@ class TokenizedBatch:
     lengths: np.ndarray  # (N,) int64: the tokens each input kept
     truncated: np.ndarray  # (N,) bool: the input had more than max_length tokens
 
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
 
 class TextTokenizer:
     """A bundle's tokenizer.json with its length rule: `encode` makes a padded batch."""
@@ -57,13 +54,8 @@ class TextTokenizer:
         self._tokenizer.no_truncation()
         self.max_length = max_length
         self.pad_id = pad_id
-        self.vocab_size = self._tokenizer.get_vocab_size()
         unk = self._tokenizer.token_to_id(UNK_TOKEN)
         self.unk_id = pad_id + 1 if unk is None else unk
-
-    def token_counts(self, texts: Sequence[str]) -> list[int]:
-        """How many tokens each text holds before truncation."""
-        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
     def encode(self, texts: Sequence[str]) -> TokenizedBatch:
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
