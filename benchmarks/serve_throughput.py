@@ -9,7 +9,15 @@ In one run on one machine:
    POST /embed and POST /classify with one image per request at concurrency 1, 8, 32 and 64
    (requests/s, p50 and p99 latency), and POST /embed with 128 images per request (items/s,
    to set beside raw onnxruntime at batch 128), sent as pixel arrays, as PNG files and as
-   `tensor` bytes (uint8, with `encoding_format: base64` for the answer).
+   `tensor` bytes (uint8, with `encoding_format: base64` for the answer);
+3. beside the batching-on server, a naive peer (benchmarks/naive_peer.py: plain FastAPI and
+   one onnxruntime session, no micro-batching; under uvicorn, one worker, a subprocess)
+   posted the same one-image /classify bodies at the same concurrencies;
+4. at concurrency 32 (8 in quick mode), our /classify, the peer's /classify and our /embed
+   (batching on) loaded in turn by Debian's `wrk` (a C load generator, which leaves the
+   cores to the servers), `--wrk-rounds` times: the peer's targets are judged on these
+   (/classify >= 1.3x the peer's and >= 0.9x our /embed), and the same ratios from the
+   cells of steps 2 and 3 are printed beside them.
 
 Each cell runs for a fixed time (`--duration`, after a short warm-up that is not counted):
 `concurrency` callers send pre-serialised JSON bodies back to back, each on its own
@@ -23,11 +31,11 @@ concurrency instead; measured on 2 cores it spent 3 to 13 ms of CPU per request,
 the concurrency grew, and became the bottleneck (fewer requests/s at concurrency 64 than at
 8, with the server mostly idle), so it measures the client rather than the service.
 
-Prints one markdown table, the derived ratios with their targets, and the command that
-reproduces it, headed by where it came from (commit, machine, load); the full run also
-saves them to benchmarks/results/serve_throughput.md.
+Prints two markdown tables (this client's cells, then wrk's), the derived ratios with their
+targets, and the command that reproduces it, headed by where it came from (commit, machine,
+load); the full run also saves them to benchmarks/results/serve_throughput.md.
 
-    python benchmarks/serve_throughput.py                # about 3 minutes
+    python benchmarks/serve_throughput.py                # about 4 minutes
     python benchmarks/serve_throughput.py --quick        # smoke test, about 30 s, not saved
     python benchmarks/serve_throughput.py --client httpx # the same load through httpx
 """
@@ -37,10 +45,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib.metadata
 import io
 import itertools
 import json
 import math
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,10 +68,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
 
 from corel.bundle import load_bundle  # noqa: E402
-from harness import DEFAULT_BUNDLE, FASHION_DIR, RESULTS  # noqa: E402
+from harness import DEFAULT_BUNDLE, FASHION_DIR, RESULTS, wrk  # noqa: E402
 from harness.cpu import own_cpu, process_cpu  # noqa: E402
 from harness.results import Provenance, md_table, output_options, output_path, verdict  # noqa: E402
-from harness.server import LocalServer, launch  # noqa: E402
+from harness.server import LocalServer, free_port, launch, start  # noqa: E402
 from service.inference.runtime import session_options  # noqa: E402
 from training.data import load_fashion_mnist_split  # noqa: E402
 
@@ -73,6 +84,22 @@ BULK_CONCURRENCY, QUICK_BULK_CONCURRENCY = (1, 4), (1,)
 DISTINCT_BODIES = 64  # one-item requests cycle through this many different test images
 REQUEST_TIMEOUT_S = 30.0
 SPEEDUP_TARGET, BULK_SHARE_TARGET = 3.0, 0.5
+PEER = "POST /classify (naive peer)"  # benchmarks/naive_peer.py, sent our /classify bodies
+PEER_TARGET, EMBED_SHARE_TARGET = 1.3, 0.9  # our /classify over the peer's; over our /embed
+WRK_ROUNDS = 2  # turns of the three wrk cells, so that a drift of the machine hits all alike
+WRK_COLUMNS = [
+    "measurement",
+    "batching",
+    "round",
+    "concurrency",
+    "items/request",
+    "requests/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "server CPU %",
+    "wrk CPU %",
+]
 COLUMNS = [
     "measurement",
     "batching",
@@ -128,6 +155,30 @@ class Cell:
             str(self.errors) if http else "-",
             pct(self.server_cpu),
             pct(self.client_cpu),
+        ]
+
+
+@dataclass
+class WrkCell:
+    what: str  # "POST /classify", PEER or "POST /embed"
+    batching: str  # "on" for ours, "-" for the peer
+    round: int
+    concurrency: int
+    run: wrk.Wrk
+
+    def cells(self) -> list[str]:
+        return [
+            self.what,
+            self.batching,
+            str(self.round),
+            str(self.concurrency),
+            "1",
+            f"{self.run.rps:,.0f}",
+            f"{self.run.p50_ms:.1f}",
+            f"{self.run.p99_ms:.1f}",
+            str(self.run.errors),
+            f"{self.run.cpu['server']:.0f}",
+            f"{self.run.wrk_cpu:.0f}",
         ]
 
 
@@ -234,6 +285,28 @@ def start_server(bundle: Path, data_dir: Path, batching: bool) -> tuple[LocalSer
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from exc
     return server, httpx.get(f"{server.url}/model", timeout=10).json()["batching"]
+
+
+def start_peer(bundle: Path, work: Path) -> LocalServer:
+    """benchmarks/naive_peer.py under uvicorn's command line (one worker, log level
+    `warning` like the service: no access-log line per request) on 127.0.0.1 and a free
+    port, ready once it answers its OpenAPI page (the model loads before it listens)."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "naive_peer:app", "--app-dir",
+               str(ROOT / "benchmarks"), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1", "--log-level", "warning"]  # fmt: skip
+    try:
+        return start(
+            command,
+            port=port,
+            data_dir=work,
+            log=work / "peer.log",
+            env={"COREL_BUNDLE_PATH": str(bundle)},
+            ready="/openapi.json",
+            timeout=120,
+        )
+    except RuntimeError as exc:
+        raise SystemExit(f"the naive peer: {exc}") from exc
 
 
 # -- the load generator -----------------------------------------------------------------------
@@ -371,7 +444,13 @@ def against_server(
     bulk_concurrencies: tuple[int, ...],
     seconds: float,
     warm_up: float,
-) -> tuple[list[Cell], dict[str, object]]:
+    peer: bool = False,
+    wrk_at: int | None = None,
+    wrk_rounds: int = WRK_ROUNDS,
+) -> tuple[list[Cell], list[WrkCell], dict[str, object]]:
+    """Our server's cells; with `peer`, the naive peer's one-image /classify cells too
+    (started beside it, so both are measured in the same minutes), and with `wrk_at` the
+    wrk turns at that concurrency."""
     label = "on" if batching else "off"
     singles = [body(images[n : n + 1]) for n in range(DISTINCT_BODIES)]
     classify = [b[:-1] + b',"k":3}' for b in singles]
@@ -380,36 +459,71 @@ def against_server(
     plan = (
         [("POST /embed", "/embed", singles, c, 1) for c in concurrencies]
         + [("POST /classify", "/classify", classify, c, 1) for c in concurrencies]
+        + ([(PEER, "/classify", classify, c, 1) for c in concurrencies] if peer else [])
         + [("POST /embed", "/embed", bulk, c, BULK) for c in bulk_concurrencies]
         + [(BULK_PNG, "/embed", bulk_png, c, BULK) for c in bulk_concurrencies]
         + [(BULK_TENSOR, "/embed", bulk_tensor, c, BULK) for c in bulk_concurrencies]
     )
-    cells = []
+    cells, wrk_cells = [], []
     with tempfile.TemporaryDirectory(prefix="serve-throughput-") as data_dir:
-        server, config = start_server(bundle, Path(data_dir), batching)
+        work = Path(data_dir)
+        (work / "service").mkdir()  # its own data dir: the peer's log and wrk's scripts beside
+        server, config = start_server(bundle, work / "service", batching)
+        peer_server = None
         try:
+            peer_server = start_peer(bundle, work) if peer else None
             for what, path, bodies, concurrency, items in plan:
+                target = peer_server if what == PEER and peer_server is not None else server
                 lat, errors, window, server_cpu, client_cpu = asyncio.run(
                     load(
-                        server.url,
+                        target.url,
                         path,
                         bodies,
                         client=client,
                         concurrency=concurrency,
                         seconds=seconds,
                         warm_up=warm_up,
-                        pid=server.process.pid,
+                        pid=target.process.pid,
                     )
                 )
                 cells.append(
                     Cell(
-                        what, label, concurrency, items, window, lat, errors, server_cpu, client_cpu
+                        what,
+                        "-" if target is peer_server else label,
+                        concurrency,
+                        items,
+                        window,
+                        lat,
+                        errors,
+                        server_cpu,
+                        client_cpu,
                     )
                 )
                 _progress(cells[-1])
+            if wrk_at is not None and peer_server is not None:
+                turns = [
+                    ("POST /classify", label, server, "/classify", classify),
+                    (PEER, "-", peer_server, "/classify", classify),
+                    ("POST /embed", label, server, "/embed", singles),
+                ]
+                for round_ in range(1, wrk_rounds + 1):
+                    for what, batch_label, target, path, bodies in turns:
+                        script = wrk.lua_cycle([("POST", path, b.decode()) for b in bodies])
+                        run = wrk.run(
+                            target.url,
+                            script,
+                            connections=wrk_at,
+                            seconds=max(1, round(seconds)),  # wrk takes whole seconds
+                            work=work,
+                            watch={"server": target.process.pid},
+                        )
+                        wrk_cells.append(WrkCell(what, batch_label, round_, wrk_at, run))
+                        print("  wrk: " + " | ".join(wrk_cells[-1].cells()), file=sys.stderr)
         finally:
             server.stop()
-    return cells, config
+            if peer_server is not None:
+                peer_server.stop()
+    return cells, wrk_cells, config
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -436,8 +550,50 @@ def table(cells: list[Cell]) -> list[str]:
     return md_table(COLUMNS, [c.cells() for c in cells])
 
 
-def ratios(cells: list[Cell], concurrency: int) -> list[str]:
+def wrk_table(cells: list[WrkCell]) -> list[str]:
+    return md_table(WRK_COLUMNS, [c.cells() for c in cells])
+
+
+def _wrk_rate(cells: list[WrkCell], what: str) -> float:
+    """Requests/s of `what` over all its wrk rounds: requests over seconds, summed."""
+    runs = [c.run for c in cells if c.what == what]
+    seconds = sum(r.seconds for r in runs)
+    return sum(r.requests for r in runs) / seconds if seconds else 0.0
+
+
+def peer_ratios(
+    cells: list[Cell], wrk_cells: list[WrkCell], concurrency: int, client: str
+) -> list[str]:
+    """Our /classify (batching on) over the naive peer's and over our /embed, and /embed over
+    the peer, at `concurrency` with one image per request: from wrk's rounds, then from this
+    client's cells."""
+
+    def from_cells(what: str) -> float:
+        return _find(cells, what, "-" if what == PEER else "on", concurrency, 1).per_s
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else float("inf")
+
+    lines = []
+    sources = [("wrk", lambda what: _wrk_rate(wrk_cells, what))] if wrk_cells else []
+    for source, rate in [*sources, (client, from_cells)]:
+        classify, peer, embed = rate("POST /classify"), rate(PEER), rate("POST /embed")
+        where = f"concurrency {concurrency}, 1 image per request, batching on ({source})"
+        over_peer, over_embed = ratio(classify, peer), ratio(classify, embed)
+        lines += [
+            f"| /classify requests/s / the naive peer's /classify, {where} | "
+            f"{over_peer:.2f}x | >= {PEER_TARGET:g}x | {verdict(over_peer >= PEER_TARGET)} |",
+            f"| /classify requests/s / /embed requests/s, {where} | {over_embed:.2f}x | "
+            f">= {EMBED_SHARE_TARGET:g}x | {verdict(over_embed >= EMBED_SHARE_TARGET)} |",
+            f"| /embed requests/s / the naive peer's /classify, {where} | "
+            f"{ratio(embed, peer):.2f}x | - | - |",
+        ]
+    return lines
+
+
+def ratios(cells: list[Cell], concurrency: int, wrk_cells: list[WrkCell], client: str) -> list[str]:
     lines = ["| ratio | measured | target | verdict |", "|---|---|---|---|"]
+    lines += peer_ratios(cells, wrk_cells, concurrency, client)
     for path in ("/embed", "/classify"):
         on = _find(cells, f"POST {path}", "on", concurrency, 1)
         off = _find(cells, f"POST {path}", "off", concurrency, 1)
@@ -487,6 +643,16 @@ def ratios(cells: list[Cell], concurrency: int) -> list[str]:
     return lines
 
 
+def _version(package: str) -> str:
+    return importlib.metadata.version(package)
+
+
+def _wrk_version() -> str:
+    """`wrk debian/4.1.0-3+b2`: the first two words `wrk -v` prints (it exits 1 after)."""
+    shown = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
+    return " ".join((shown.stdout + shown.stderr).split()[:2]) or "wrk"
+
+
 def main(argv: list[str] | None = None) -> None:
     provenance = Provenance.begin("benchmarks/serve_throughput.py", argv)
     parser = argparse.ArgumentParser(
@@ -504,13 +670,22 @@ def main(argv: list[str] | None = None) -> None:
         help="load generator: a minimal asyncio HTTP/1.1 client (default) or "
         "one httpx.AsyncClient (costs the client ~30x more CPU per request)",
     )
+    parser.add_argument(
+        "--wrk-rounds",
+        type=int,
+        help=f"turns of the three wrk cells (default {WRK_ROUNDS}, quick 1)",
+    )
     parser.add_argument("--note", help="a line for the results file, e.g. what else ran")
     args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
     seconds = args.duration or (1.0 if args.quick else 5.0)
     warm_up = 0.3 if args.quick else 1.0
     concurrencies = QUICK_CONCURRENCY if args.quick else CONCURRENCY
     bulk_concurrencies = QUICK_BULK_CONCURRENCY if args.quick else BULK_CONCURRENCY
     images = test_images(max(BULK, DISTINCT_BODIES))
+    ratio_at = 32 if 32 in concurrencies else max(concurrencies)
+    wrk_rounds = args.wrk_rounds or (1 if args.quick else WRK_ROUNDS)
 
     def raw_cells(again: bool) -> list[Cell]:
         measured = [
@@ -523,9 +698,9 @@ def main(argv: list[str] | None = None) -> None:
         return measured
 
     cells = raw_cells(again=False)
-    configs = {}
+    configs, wrk_cells = {}, []
     for batching in (True, False):
-        server_cells, configs[batching] = against_server(
+        server_cells, batching_wrk, configs[batching] = against_server(
             args.bundle,
             images,
             batching=batching,
@@ -534,8 +709,12 @@ def main(argv: list[str] | None = None) -> None:
             bulk_concurrencies=bulk_concurrencies,
             seconds=seconds,
             warm_up=warm_up,
+            peer=batching,  # beside the default server: the one the peer's targets are about
+            wrk_at=ratio_at if batching else None,
+            wrk_rounds=wrk_rounds,
         )
         cells += server_cells
+        wrk_cells += batching_wrk
     # The speed of these shared machines drifts over minutes: measuring the reference at both
     # ends and comparing against the fastest brackets the server cells fairly.
     cells += raw_cells(again=True)
@@ -546,11 +725,20 @@ def main(argv: list[str] | None = None) -> None:
         if args.client == "httpx"
         else "a minimal asyncio HTTP/1.1 client, one keep-alive connection per caller"
     )
-    ratio_at = 32 if 32 in concurrencies else max(concurrencies)
+    short_client = "httpx" if args.client == "httpx" else "asyncio client"
     lines = [
         *table(cells),
         "",
-        *ratios(cells, ratio_at),
+        f"With wrk, concurrency {ratio_at}, one image per request, {wrk_rounds} round"
+        f"{'s' if wrk_rounds > 1 else ''} of the three in turn:",
+        "",
+        *wrk_table(wrk_cells),
+        "",
+        *ratios(cells, ratio_at, wrk_cells, short_client),
+        "",
+        "The naive peer's targets are judged on the wrk lines (wrk's requests over its "
+        "seconds, all rounds together); the lines marked "
+        f"({short_client}) are the same ratios from the first table's cells.",
         "",
         f"Each cell: {seconds:g} s measured after a {warm_up:g} s warm-up; callers send "
         f"back to back through {client}; bodies serialised "
@@ -561,10 +749,20 @@ def main(argv: list[str] | None = None) -> None:
         "Raw onnxruntime: one CPU InferenceSession in this process, with onnxruntime's "
         "default session options (every core, spinning threads) and, 'as served', with "
         "the server's (COREL_THREADS, default all cores but one, no spinning), measured "
-        "before the servers and 'again' after them. CPU % is "
+        "before the servers and 'again' after them. Naive peer: benchmarks/naive_peer.py "
+        "(FastAPI's defaults: the standard library's json and a pydantic body; no "
+        "micro-batching; one CPU InferenceSession with one intra-op thread, run in the "
+        "endpoint; the nearest normalised class vector by cosine), under `uvicorn "
+        "naive_peer:app` with one worker and log level warning, started beside the "
+        "batching-on server and sent the same /classify bodies (it ignores `k`). wrk: "
+        f"{max(1, round(seconds))} s a cell, 2 threads, the same {DISTINCT_BODIES} bodies "
+        "in turn, on the servers already warmed by the first table's cells. CPU % is "
         "of one core (100 = one core busy) over the measured window.",
     ]
-    extra = [f"Versions: onnxruntime {ort.__version__}, httpx {httpx.__version__}"]
+    extra = [
+        f"Versions: onnxruntime {ort.__version__}, httpx {httpx.__version__}, "
+        f"fastapi {_version('fastapi')}, uvicorn {_version('uvicorn')}, {_wrk_version()}"
+    ]
     if provenance.load_start[0] >= 0.5:
         extra.append(
             f"**Shared machine**: the load average was {provenance.load_start[0]:.2f} on "

@@ -2,7 +2,8 @@
 this machine, writers to crash them under, the wrk load generator, CPU accounting, progress
 lines, and the header every benchmark's results file starts with.
 
-- `harness.server`: `python -m service` on a free port of 127.0.0.1, ready.
+- `harness.server`: `python -m service` (or another server command) on a free port of
+  127.0.0.1, ready.
 - `harness.milvus`: the `milvus` pip package's standalone server, and emptying it.
 - `harness.writers`: writers that POST /items until something is killed under them.
 - `harness.wrk`: Debian's `wrk` with a Lua script of requests, and what it measured.

@@ -3,6 +3,7 @@
 For tests, benchmarks and scripts that need the real server: `python -m service` on a free
 port, its output in a log file, returned once `/readyz` answers 200. Settings come from
 the environment as usual (`COREL_*`), plus the bundle and data directory given here.
+`start` does the same for any other server command (a peer the benchmarks compare with).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["LocalServer", "free_port", "launch"]
+__all__ = ["LocalServer", "free_port", "launch", "start"]
 
 REPO = Path(__file__).resolve().parents[1]  # where `-m service` resolves
 
@@ -65,16 +66,33 @@ def launch(
     """The server on a free port, ready; RuntimeError with its log if it exits or is not
     ready within `timeout` seconds (the process is stopped then)."""
     port = free_port()
-    environment = {
-        **os.environ,
-        "COREL_BUNDLE_PATH": str(bundle),
-        "COREL_DATA_DIR": str(data_dir),
-        **(env or {}),
-    }
-    process = subprocess.Popen(
+    return start(
         [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        port=port,
+        data_dir=data_dir,
+        log=log,
+        env={"COREL_BUNDLE_PATH": str(bundle), "COREL_DATA_DIR": str(data_dir), **(env or {})},
+        timeout=timeout,
+    )
+
+
+def start(
+    command: list[str],
+    *,
+    port: int,
+    data_dir: Path,
+    log: Path,
+    env: dict[str, str] | None = None,
+    ready: str = "/readyz",
+    timeout: float = 60,
+) -> LocalServer:
+    """`command` (run in the repository, listening on 127.0.0.1:`port`) once GET `ready`
+    answers 200; RuntimeError with its log if it exits or is not ready within `timeout`
+    seconds (the process is stopped then)."""
+    process = subprocess.Popen(
+        command,
         cwd=REPO,
-        env=environment,
+        env={**os.environ, **(env or {})},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -86,7 +104,7 @@ def launch(
                 f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}"
             )
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}{ready}", timeout=2).status_code == 200:
                 return server
         except httpx.TransportError:
             pass
