@@ -26,9 +26,11 @@ import numpy as np
 
 from service.errors import NotFoundError
 from service.items.background import StartsInBackground
+from service.items.filter_index import FilterIndex
 from service.items.live_index import LiveIndex
 from service.items.sqlite_store import ItemStore
 from service.items.types import (
+    IndexedItem,
     IndexStats,
     Neighbour,
     ReembedFailure,
@@ -44,6 +46,8 @@ if TYPE_CHECKING:  # in annotations only
         EmbedSources,
         IndexSetting,
         ItemFilter,
+        MetadataValue,
+        ModelCounts,
         NewItem,
         PageQuery,
         SearchOptions,
@@ -54,6 +58,13 @@ if TYPE_CHECKING:  # in annotations only
 __all__ = ["EmbeddedItems"]
 
 log = logging.getLogger(__name__)
+
+
+_PAGE_SLACK = 16
+
+
+def _indexed(item: StoredItem) -> IndexedItem:
+    return IndexedItem(item.seq, item.model_id, item.label, item.metadata, item.source is not None)
 
 
 class EmbeddedItems(StartsInBackground):
@@ -80,7 +91,8 @@ class EmbeddedItems(StartsInBackground):
             read_store=lambda up_to: store.iter_vectors(model_id, up_to_seq=up_to),
             auto_threshold=auto_threshold,
         )
-        self._lock = threading.Lock()  # a store write and its index change, as one step
+        self._filters = FilterIndex()
+        self._lock = threading.Lock()  # a store write and its index changes, as one step
 
     def close(self) -> None:
         self._stop()
@@ -95,7 +107,7 @@ class EmbeddedItems(StartsInBackground):
         return self._index.size if self.is_ready else 0
 
     def stats(self) -> IndexStats:
-        counts = self.store.count_by_model(self.model_id)
+        counts = self._count_by_model()
         return IndexStats(
             model_id=self.model_id,
             ready=self.is_ready,
@@ -119,6 +131,9 @@ class EmbeddedItems(StartsInBackground):
             try:
                 with self._lock:  # writes wait: the catch-up must see a store that holds still
                     self._index.open(self.store.seqs(self.model_id), self._fetch)
+                    self._filters = FilterIndex()
+                    for chunk in self.store.iter_indexed():
+                        self._filters.add(chunk)
                 break
             except Exception as exc:  # the service stays up, says why, and tries again
                 self._load_error = f"item index failed to load: {exc} (trying again)"
@@ -127,10 +142,8 @@ class EmbeddedItems(StartsInBackground):
                     return
                 delay = min(2 * delay, 30.0)
         self._load_error = None
-        # Counted before ready: the count scans the table under the store's lock (0.6 s at
-        # 1M items), which right after ready stalled the first requests
-        counts = self.store.count_by_model(self.model_id)
         self._ready.set()
+        counts = self._filters.count_by_model(self.model_id)
         log.info(
             "item index: ready, %d vectors (%.2fs)", self._index.size, time.perf_counter() - started
         )
@@ -141,6 +154,12 @@ class EmbeddedItems(StartsInBackground):
                 counts.other,
                 counts.other_reembeddable,
             )
+
+    def _count_by_model(self) -> ModelCounts:
+        # SQLite counts by scanning the table (0.6 s at 1M items); the filter index keeps them
+        if self.is_ready:
+            return self._filters.count_by_model(self.model_id)
+        return self.store.count_by_model(self.model_id)
 
     def _fetch(self, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = self.store.vectors(self.model_id, seqs=seqs)
@@ -164,6 +183,7 @@ class EmbeddedItems(StartsInBackground):
             self._index.add(
                 np.array([s.seq for s in stored]), np.stack([s.embedding for s in stored])
             )
+            self._filters.add(_indexed(s) for s in stored)
         return stored
 
     async def get(self, item_id: str) -> StoredItem:
@@ -173,10 +193,31 @@ class EmbeddedItems(StartsInBackground):
         return item
 
     async def page(self, **query: Unpack[PageQuery]) -> list[StoredItem]:
-        return await asyncio.to_thread(self.store.page, **query)
+        if not self.is_ready:  # until the filter index is loaded, SQLite answers alone
+            return await asyncio.to_thread(self.store.page, **query)
+        return await asyncio.to_thread(self._page_sync, **query)
+
+    def _page_sync(
+        self,
+        *,
+        limit: int,
+        after_seq: int = 0,
+        offset: int = 0,
+        label: str | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> list[StoredItem]:
+        seqs = self._filters.matching(label, metadata)
+        start = int(np.searchsorted(seqs, after_seq, side="right")) + offset
+        # a little more than a page: an item deleted since `matching` is skipped, not a
+        # hole that would end the page early and read as the last one
+        wanted = seqs[start : start + limit + _PAGE_SLACK]
+        found = self.store.get_by_seqs(wanted)
+        return [found[int(s)] for s in wanted if int(s) in found][:limit]
 
     async def count(self, **where: Unpack[ItemFilter]) -> int:
-        return await asyncio.to_thread(self.store.count, **where)
+        if not self.is_ready:
+            return await asyncio.to_thread(self.store.count, **where)
+        return self._filters.count(where.get("label"), where.get("metadata"))
 
     async def delete(self, item_id: str) -> None:
         self._require_ready()
@@ -184,10 +225,11 @@ class EmbeddedItems(StartsInBackground):
 
     def _delete_sync(self, item_id: str) -> None:
         with self._lock:
-            seq = self.store.delete(item_id)
-            if seq is None:
+            gone = self.store.delete(item_id)
+            if gone is None:
                 raise NotFoundError(f"no item with id {item_id!r}")
-            self._index.remove(np.array([seq]))
+            self._index.remove(np.array([gone.seq]))
+            self._filters.remove(gone)
 
     async def reembed(self, embed_sources: EmbedSources, *, batch: int = 256) -> ReembedResult:
         """Re-embed every item of another model that has a stored input, batch by batch."""
@@ -206,13 +248,16 @@ class EmbeddedItems(StartsInBackground):
             if ok:
                 await asyncio.to_thread(self._replace_sync, ok, vectors)
                 done += len(ok)
-        counts = await asyncio.to_thread(self.store.count_by_model, self.model_id)
+        counts = self._count_by_model()
         return ReembedResult(reembedded=done, failed=failed, items_other_models=counts.other)
 
     def _replace_sync(self, items: list[StoredItem], vectors: np.ndarray) -> None:
         with self._lock:
             stored = self.store.replace_embeddings(items, vectors, self.model_id)
             self._index.add(np.array([s.seq for s in stored]), vectors)
+            for old in items:
+                self._filters.remove(_indexed(old))
+            self._filters.add(_indexed(s) for s in stored)
 
     # -- neighbours --------------------------------------------------------------------
 
@@ -235,8 +280,8 @@ class EmbeddedItems(StartsInBackground):
             queries, dim=self.dim, model_id=self.model_id, get=self.store.get
         )
         allowed = None
-        if options.filtered:  # resolved to seqs in SQLite; the index searches among them
-            allowed = self.store.seqs(self.model_id, label=options.label, metadata=options.metadata)
+        if options.filtered:  # of every model: the index holds the current model's only
+            allowed = self._filters.matching(options.label, options.metadata)
         scores, seqs = self._index.search(vectors, options.fetch, allowed)
         items = self.store.get_by_seqs(np.unique(seqs[seqs >= 0]).tolist())
         return [

@@ -15,8 +15,11 @@ import numpy as np
 from corel.class_rule import l2_normalise
 from service.items.view import View, contains, no_seqs
 
-__all__ = ["OVER_FETCH", "exact_among", "exact_delta", "over_fetch"]
+__all__ = ["OVER_FETCH", "exact_among", "exact_delta", "over_fetch", "sorted_unique"]
 
+# Gathering a row costs about three times scoring one in place (measured at 1M items: 5 ms
+# for np.take of 100k rows, 14 ms to score all 1M): above a third of main, score it all
+SCAN_ABOVE = 3
 OVER_FETCH = 2  # wider filters on approximate indexes: fetch k / share times this, filter
 
 
@@ -24,19 +27,32 @@ def exact_among(
     queries: np.ndarray, view: View, k: int, allowed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k over the allowed seqs, gathered from main and the delta."""
-    allowed = np.unique(np.asarray(allowed, np.int64))
+    allowed = sorted_unique(allowed)
     # a seq committed to the store a moment ago may not be in this view yet: left out
-    in_main = allowed[contains(view.main_ids, allowed) & ~contains(view.removed, allowed)]
-    keep = np.isin(view.delta_seqs, allowed)
-    seqs = np.concatenate([in_main, view.delta_seqs[keep]])
-    vectors = np.vstack(
-        [
-            view.main.vectors(in_main).reshape(-1, view.delta_vectors.shape[1]),
-            view.delta_vectors[keep],
-        ]
-    )
-    scores, found = _top(queries, seqs, vectors, k)
-    return _pad_to(scores, found, k)
+    storage = view.main.storage()
+    rows = view.main.rows(allowed) if storage is not None else None
+    live = rows >= 0 if rows is not None else contains(view.main_ids, allowed)
+    if len(view.removed):
+        live &= ~contains(view.removed, allowed)
+    keep = contains(allowed, view.delta_seqs)
+    in_main = allowed[live]
+    if storage is None or rows is None:
+        vectors = view.main.vectors(in_main).reshape(-1, view.main.dim)
+        m_scores, m_seqs = _top(queries, in_main, vectors, k)
+    elif len(in_main) * SCAN_ABOVE > len(storage):
+        m_scores, m_seqs = _top_of_rows(queries, storage, view.main.row_seqs(), rows[live], k)
+    else:
+        m_scores, m_seqs = _top(queries, in_main, np.take(storage, rows[live], axis=0), k)
+    d_scores, d_seqs = _top(queries, view.delta_seqs[keep], view.delta_vectors[keep], k)
+    return _pad_to(np.hstack([m_scores, d_scores]), np.hstack([m_seqs, d_seqs]), k)
+
+
+def sorted_unique(seqs: np.ndarray) -> np.ndarray:
+    """The seqs ascending without repeats; a filter's seqs already are (no sort then)."""
+    seqs = np.asarray(seqs, np.int64)
+    if len(seqs) < 2 or bool((seqs[1:] > seqs[:-1]).all()):
+        return seqs
+    return np.unique(seqs)
 
 
 def over_fetch(
@@ -44,7 +60,7 @@ def over_fetch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Main's top k among `allowed` from an unfiltered search of k / share * OVER_FETCH hits;
     the queries that find fewer than k allowed hits that way are answered exactly."""
-    allowed = np.unique(np.asarray(allowed, np.int64))
+    allowed = sorted_unique(allowed)
     share = len(allowed) / max(len(view.main_ids), 1)
     fetch = min(len(view.main_ids), int(np.ceil(OVER_FETCH * k / share)))
     scores, seqs = view.main.search(queries, fetch, excluded=view.removed)
@@ -69,7 +85,7 @@ def exact_delta(
     """At most k unsorted hits of the delta (among `allowed` when given)."""
     seqs, vectors = view.delta_seqs, view.delta_vectors
     if allowed is not None:
-        keep = np.isin(seqs, allowed)
+        keep = contains(sorted_unique(allowed), seqs)
         seqs, vectors = seqs[keep], vectors[keep]
     return _top(queries, seqs, vectors, k)
 
@@ -83,6 +99,20 @@ def _top(
     top = min(k, len(seqs))
     part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
     return np.take_along_axis(scores, part, 1), seqs[part]
+
+
+def _top_of_rows(
+    queries: np.ndarray, storage: np.ndarray, row_seqs: np.ndarray, rows: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:  # (Q, <=k), unsorted
+    """`_top` over the given rows of main's storage, by scoring every row and masking the
+    others: when most rows are wanted, cheaper than gathering them."""
+    scores = l2_normalise(queries) @ storage.T  # (Q, N)
+    wanted = np.zeros(len(storage), bool)
+    wanted[rows] = True
+    scores[:, ~wanted] = -np.inf
+    top = min(k, len(rows))
+    part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+    return np.take_along_axis(scores, part, 1), row_seqs[part]
 
 
 def _pad_to(scores: np.ndarray, seqs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

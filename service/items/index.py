@@ -66,6 +66,8 @@ class ItemIndex:
         self.on_gpu = (gpu_available() if use_gpu is None else use_gpu) and kind == "flat"
         self._gpu_resources: Any = None
         self._tombstones: set[int] = set()
+        self._rows: np.ndarray | None = None  # seq -> row of storage(), built when first asked
+        self._row_seqs: np.ndarray | None = None  # row of storage() -> seq, likewise
         if raw is None and kind == "ivf":  # an empty IVF index has nothing to train on yet
             raw = _new_ivf(dim, 1, np.zeros((0, dim), np.float32))
         self._index = self._place(raw if raw is not None else _new_cpu_index(kind, dim))
@@ -158,7 +160,47 @@ class ItemIndex:
         return ids
 
     def vectors(self, seqs: np.ndarray) -> np.ndarray:  # (n, dim) unit vectors of live seqs
+        storage = self.storage()
+        if storage is not None:
+            return np.take(storage, self.rows(seqs), axis=0)
         return np.asarray(self._index.reconstruct_batch(np.ascontiguousarray(seqs, np.int64)))
+
+    def storage(self) -> np.ndarray | None:
+        """The unit vectors as FAISS holds them, (ntotal, dim), a row per internal id, without
+        a copy; None where they are not in one flat array (IVF lists, GPU memory).
+
+        What exact search over a filter's seqs gathers from: np.take of 100k rows of a 1M
+        index took 5 ms here, FAISS's reconstruct_batch (a hash lookup per seq) several
+        times that.
+        """
+        if self.on_gpu or self.kind == "ivf" or self.ntotal == 0:
+            return None
+        inner: Any = faiss.downcast_index(self._index.index)
+        if self.kind == "hnsw":
+            inner = faiss.downcast_index(inner.storage)
+        flat = faiss.rev_swig_ptr(inner.get_xb(), self.ntotal * self.dim)
+        return np.asarray(flat).reshape(self.ntotal, self.dim)
+
+    def row_seqs(self) -> np.ndarray:  # (ntotal,) int64: each row's seq, tombstones too
+        if self._row_seqs is None:
+            self._row_seqs = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return self._row_seqs
+
+    def rows(self, seqs: np.ndarray) -> np.ndarray:  # (n,) int64, -1 where not live here
+        """Each seq's row of `storage()`: a table from seq to row, made on first use (4 bytes
+        per seq); only for an index nobody changes any more (a published main)."""
+        if self._rows is None:
+            stored = self.row_seqs()
+            table = np.full(int(stored.max(initial=0)) + 1, -1, np.int32)
+            table[stored] = np.arange(len(stored), dtype=np.int32)
+            if self._tombstones:
+                table[np.fromiter(self._tombstones, np.int64)] = -1
+            self._rows = table
+        seqs = np.asarray(seqs, np.int64)
+        inside = (seqs >= 0) & (seqs < len(self._rows))
+        out = np.full(len(seqs), -1, np.int64)
+        out[inside] = self._rows[seqs[inside]]
+        return out
 
     # -- changes -----------------------------------------------------------------------
 
@@ -170,11 +212,13 @@ class ItemIndex:
         if vectors.shape[1] != self.dim:
             raise ValueError(f"vectors have dimension {vectors.shape[1]}, index has {self.dim}")
         self._index.add_with_ids(vectors, np.ascontiguousarray(seqs, dtype=np.int64))
+        self._rows = self._row_seqs = None
 
     def remove(self, seqs: np.ndarray) -> None:
         seqs = np.ascontiguousarray(seqs, dtype=np.int64)
         if len(seqs) == 0:
             return
+        self._rows = self._row_seqs = None
         if self.kind == "flat" and not self.on_gpu:
             self._index.remove_ids(faiss.IDSelectorBatch(seqs))
         elif self.kind == "ivf":  # its id hashtable removes only by an explicit array
@@ -214,13 +258,11 @@ class ItemIndex:
         refs: list[Any] = []  # FAISS holds raw pointers: keep the selectors alive
         sel: Any = None
         if allowed is not None:
-            sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64))
-            refs.append(sel)
-        if len(dead):
+            sel = _bitmap_selector(allowed, dead, refs)
+        elif len(dead):
             dead_sel = faiss.IDSelectorBatch(np.ascontiguousarray(dead, np.int64))
-            alive = faiss.IDSelectorNot(dead_sel)
-            refs += [dead_sel, alive]
-            sel = alive if sel is None else faiss.IDSelectorAnd(sel, alive)
+            sel = faiss.IDSelectorNot(dead_sel)
+            refs.append(dead_sel)
         scores, seqs = self._index.search(queries, min(k, self.ntotal), params=self._params(sel, k))
         return _pad(scores, seqs, k)
 
@@ -279,6 +321,19 @@ class ItemIndex:
         except RuntimeError as exc:
             raise SnapshotError(f"{path}: FAISS cannot read it: {exc}") from exc
         return cls(dim, kind=kind, raw=raw, **options)
+
+
+def _bitmap_selector(allowed: np.ndarray, dead: np.ndarray, refs: list[Any]) -> Any:
+    """A FAISS selector of the allowed seqs that are not dead: one bit per seq up to the
+    largest allowed, so a test is a shift and a mask. An IDSelectorBatch hashes every id
+    instead: 133-165 ms to build for 100k of them at 1M items, against about 1 ms here."""
+    allowed = np.asarray(allowed, np.int64)
+    mask = np.zeros(int(allowed.max(initial=0)) + 1, bool)
+    mask[allowed] = True
+    mask[dead[dead < len(mask)]] = False
+    bits = np.packbits(mask, bitorder="little")
+    refs.append(bits)
+    return faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # length in bytes
 
 
 def _new_cpu_index(kind: IndexKind, dim: int) -> Any:

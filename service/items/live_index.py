@@ -25,7 +25,7 @@ import numpy as np
 
 from corel.class_rule import l2_normalise
 from service import metrics
-from service.items.exact_search import exact_among, exact_delta, over_fetch
+from service.items.exact_search import exact_among, exact_delta, over_fetch, sorted_unique
 from service.items.index import ItemIndex
 from service.items.merge_worker import Job, JobName, MergeWorker, StoreReader
 from service.items.snapshot import SnapshotError
@@ -158,19 +158,24 @@ class LiveIndex:
     ) -> tuple[np.ndarray, np.ndarray]:  # scores (Q, k) float32, seqs (Q, k) int64, -1 = none
         """Top-k by cosine over main and delta, among `allowed` seqs when given.
 
-        A filter that allows few of main's vectors is answered exactly, from main's own
-        copies of the allowed vectors: cheaper than a full scan, and an approximate index
-        walked under a selective filter misses hits. A wider one on an approximate index
-        over-fetches unfiltered hits and keeps the allowed ones (a query left short of k
-        is answered exactly); on the exact index a selector restricts the scan.
+        A filter is answered exactly when main is exact anyway or the filter allows few of
+        its vectors: the allowed vectors are gathered from main's own memory and scored
+        with one matrix product (exact_search.py). A wider filter on an approximate main
+        over-fetches unfiltered hits and keeps the allowed ones, which are then the true
+        top allowed; a query left short of k that way is answered exactly. That is, on
+        COREL's tight clusters, the filter of another label than the query's own: no walk
+        towards the query reaches its items. Measured on 200k Fashion-MNIST items (HNSW,
+        efSearch 128), FAISS's own filtered HNSW (a bitmap selector) kept recall@10 at
+        0.954-0.993 over filters of 10-50 %, over-fetching at 0.990-1.000 in the same time.
         """
         view = self._view  # one read: a consistent main, delta and removed set
-        if allowed is not None and len(allowed) <= self._exact_limit(view):
-            return exact_among(queries, view, k, allowed)
-        if allowed is not None and view.main.kind != "flat":
+        if allowed is not None:
+            allowed = sorted_unique(allowed)
+            if view.main.kind == "flat" or len(allowed) <= self._exact_limit(view):
+                return exact_among(queries, view, k, allowed)
             scores, seqs = over_fetch(queries, view, k, allowed)
         else:
-            scores, seqs = view.main.search(queries, k, allowed, excluded=view.removed)
+            scores, seqs = view.main.search(queries, k, excluded=view.removed)
         if len(view.delta_seqs):
             d_scores, d_seqs = exact_delta(queries, view, k, allowed)
             scores, seqs = np.hstack([scores, d_scores]), np.hstack([seqs, d_seqs])
@@ -182,8 +187,6 @@ class LiveIndex:
 
     @staticmethod
     def _exact_limit(view: View) -> int:
-        if view.main.kind == "flat":  # exact either way: a scan of N or a gather of a few
-            return len(view.main_ids) // 4
         return max(EXACT_FILTER_MIN, int(EXACT_FILTER_SHARE * len(view.main_ids)))
 
     # -- writing (the caller serialises writes, in the store's commit order) -------------

@@ -28,6 +28,7 @@ import numpy as np
 
 from service.errors import ConflictError, InsufficientStorageError, ServiceUnavailableError
 from service.items.types import (
+    IndexedItem,
     MetadataValue,
     ModelCounts,
     NewItem,
@@ -55,6 +56,7 @@ CREATE INDEX IF NOT EXISTS items_model_seq ON items (model_id, seq);
 CREATE INDEX IF NOT EXISTS items_label_seq ON items (label, seq);
 """
 _COLUMNS = "seq, id, model_id, dim, embedding, label, metadata, source, created, updated"
+_INDEXED = "seq, model_id, label, metadata, source IS NOT NULL"  # what filter_index.py keeps
 
 
 def _now() -> str:
@@ -73,6 +75,10 @@ def _row_to_item(row: sqlite3.Row) -> StoredItem:
         created=row["created"],
         updated=row["updated"],
     )
+
+
+def _indexed(row: Sequence[Any]) -> IndexedItem:
+    return IndexedItem(int(row[0]), row[1], row[2], json.loads(row[3]), bool(row[4]))
 
 
 def _insert(
@@ -242,13 +248,13 @@ class ItemStore:
             ]
         return found
 
-    def delete(self, item_id: str) -> int | None:
-        """Delete one item; its seq, or None when there was no such item."""
+    def delete(self, item_id: str) -> IndexedItem | None:
+        """Delete one item; what indexed it, or None when there was no such item."""
         with self._transaction() as conn:
             row = conn.execute(
-                "DELETE FROM items WHERE id = ? RETURNING seq", (item_id,)
+                f"DELETE FROM items WHERE id = ? RETURNING {_INDEXED}", (item_id,)
             ).fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else _indexed(row)
 
     def replace_embeddings(
         self, items: Sequence[StoredItem], embeddings: np.ndarray, model_id: str
@@ -373,6 +379,24 @@ class ItemStore:
                 blobs = b"".join(r[1] for r in rows)
                 yield seqs, np.frombuffer(blobs, "<f4").astype(np.float32).reshape(len(rows), -1)
                 after = int(seqs[-1])
+        finally:
+            conn.close()
+
+    def iter_indexed(self, *, chunk: int = 20_000) -> Iterator[list[IndexedItem]]:
+        """What the filter index keeps of every item, in seq order and in chunks, read on a
+        connection of its own (as iter_vectors)."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            after = 0
+            while True:
+                rows = conn.execute(
+                    f"SELECT {_INDEXED} FROM items WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (after, chunk),
+                ).fetchall()
+                if not rows:
+                    return
+                yield [_indexed(row) for row in rows]
+                after = int(rows[-1][0])
         finally:
             conn.close()
 

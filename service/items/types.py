@@ -37,6 +37,7 @@ __all__ = [
     "IndexSetting",
     "IndexStats",
     "IndexStatus",
+    "IndexedItem",
     "ItemFilter",
     "JobStatus",
     "MetadataValue",
@@ -97,6 +98,17 @@ class StoredItem:
     source: dict[str, Any] | None
     created: str
     updated: str
+
+
+@dataclass(frozen=True)
+class IndexedItem:
+    """What the embedded store's filter index (filter_index.py) keeps of one stored item."""
+
+    seq: int
+    model_id: str
+    label: str | None
+    metadata: dict[str, Any]
+    has_source: bool
 
 
 @dataclass(frozen=True)

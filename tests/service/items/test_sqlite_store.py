@@ -12,7 +12,7 @@ import pytest
 
 from service.errors import ConflictError
 from service.items.sqlite_store import ItemStore
-from service.items.types import ModelCounts, NewItem
+from service.items.types import IndexedItem, ModelCounts, NewItem
 
 DIM = 8
 
@@ -69,10 +69,11 @@ def test_sqlite_error_becomes_service_error(store: ItemStore) -> None:
     assert getattr(info.value, "status_code", 503) == 503
 
 
-def test_delete_returns_seq_then_none(store: ItemStore) -> None:
+def test_delete_returns_what_indexed_the_item_then_none(store: ItemStore) -> None:
     (stored,) = store.insert([_item(0)], "m1")
 
-    assert store.delete("item-0") == stored.seq
+    gone = store.delete("item-0")
+    assert gone == IndexedItem(stored.seq, "m1", stored.label, stored.metadata, has_source=False)
     assert store.delete("item-0") is None
 
 
