@@ -29,7 +29,8 @@ from service.items.types import IndexedItem, MetadataValue, ModelCounts
 __all__ = ["FilterIndex"]
 
 # (field kind, name, JSON type, value): ("label", "", "text", "Sneaker"),
-# ("metadata", "colour", "text", "white"), ("model", "", "", "<sha256>"), ...
+# ("metadata", "colour", "text", "white"), ("model", "", "", "<sha256>"), and
+# ("source", "", "", "<sha256>") for the items of that model with a stored input
 Key = tuple[str, str, str, Any]
 
 
@@ -96,11 +97,13 @@ class FilterIndex:
     def __init__(self) -> None:
         self._postings: dict[Key, _Posting] = {}
         self._all = _Posting()
+        self._models: set[str] = set()  # every model an item was indexed of (a handful)
 
     def add(self, items: Iterable[IndexedItem]) -> None:
         """Index items in ascending seq order, each seq above every one indexed before."""
         for item in items:
             self._all.append(item.seq)
+            self._models.add(item.model_id)
             for key in _keys(item):
                 posting = self._postings.get(key)
                 if posting is None:
@@ -144,9 +147,8 @@ class FilterIndex:
         """As ItemStore.count_by_model, without scanning the table."""
         current = self._size(("model", "", "", model_id))
         other = len(self._all.seqs) - current
-        with_source = sum(
-            len(p.seqs) for key, p in list(self._postings.items()) if key[0] == "source"
-        )
+        # per model, not over every posting: one per distinct metadata value can be millions
+        with_source = sum(self._size(("source", "", "", m)) for m in list(self._models))
         reembeddable = with_source - self._size(("source", "", "", model_id))
         return ModelCounts(current=current, other=other, other_reembeddable=reembeddable)
 
