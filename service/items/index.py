@@ -84,17 +84,23 @@ class ItemIndex:
         **options: Any,
     ) -> ItemIndex:
         """A new index of `kind` holding these vectors; `progress(done, total)` as it goes."""
-        raw = None
-        if kind == "ivf":
-            nlist = ivf_lists(len(vectors))
-            raw = _new_ivf(dim, nlist, _sample(l2_normalise(vectors), 64 * nlist))
-        index = cls(dim, kind=kind, raw=raw, **options)
+        index = cls.new(dim, kind, vectors, **options)
         total = len(seqs)
         for start in range(0, total, BUILD_CHUNK):
             index.add(seqs[start : start + BUILD_CHUNK], vectors[start : start + BUILD_CHUNK])
             if progress is not None:
                 progress(min(start + BUILD_CHUNK, total), total)
         return index
+
+    @classmethod
+    def new(cls, dim: int, kind: IndexKind, vectors: np.ndarray, **options: Any) -> ItemIndex:
+        """An empty index of `kind` made to hold these vectors: IVF's coarse centroids are
+        trained on a sample of them; the other kinds learn nothing."""
+        raw = None
+        if kind == "ivf":
+            nlist = ivf_lists(len(vectors))
+            raw = _new_ivf(dim, nlist, _sample(l2_normalise(vectors), 64 * nlist))
+        return cls(dim, kind=kind, raw=raw, **options)
 
     def _place(self, cpu_index: Any) -> Any:
         if not self.on_gpu:
@@ -301,9 +307,13 @@ class ItemIndex:
         `watermark`: the highest seq the index was brought up to date with. Tombstoned
         vectors are saved too; the catch-up after loading finds them gone from the store.
         """
+        # FAISS's serialised buffer goes to the file as it is: `.tobytes()` copied it, and
+        # the header's concatenation copied it again, each under the GIL, which stalled
+        # every request (measured at 50k HNSW vectors, 37 MB: 20 and 17 ms; four times
+        # that at 200k). Hashing and writing a buffer release the GIL.
         write_snapshot(
             path,
-            faiss.serialize_index(self._cpu()).tobytes(),
+            faiss.serialize_index(self._cpu()).data,
             model_id=model_id,
             kind=self.kind,
             dim=self.dim,

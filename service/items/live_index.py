@@ -19,8 +19,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import faiss
 import numpy as np
 
 from corel.class_rule import l2_normalise
@@ -35,6 +36,8 @@ from service.items.view import View, contains, no_seqs
 __all__ = ["LiveIndex"]
 
 log = logging.getLogger(__name__)
+
+_faiss: Any = faiss  # its bundled type stubs lag its SWIG functions
 
 # Filters allowing at most max(this many, this share of main) are answered exactly
 EXACT_FILTER_MIN, EXACT_FILTER_SHARE = 4_096, 0.05
@@ -177,7 +180,10 @@ class LiveIndex:
         else:
             scores, seqs = view.main.search(queries, k, excluded=view.removed)
         if len(view.delta_seqs):
-            d_scores, d_seqs = exact_delta(queries, view, k, allowed)
+            if allowed is None:
+                d_scores, d_seqs = _delta_top(queries, view, k)
+            else:
+                d_scores, d_seqs = exact_delta(queries, view, k, allowed)
             scores, seqs = np.hstack([scores, d_scores]), np.hstack([seqs, d_seqs])
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return (
@@ -239,16 +245,39 @@ class LiveIndex:
             self._job = Job(watermark=self._max_seq)
             return self._view, self._job
 
-    def publish_main(self, main: ItemIndex, job: Job) -> None:
+    def publish_main(
+        self, main: ItemIndex, job: Job, pending: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> None:
+        """Serve `main` with what was written after `job` began in the delta and, while the
+        job still runs, `pending`: its (seqs ascending, unit vectors) not in `main` yet."""
         in_main = np.sort(main.ids())  # O(n), outside the lock
         with self._lock:
             now = self._view
             keep = now.delta_seqs > job.watermark
             deleted = np.unique(np.asarray(job.deleted, np.int64))
-            deleted = deleted[(deleted <= job.watermark) & contains(in_main, deleted)]
-            self._view = View(main, in_main, now.delta_seqs[keep], now.delta_vectors[keep], deleted)
+            deleted = deleted[deleted <= job.watermark]
+            delta_seqs, delta_vectors = now.delta_seqs[keep], now.delta_vectors[keep]
+            if pending is not None and len(pending[0]):
+                seqs, vectors = pending  # all <= the watermark: before the newer writes
+                live = ~contains(deleted, seqs)
+                delta_seqs = np.concatenate([seqs[live], delta_seqs])
+                delta_vectors = np.vstack([vectors[live], delta_vectors])
+            removed = deleted[contains(in_main, deleted)]
+            self._view = View(main, in_main, delta_seqs, delta_vectors, removed)
         self._publish_metrics()
 
     def end_job(self) -> None:
         with self._lock:
             self._job = None
+
+
+def _delta_top(queries: np.ndarray, view: View, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The delta's exact top k (sorted) by FAISS's brute-force kernel: SIMD dot products
+    into a heap, outside the GIL, where numpy's matrix product and argpartition write and
+    scan a score per vector. The delta is large while a job catches up after a bulk load;
+    measured on one query with 2 busy cores: 1.2 ms against 4.4 ms at 50k vectors, 4.2 ms
+    against 11.3 ms at 150k."""
+    top = min(k, len(view.delta_seqs))
+    unit = np.ascontiguousarray(l2_normalise(queries), np.float32)
+    scores, rows = _faiss.knn(unit, view.delta_vectors, top, faiss.METRIC_INNER_PRODUCT)
+    return np.asarray(scores, np.float32), view.delta_seqs[rows]

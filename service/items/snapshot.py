@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from pathlib import Path
 from typing import Any, cast, get_args
 
-from corel.files import atomic_write
+from corel.files import fsync_dir
 from service.items.types import IndexKind
 
 __all__ = [
@@ -40,7 +41,7 @@ class SnapshotError(Exception):
 
 def write_snapshot(
     path: Path,
-    payload: bytes,
+    payload: bytes | memoryview,
     *,
     model_id: str,
     kind: IndexKind,
@@ -59,7 +60,26 @@ def write_snapshot(
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
     ).encode()
-    atomic_write(path, _MAGIC + struct.pack("<I", len(header)) + header + payload)
+    _atomic_write(path, [_MAGIC + struct.pack("<I", len(header)) + header, payload])
+
+
+def _atomic_write(path: Path, parts: list[bytes | memoryview]) -> None:
+    """corel.files.atomic_write of the parts one after another, without joining them: a
+    snapshot's payload is the whole index (hundreds of MB at 1M items), copied under the
+    GIL when concatenated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("wb") as f:
+            for part in parts:
+                f.write(part)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half a file behind
+        raise
+    fsync_dir(path.parent)
 
 
 def _header_size(path: Path, prefix: bytes) -> int:

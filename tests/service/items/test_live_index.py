@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from corel.class_rule import l2_normalise
-from service.items import live_index
+from service.items import live_index, merge_worker
+from service.items.index import ItemIndex
 from service.items.live_index import LiveIndex
 
 DIM = 16
@@ -125,20 +126,43 @@ def test_a_stored_item_is_found_by_its_own_vector_whatever_the_kind(
     index.close()
 
 
-def test_writes_made_while_a_rebuild_runs_are_kept(tmp_path: Path) -> None:
+class Gate:
+    """Holds the background job inside its `after`-th ItemIndex.add (0: the first) until
+    `release`, so that writes and searches can land while it runs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, after: int = 0) -> None:
+        self.inside, self.open, self.calls = threading.Event(), threading.Event(), 0
+        add = ItemIndex.add
+
+        def gated(index: ItemIndex, seqs: np.ndarray, vecs: np.ndarray) -> None:
+            self.calls += 1
+            if self.calls == after + 1:
+                self.inside.set()
+                assert self.open.wait(10)
+            add(index, seqs, vecs)
+
+        monkeypatch.setattr(ItemIndex, "add", gated)
+
+    def release(self) -> None:
+        self.open.set()
+
+
+def test_writes_made_while_a_rebuild_runs_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = Store()
     index = open_index(tmp_path, store, setting="hnsw")
     data = vectors(400)
     write(index, store, np.arange(1, 301), data[:300])
-    store.gate = threading.Event()  # the rebuild waits inside its read of the store
+    gate = Gate(monkeypatch)  # the rebuild waits inside its first add
     rebuild = threading.Thread(target=index.flush, args=(("rebuild", "hnsw"),))
     rebuild.start()
-    assert store.reading.wait(10)
+    assert gate.inside.wait(10)
 
     write(index, store, np.arange(301, 401), data[300:])  # after its watermark
     index.remove(np.array([7, 350]))  # one it covers, one it does not
     del store.rows[7], store.rows[350]
-    store.gate.set()
+    gate.release()
     rebuild.join(10)
 
     status = index.status()
@@ -147,6 +171,59 @@ def test_writes_made_while_a_rebuild_runs_are_kept(tmp_path: Path) -> None:
     _, found = index.search(data[[6, 349, 399]], 5)
     assert 7 not in found and 350 not in found
     assert found[2, 0] == 400  # written during the rebuild, found
+    index.close()
+
+
+@pytest.mark.parametrize("job", ["rebuild", "merge"])
+def test_a_long_job_publishes_what_it_has_built_and_searches_stay_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job: str
+) -> None:
+    monkeypatch.setattr(merge_worker, "BUILD_CHUNK", 100)
+    monkeypatch.setattr(merge_worker, "PUBLISH_EVERY", 0.0)
+    store = Store()
+    index = open_index(tmp_path, store)  # flat: every answer can be checked exactly
+    data = vectors(700)
+    write(index, store, np.arange(1, 201), data[:200])
+    index.flush()  # main: 1..200
+    write(index, store, np.arange(201, 601), data[200:600])  # the delta: 201..600
+    gate = Gate(monkeypatch, after=2)  # inside its third chunk: two published
+    flush = threading.Thread(target=index.flush, args=((job, "flat"),))
+    flush.start()
+    assert gate.inside.wait(10)
+
+    status = index.status()
+    covered = 200 if job == "rebuild" else 400  # a merge starts from a copy of main
+    assert (status.main, status.delta, status.size) == (covered, 600 - covered, 600)
+    write(index, store, np.arange(601, 701), data[600:])  # after its watermark
+    index.remove(np.array([3, 450]))  # in what it has published, in what it has not
+    del store.rows[3], store.rows[450]
+    queries = vectors(5, seed=3)
+    for query in queries:
+        assert index.search(query[None], 10)[1][0].tolist() == exact_top(store, query, 10)
+    assert not store.reading.is_set()  # a flat main is read from memory, not the store
+    gate.release()
+    flush.join(10)
+
+    status = index.status()
+    assert (status.main, status.delta, status.removed, status.job) == (598, 100, 2, None)
+    for query in queries:
+        assert index.search(query[None], 10)[1][0].tolist() == exact_top(store, query, 10)
+    index.close()
+
+
+def test_a_rebuild_of_an_ivf_main_reads_the_store(tmp_path: Path) -> None:
+    store = Store()
+    index = open_index(tmp_path, store, setting="ivf")
+    data = vectors(2_000)
+    write(index, store, np.arange(1, 2_001), data)
+    index.flush()
+    assert not store.reading.is_set()  # a merge: from the delta
+
+    index.flush(("rebuild", "ivf"))  # IVF keeps its vectors in lists, not one array
+
+    assert store.reading.is_set()
+    assert index.status().main == 2_000
+    assert (index.search(data[:50], 1)[1][:, 0] == np.arange(1, 51)).all()
     index.close()
 
 

@@ -1,0 +1,430 @@
+"""Latency while the item index is built or switched: queries right after a bulk ingest.
+
+One run, through the real server (`python -m service`, default settings, a fresh data
+directory, 127.0.0.1, the default bundle):
+
+1. ingest: N items (default 200,000; real Fashion-MNIST embeddings from the item search
+   benchmark's cache, benchmarks/search/data.py) through POST /items as raw `vector`s, 1,000
+   per request, one request after another, as fast as the server acknowledges them. With
+   `COREL_INDEX_KIND=auto` the index starts exact (`flat`) and switches to HNSW in the
+   background from 50,000 items, then merges what arrived meanwhile;
+2. from the moment the last batch is acknowledged: GET /neighbors of stored ids with Debian's
+   `wrk` (a C load generator, which leaves the cores to the server) in consecutive short
+   windows, concurrency 1 and 8 in turn, for a fixed span (default 120 s) long enough to
+   cover the background rebuild and merges. Beside each window: what GET /items says the
+   index is doing (kind, main and delta sizes, the running job) before and after it, and the
+   recall@10 of a few held-out query vectors (POST /neighbors, sent between windows)
+   against numpy exact search over the N items, computed before the server starts.
+
+p50/p99 over the whole span per concurrency come from wrk's full latency histograms (one
+per window, merged), not from the windows' own percentiles. Prints a markdown table and the
+target's PASS/MISS lines (issue 22: p99 <= 15 ms and recall@10 >= 0.99 from the end of
+ingest on, concurrency 1), and writes benchmarks/results/index_switch.md in full mode.
+
+    python benchmarks/index_switch.py            # N = 200,000: about 4 minutes on 2 cores
+    python benchmarks/index_switch.py --quick    # 20,000 items, switch at 10,000, 1 s windows
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # runnable as a plain script from any folder
+
+from benchmarks.search.data import CACHE, TIE_EPS, Data, K, dataset, exact_topk  # noqa: E402
+from benchmarks.search.server import (  # noqa: E402
+    index_state,
+    neighbour_scripts,
+    start_server,
+)
+from corel.class_rule import l2_normalise  # noqa: E402
+from harness import DEFAULT_BUNDLE, RESULTS, wrk  # noqa: E402
+from harness.progress import say  # noqa: E402
+from harness.results import Provenance, md_table, output_options, output_path, verdict  # noqa: E402
+
+DEFAULT_OUT = RESULTS / "index_switch.md"
+BATCH = 1_000  # items per POST /items
+RECALL_PER_WINDOW = 20  # held-out queries sent after each window
+TARGET_P99_MS, TARGET_RECALL = 15.0, 0.99
+CONNECTIONS = (1, 8)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--items", type=int, help="N (default 200,000; quick 20,000)")
+    parser.add_argument("--span", type=float, help="seconds of queries (default 120; quick 8)")
+    parser.add_argument("--window", type=float, help="seconds per wrk window (default 5; quick 1)")
+    parser.add_argument(
+        "--auto-threshold",
+        type=int,
+        help="COREL_INDEX_AUTO_THRESHOLD (default: the server's own, 50,000; quick N / 2)",
+    )
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=CACHE, help="embeddings (%(default)s)")
+    parser.add_argument("--note", help="a line for the results file, e.g. what else ran")
+    output_options(parser, DEFAULT_OUT, quick="20,000 items, an 8 s span of 1 s windows")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.items = args.items or (20_000 if quick else 200_000)
+    args.span = args.span or (8.0 if quick else 120.0)
+    args.window = args.window or (1.0 if quick else 5.0)
+    if args.auto_threshold is None and quick:
+        args.auto_threshold = args.items // 2  # so that the quick run switches too
+    args.cache = args.cache.resolve()
+    return args
+
+
+# -- latency histograms ----------------------------------------------------------------------
+
+
+def histogram_script(plain: str, path: Path) -> str:
+    """A wrk script that, besides harness.wrk's `WRK` line, writes its latency histogram
+    (`microseconds count` per line) to `path`: windows merged give the span's percentiles."""
+    return (
+        plain
+        + f"""
+local summary_done = done
+done = function(summary, latency, requests)
+  summary_done(summary, latency, requests)
+  local f = io.open({wrk.lua(str(path))}, "w")
+  for i = 1, #latency do
+    local value, count = latency(i)
+    f:write(string.format("%d %d\\n", value, count))
+  end
+  f:close()
+end
+"""
+    )
+
+
+def read_histogram(path: Path) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for line in path.read_text().splitlines():
+        value, count = line.split()
+        out[int(value)] = out.get(int(value), 0) + int(count)
+    return out
+
+
+def merge(histograms: list[dict[int, int]]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for h in histograms:
+        for value, count in h.items():
+            out[value] = out.get(value, 0) + count
+    return out
+
+
+def percentile_ms(histogram: dict[int, int], p: float) -> float:
+    """The smallest latency (ms) at or below which p % of the requests fall."""
+    total = sum(histogram.values())
+    if total == 0:
+        return math.nan
+    need, seen = math.ceil(total * p / 100), 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= need:
+            return value / 1000
+    return max(histogram) / 1000
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """One wrk window and what the index was doing around it."""
+
+    start_s: float  # since the last batch was acknowledged
+    end_s: float
+    connections: int
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    server_cpu: float
+    load: float
+    before: dict[str, Any]
+    after: dict[str, Any]
+    recall: float = math.nan  # of the queries sent right after it
+    histogram: dict[int, int] = field(default_factory=dict, repr=False)
+
+
+def describe(state: dict[str, Any]) -> str:
+    """`kind main+delta`, and the job as `name→kind done/total` when one runs."""
+    text = f"{state.get('kind', '?')} {state.get('main', 0):,}+{state.get('delta', 0):,}"
+    job = state.get("job")
+    if job:
+        text += f", {job['job']}→{job['kind']} {int(job['done']):,}/{int(job['total']):,}"
+    return text
+
+
+def ingest(client: httpx.Client, data: Data) -> tuple[float, list[float]]:
+    """POST /items of every item, BATCH at a time; (seconds, each request's seconds)."""
+    n = len(data.vectors)
+    took, started = [], time.perf_counter()
+    for start in range(0, n, BATCH):
+        items = [
+            {
+                "id": f"fm-{i}",
+                "vector": data.vectors[i].tolist(),
+                "label": data.label_names[data.labels[i]],
+                "metadata": {"bucket": int(data.buckets[i])},
+            }
+            for i in range(start, min(n, start + BATCH))
+        ]
+        t = time.perf_counter()
+        answer = client.post("/items", json={"items": items}, timeout=300)
+        took.append(time.perf_counter() - t)
+        if answer.status_code != 201:
+            raise SystemExit(f"POST /items: {answer.status_code} {answer.text[:500]}")
+        if (start // BATCH) % 50 == 49:
+            say(f"ingest: {start + BATCH:,} of {n:,}; index {describe(index_state(client))}")
+    return time.perf_counter() - started, took
+
+
+def recall_sample(
+    client: httpx.Client, data: Data, truth: np.ndarray, unit: np.ndarray, rows: np.ndarray
+) -> float:
+    """recall@10 of POST /neighbors for these held-out queries: a hit counts when it scores
+    within TIE_EPS of the exact k-th best (float ties)."""
+    hits = 0
+    for row in rows:
+        body = {"queries": [{"vector": data.queries[row].tolist()}], "k": K}
+        answer = client.post("/neighbors", json=body)
+        if answer.status_code != 200:
+            raise SystemExit(f"/neighbors: {answer.status_code} {answer.text[:300]}")
+        found = answer.json()["results"][0]["neighbors"]
+        got = np.array([int(h["id"][3:]) for h in found], np.int64)
+        query = l2_normalise(data.queries[row : row + 1])[0]
+        sims = unit[got] @ query if len(got) else np.zeros(0)
+        hits += min(K, int((sims >= truth[row] - TIE_EPS).sum()))
+    return hits / (len(rows) * K)
+
+
+@dataclass
+class Run:
+    items: int
+    ingest_s: float
+    ingest_p99_ms: float
+    auto_threshold: int | None
+    windows: list[Window]
+    settled_s: float | None  # when GET /items first showed no job and a small delta
+    final: dict[str, Any]
+
+
+def measure(args: argparse.Namespace, data: Data, work: Path) -> Run:
+    unit = l2_normalise(data.vectors).astype(np.float32)
+    queries = l2_normalise(data.queries).astype(np.float32)
+    say(f"exact top-{K} of {len(queries):,} held-out queries over {len(unit):,} items")
+    truth = exact_topk(unit, queries, K)[0][:, -1]  # each query's exact k-th best score
+    plain = neighbour_scripts(data, args.seed)["none"]
+    extra = {}
+    if args.auto_threshold is not None:
+        extra["COREL_INDEX_AUTO_THRESHOLD"] = str(args.auto_threshold)
+    server, _ = start_server(args.bundle, work / "data", "auto", work / "server.log", extra)
+    windows: list[Window] = []
+    settled: float | None = None
+    try:
+        with server.client() as client:
+            say(f"ingest of {len(unit):,} items, {BATCH:,} per POST /items")
+            ingest_s, took = ingest(client, data)
+            t0 = time.perf_counter()
+            say(f"ingest done in {ingest_s:.1f} s; index {describe(index_state(client))}")
+            next_query = 0
+            while time.perf_counter() - t0 < args.span:
+                connections = CONNECTIONS[len(windows) % len(CONNECTIONS)]
+                before = index_state(client)
+                path = work / f"latency-{len(windows)}.txt"
+                start = time.perf_counter() - t0
+                cell = wrk.run(
+                    server.url,
+                    histogram_script(plain, path),
+                    connections=connections,
+                    seconds=args.window,
+                    work=work,
+                    watch={"server": server.process.pid},
+                )
+                end = time.perf_counter() - t0
+                after = index_state(client)
+                rows = np.arange(next_query, next_query + RECALL_PER_WINDOW) % len(queries)
+                next_query += RECALL_PER_WINDOW
+                window = Window(
+                    start_s=start,
+                    end_s=end,
+                    connections=connections,
+                    requests=cell.requests,
+                    p50_ms=cell.p50_ms,
+                    p99_ms=cell.p99_ms,
+                    max_ms=cell.max_ms,
+                    errors=cell.errors,
+                    server_cpu=cell.cpu["server"],
+                    load=cell.load,
+                    before=before,
+                    after=after,
+                    recall=recall_sample(client, data, truth, unit, rows),
+                    histogram=read_histogram(path),
+                )
+                windows.append(window)
+                if settled is None and quiet(after):
+                    settled = end
+                say(
+                    f"  {start:5.1f}-{end:5.1f} s c={connections}: p50 {cell.p50_ms:.1f} ms, "
+                    f"p99 {cell.p99_ms:.1f} ms, recall {window.recall:.3f}; {describe(after)}"
+                )
+            final = index_state(client)
+    finally:
+        server.stop()
+    took_ms = np.array(took) * 1000
+    return Run(
+        items=len(unit),
+        ingest_s=ingest_s,
+        ingest_p99_ms=float(np.percentile(took_ms, 99)),
+        auto_threshold=args.auto_threshold,
+        windows=windows,
+        settled_s=settled,
+        final=final,
+    )
+
+
+def quiet(state: dict[str, Any]) -> bool:
+    """No job running and the kind the index wants: the background work is done (the
+    delta left is below a merge's threshold)."""
+    return not state.get("job") and state.get("kind") == state.get("wanted")
+
+
+# -- the report ------------------------------------------------------------------------------
+
+COLUMNS = [
+    "t s",
+    "connections",
+    "requests",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "errors",
+    "server CPU %",
+    "load",
+    "recall@10",
+    "index before (kind main+delta, job)",
+    "index after",
+]
+
+
+def window_cells(w: Window) -> list[str]:
+    return [
+        f"{w.start_s:.0f}-{w.end_s:.0f}",
+        str(w.connections),
+        f"{w.requests:,}",
+        f"{w.p50_ms:.1f}",
+        f"{w.p99_ms:.1f}",
+        f"{w.max_ms:.0f}",
+        str(w.errors),
+        f"{w.server_cpu:.0f}",
+        f"{w.load:.2f}",
+        f"{w.recall:.3f}",
+        describe(w.before),
+        describe(w.after),
+    ]
+
+
+def report(run: Run, span: float, window: float) -> str:
+    threshold = f"{run.auto_threshold:,}" if run.auto_threshold else "the default, 50,000"
+    lines = [
+        f"N={run.items:,} items ingested through POST /items ({BATCH:,} raw vectors per "
+        f"request, one after another) in {run.ingest_s:.1f} s ({run.items / run.ingest_s:,.0f}"
+        f" items/s, a request's p99 {run.ingest_p99_ms:.0f} ms); COREL_INDEX_KIND=auto, "
+        f"HNSW from {threshold} items. From the moment the last batch was acknowledged: "
+        f"GET /neighbors of stored ids (k={K}) with wrk in {window:g} s windows, concurrency "
+        f"{' and '.join(map(str, CONNECTIONS))} in turn, for {span:g} s; after each window "
+        f"recall@{K} of {RECALL_PER_WINDOW} held-out query vectors (POST /neighbors) against "
+        "numpy exact search. The index columns are GET /items' `index` before and after.",
+        "",
+        *md_table(COLUMNS, [window_cells(w) for w in run.windows]),
+        "",
+        "Over the whole span (wrk's latency histograms merged):",
+        "",
+    ]
+    rows, spans = [], {}
+    for c in CONNECTIONS:
+        mine = [w for w in run.windows if w.connections == c]
+        merged = merge([w.histogram for w in mine])
+        requests = sum(merged.values())
+        spans[c] = (percentile_ms(merged, 50), percentile_ms(merged, 99), merged)
+        worst = max((w.p99_ms for w in mine), default=math.nan)
+        rows.append(
+            [
+                str(c),
+                f"{requests:,}",
+                f"{spans[c][0]:.1f}",
+                f"{spans[c][1]:.1f}",
+                f"{max(merged, default=0) / 1000:.0f}",
+                f"{worst:.1f}",
+                str(sum(w.errors for w in mine)),
+            ]
+        )
+    columns = ["connections", "requests", "p50 ms", "p99 ms", "max ms", "worst window's p99 ms"]
+    lines += md_table([*columns, "errors"], rows)
+    recall = float(np.mean([w.recall for w in run.windows])) if run.windows else math.nan
+    settled = (
+        f"the background work was done {run.settled_s:.0f} s after the end of ingest"
+        if run.settled_s is not None
+        else f"the background work was still going at the end of the span ({span:g} s)"
+    )
+    p99 = spans[1][1] if 1 in spans else math.nan
+    errors = sum(w.errors for w in run.windows)
+    lines += [
+        "",
+        f"{settled}; at the end: {describe(run.final)}.",
+        "",
+        f"- p99 of GET /neighbors from the end of ingest on, concurrency 1: {p99:.1f} ms "
+        f"(target <= {TARGET_P99_MS:g} ms): {verdict(p99 <= TARGET_P99_MS and errors == 0)}",
+        f"- recall@{K} over the span ({len(run.windows) * RECALL_PER_WINDOW} queries): "
+        f"{recall:.4f} (target >= {TARGET_RECALL}): {verdict(recall >= TARGET_RECALL)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def raw(run: Run) -> dict[str, Any]:
+    data = asdict(run)
+    for w in data["windows"]:
+        w.pop("histogram")
+    return data
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_info = Provenance.begin("benchmarks/index_switch.py", argv)
+    args = parse_args(argv)
+    out = output_path(args)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    say(f"index switch benchmark, N={args.items:,}: {run_info.command}")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    data = dataset(args.items, args.seed, args.bundle, args.cache)
+    with tempfile.TemporaryDirectory(prefix="index-switch-") as tmp:
+        run = measure(args, data, Path(tmp))
+    body = report(run, args.span, args.window)
+    extra = [args.note] if args.note else []
+    text = run_info.document(f"Latency while the index switches, {run.items:,} items", body, extra)
+    print(text, end="")
+    if out is not None:
+        written = run_info.write(out, text, raw(run))
+        say("wrote " + ", ".join(str(p) for p in written))
+
+
+if __name__ == "__main__":
+    main()
