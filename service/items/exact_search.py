@@ -42,7 +42,7 @@ def exact_among(
     elif len(in_main) * SCAN_ABOVE > len(storage):
         m_scores, m_seqs = _top_of_rows(queries, storage, view.main.row_seqs(), rows[live], k)
     else:
-        m_scores, m_seqs = _top(queries, in_main, np.take(storage, rows[live], axis=0), k)
+        m_scores, m_seqs = _top(queries, in_main, view.main.gather(rows[live]), k)
     d_scores, d_seqs = _top(queries, view.delta_seqs[keep], view.delta_vectors[keep], k)
     return _pad_to(np.hstack([m_scores, d_scores]), np.hstack([m_seqs, d_seqs]), k)
 

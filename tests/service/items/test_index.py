@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from corel.class_rule import l2_normalise
+from service.items import index as index_module
 from service.items.index import ItemIndex
 from service.items.snapshot import SnapshotError
 from service.items.types import IndexKind
@@ -166,3 +167,32 @@ def test_vectors_gives_back_the_unit_vectors_stored(kind: IndexKind, vectors: np
     np.testing.assert_allclose(
         index.vectors(np.array([5, 9])), l2_normalise(vectors[[4, 8]]), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_storage_rows_and_gather_read_the_vectors_faiss_holds(kind: IndexKind) -> None:
+    data = np.random.default_rng(3).normal(size=(300, 8)).astype(np.float32)
+    index = ItemIndex.build(8, kind, np.arange(10, 310), data)
+    index.remove(np.array([11]))  # a tombstone (HNSW) or a row gone (flat)
+
+    rows = index.rows(np.array([10, 11, 309, 5_000]))
+
+    assert rows[1] == rows[3] == -1  # removed, never stored
+    storage = index.storage()
+    assert storage is not None
+    np.testing.assert_allclose(storage[rows[[0, 2]]], l2_normalise(data[[0, 299]]), atol=1e-6)
+
+
+def test_a_large_gather_is_kept_until_the_index_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "GATHER_KEEP_MIN", 10)
+    data = np.random.default_rng(4).normal(size=(100, 8)).astype(np.float32)
+    index = ItemIndex.build(8, "flat", np.arange(1, 101), data)
+    rows = np.arange(0, 100, 2)
+
+    first = index.gather(rows)
+
+    assert index.gather(rows.copy()) is first  # the same rows: the kept copy
+    assert index.gather(rows[:5]) is not index.gather(rows[:5])  # too few to keep
+    np.testing.assert_allclose(first, l2_normalise(data[rows]), atol=1e-6)
+    index.add(np.array([101]), data[:1])
+    assert index.gather(rows) is not first
