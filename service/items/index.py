@@ -206,7 +206,7 @@ class ItemIndex:
         assert storage is not None
         if len(rows) < GATHER_KEEP_MIN:
             return np.take(storage, rows, axis=0)
-        key = hashlib.blake2b(memoryview(np.ascontiguousarray(rows)), digest_size=16).digest()
+        key = hashlib.blake2b(np.ascontiguousarray(rows).tobytes(), digest_size=16).digest()
         with self._gathered_lock:
             kept = self._gathered.get(key)
             if kept is not None:
