@@ -35,7 +35,7 @@ Key = tuple[str, str, str, Any]
 
 
 class _Posting:
-    """Ascending seqs: appended in place (new seqs are the largest), copied on removal."""
+    """Ascending seqs: extended in place (new seqs are the largest), copied on removal."""
 
     __slots__ = ("_buffer", "seqs")
 
@@ -43,12 +43,12 @@ class _Posting:
         self._buffer = np.empty(8, np.int64)
         self.seqs = self._buffer[:0]
 
-    def append(self, seq: int) -> None:
-        n = len(self.seqs)
-        if n == len(self._buffer):  # a new buffer: readers keep the old one
-            self._buffer = np.concatenate([self.seqs, np.empty(max(n, 8), np.int64)])
-        self._buffer[n] = seq
-        self.seqs = self._buffer[: n + 1]
+    def extend(self, seqs: list[int]) -> None:
+        n, more = len(self.seqs), len(seqs)
+        if n + more > len(self._buffer):  # a new buffer: readers keep the old one
+            self._buffer = np.concatenate([self.seqs, np.empty(max(n, more, 8), np.int64)])
+        self._buffer[n : n + more] = seqs
+        self.seqs = self._buffer[: n + more]
 
     def remove(self, seq: int) -> None:
         at = int(np.searchsorted(self.seqs, seq))
@@ -101,14 +101,21 @@ class FilterIndex:
 
     def add(self, items: Iterable[IndexedItem]) -> None:
         """Index items in ascending seq order, each seq above every one indexed before."""
+        # grouped by posting first, then one extend each: per item and posting, an append
+        # to a numpy buffer cost 1 us, 15 ms of a 1,024-item batch
+        grouped: dict[Key, list[int]] = {}
+        seqs: list[int] = []
         for item in items:
-            self._all.append(item.seq)
+            seqs.append(item.seq)
             self._models.add(item.model_id)
             for key in _keys(item):
-                posting = self._postings.get(key)
-                if posting is None:
-                    posting = self._postings[key] = _Posting()
-                posting.append(item.seq)
+                grouped.setdefault(key, []).append(item.seq)
+        self._all.extend(seqs)
+        for key, key_seqs in grouped.items():
+            posting = self._postings.get(key)
+            if posting is None:
+                posting = self._postings[key] = _Posting()
+            posting.extend(key_seqs)
 
     def remove(self, item: IndexedItem) -> None:
         self._all.remove(item.seq)

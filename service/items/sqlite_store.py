@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from service.errors import ConflictError, InsufficientStorageError, ServiceUnavailableError
 from service.items.types import (
@@ -77,6 +78,12 @@ def _row_to_item(row: sqlite3.Row) -> StoredItem:
     )
 
 
+def _json(value: Any) -> str:
+    # orjson: json.dumps of the stored inputs and metadata was a fifth of an insert's time.
+    # Compact, and NaN never reaches it (the API refuses non-finite metadata numbers)
+    return orjson.dumps(value).decode()
+
+
 def _indexed(row: Sequence[Any]) -> IndexedItem:
     return IndexedItem(int(row[0]), row[1], row[2], json.loads(row[3]), bool(row[4]))
 
@@ -94,8 +101,8 @@ def _insert(
         f" updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
         (
             item.id, model_id, int(vector.shape[0]), np.asarray(vector, dtype="<f4").tobytes(),
-            item.label, json.dumps(item.metadata or {}),
-            None if item.source is None else json.dumps(item.source), created, updated,
+            item.label, _json(item.metadata or {}),
+            None if item.source is None else _json(item.source), created, updated,
         ),
     ).fetchone()  # fmt: skip
     return row
@@ -224,8 +231,8 @@ class ItemStore:
                 [
                     (item.id, model_id, int(item.embedding.shape[0]),
                      np.asarray(item.embedding, dtype="<f4").tobytes(), item.label,
-                     json.dumps(item.metadata or {}),
-                     None if item.source is None else json.dumps(item.source), now, now)
+                     _json(item.metadata or {}),
+                     None if item.source is None else _json(item.source), now, now)
                     for item in items
                 ],
             )  # fmt: skip

@@ -155,7 +155,9 @@ class Reembedded(BaseModel):
 
 
 def item_public(item: StoredItem, model_id: str, with_vector: bool = False) -> ItemPublic:
-    return ItemPublic(
+    # Built without validation: every value is the store's own, of the declared type, and
+    # validating them took 18 ms of each 1,024-item POST /items (a bulk import's batch)
+    return ItemPublic.model_construct(
         id=item.id,
         label=item.label,
         metadata=item.metadata,
