@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 from pathlib import Path
 from typing import Any, cast, get_args
 
-from corel.files import fsync_dir
+from corel.files import atomic_write
 from service.items.types import IndexKind
 
 __all__ = [
@@ -60,26 +59,7 @@ def write_snapshot(
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
     ).encode()
-    _atomic_write(path, [_MAGIC + struct.pack("<I", len(header)) + header, payload])
-
-
-def _atomic_write(path: Path, parts: list[bytes | memoryview]) -> None:
-    """corel.files.atomic_write of the parts one after another, without joining them: a
-    snapshot's payload is the whole index (hundreds of MB at 1M items), copied under the
-    GIL when concatenated."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("wb") as f:
-            for part in parts:
-                f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not leave half a file behind
-        raise
-    fsync_dir(path.parent)
+    atomic_write(path, [_MAGIC + struct.pack("<I", len(header)) + header, payload])
 
 
 def _header_size(path: Path, prefix: bytes) -> int:
