@@ -8,7 +8,8 @@ to a watermark); tests/service/items/test_embedded.py runs the same over real SQ
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,26 @@ def test_deletes_hide_items_in_main_and_in_the_delta(tmp_path: Path) -> None:
     index.close()
 
 
+def test_a_view_a_search_holds_does_not_change_under_later_writes(tmp_path: Path) -> None:
+    store = Store()
+    index = open_index(tmp_path, store)
+    data = vectors(3_000)
+    write(index, store, np.arange(1, 1_001), data[:1_000])
+    held = index.view  # what a search in flight reads
+    before = held.delta_vectors.copy()
+
+    write(index, store, np.arange(1_001, 3_001), data[1_000:])  # appends past it, then grows
+    index.remove(np.array([10, 2_000]))
+    write(index, store, np.array([3_001]), vectors(1, seed=5))
+
+    assert held.delta_seqs.tolist() == list(range(1, 1_001))
+    np.testing.assert_array_equal(held.delta_vectors, before)
+    assert index.status().delta == 2_999
+    _, found = index.search(data[[0, 1_500, 2_999]], 1)
+    assert found[:, 0].tolist() == [1, 1_501, 3_000]
+    index.close()
+
+
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_a_stored_item_is_found_by_its_own_vector_whatever_the_kind(
     tmp_path: Path, kind: str
@@ -174,40 +195,69 @@ def test_writes_made_while_a_rebuild_runs_are_kept(
     index.close()
 
 
-@pytest.mark.parametrize("job", ["rebuild", "merge"])
-def test_a_long_job_publishes_what_it_has_built_and_searches_stay_exact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job: str
+def wait_for(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not check():
+        assert time.monotonic() < deadline, "the background job did not finish"
+        time.sleep(0.01)
+
+
+def test_the_switch_to_hnsw_after_a_bulk_load_publishes_what_it_has_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(merge_worker, "BUILD_CHUNK", 100)
     monkeypatch.setattr(merge_worker, "PUBLISH_EVERY", 0.0)
+    monkeypatch.setattr(merge_worker, "PUBLISH_MIN_SAVING", 50)
     store = Store()
-    index = open_index(tmp_path, store)  # flat: every answer can be checked exactly
+    index = open_index(tmp_path, store, setting="auto", auto_threshold=500)
     data = vectors(700)
     write(index, store, np.arange(1, 201), data[:200])
-    index.flush()  # main: 1..200
-    write(index, store, np.arange(201, 601), data[200:600])  # the delta: 201..600
-    gate = Gate(monkeypatch, after=2)  # inside its third chunk: two published
-    flush = threading.Thread(target=index.flush, args=((job, "flat"),))
-    flush.start()
+    index.flush()  # an exact main of 200
+    gate = Gate(monkeypatch, after=2)  # inside its third chunk: two steps published
+    write(index, store, np.arange(201, 601), data[200:600])  # 600 wants hnsw: it starts
     assert gate.inside.wait(10)
 
     status = index.status()
-    covered = 200 if job == "rebuild" else 400  # a merge starts from a copy of main
-    assert (status.main, status.delta, status.size) == (covered, 600 - covered, 600)
+    assert (status.kind, status.main, status.delta, status.size) == ("hnsw", 200, 400, 600)
     write(index, store, np.arange(601, 701), data[600:])  # after its watermark
     index.remove(np.array([3, 450]))  # in what it has published, in what it has not
     del store.rows[3], store.rows[450]
-    queries = vectors(5, seed=3)
-    for query in queries:
-        assert index.search(query[None], 10)[1][0].tolist() == exact_top(store, query, 10)
-    assert not store.reading.is_set()  # a flat main is read from memory, not the store
+    own = np.array([1, 150, 300, 599, 650, 700])
+    assert (index.search(data[own - 1], 1)[1][:, 0] == own).all()
+    assert not set(index.search(data[[2, 449]], 10)[1].ravel()) & {3, 450}
+    gate.release()
+
+    wait_for(lambda: index.status().job is None and index.status().main == 598)
+    status = index.status()
+    assert (status.kind, status.delta, status.removed) == ("hnsw", 100, 2)
+    assert (index.search(data[own - 1], 1)[1][:, 0] == own).all()
+    index.close()
+
+
+def test_a_rebuild_of_a_main_that_serves_keeps_it_until_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(merge_worker, "BUILD_CHUNK", 100)
+    monkeypatch.setattr(merge_worker, "PUBLISH_EVERY", 0.0)
+    monkeypatch.setattr(merge_worker, "PUBLISH_MIN_SAVING", 50)
+    store = Store()
+    index = open_index(tmp_path, store, setting="hnsw")
+    data = vectors(450)
+    write(index, store, np.arange(1, 401), data[:400])
+    index.flush()
+    write(index, store, np.arange(401, 451), data[400:])
+    gate = Gate(monkeypatch, after=2)
+    flush = threading.Thread(target=index.flush, args=(("rebuild", "hnsw"),))
+    flush.start()
+    assert gate.inside.wait(10)
+
+    status = index.status()  # a step would put 350 vectors back in the delta
+    assert (status.main, status.delta, status.job is not None) == (400, 50, True)
     gate.release()
     flush.join(10)
 
     status = index.status()
-    assert (status.main, status.delta, status.removed, status.job) == (598, 100, 2, None)
-    for query in queries:
-        assert index.search(query[None], 10)[1][0].tolist() == exact_top(store, query, 10)
+    assert (status.main, status.delta, status.job) == (450, 0, None)
     index.close()
 
 
