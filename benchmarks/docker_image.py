@@ -8,19 +8,28 @@ prints the seconds from the command until /readyz answered 200 and until Docker 
 container healthy (its healthcheck runs every 5 s). The image's layers are read with
 `docker history` before the project is removed.
 
+With --gpu it then builds the GPU variant (`--build-arg VARIANT=gpu`: onnxruntime-gpu,
+faiss-gpu-cu12 and NVIDIA's CUDA wheels), records its size and layers, and starts it on this
+machine, which has no GPU: the image must serve there too, on onnxruntime's CPU provider
+(what `GET /readyz` reports), as a GPU image scheduled on a CPU node would.
+
 Writes benchmarks/results/docker_image.md, headed by where it came from (commit, machine,
 load, the command). Needs Docker with `docker compose` and Debian's dataset-fashion-mnist.
 
     python benchmarks/docker_image.py           # a few minutes; the first build far longer
+    python benchmarks/docker_image.py --gpu     # and the GPU image (about 4 GB of wheels)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +75,89 @@ def parse(output: str) -> Smoke:
     return smoke
 
 
+@dataclass
+class GpuImage:
+    """The GPU variant: built, sized and started without a GPU."""
+
+    image: str
+    build_s: float
+    size_mb: int
+    layers: list[tuple[str, str]]
+    ready_s: float | None  # start to /readyz 200; None: it never answered
+    ready: dict[str, object]  # GET /readyz's body
+
+
+GPU_IMAGE, GPU_PORT = "corel-embed:gpu", 18431
+
+
+def build_gpu_image() -> GpuImage:
+    """Build the GPU variant, then run it here (no GPU) until /readyz answers 200."""
+    say(f"building {GPU_IMAGE} (docker build --build-arg VARIANT=gpu .)")
+    started = time.perf_counter()
+    subprocess.run(
+        ["docker", "build", "-t", GPU_IMAGE, "--build-arg", "VARIANT=gpu", "."],
+        cwd=REPO,
+        check=True,
+    )
+    build_s = time.perf_counter() - started
+    size = int(_run(["docker", "image", "inspect", "-f", "{{.Size}}", GPU_IMAGE]))
+    name = "corel-gpu-image-check"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    say(f"starting {GPU_IMAGE} on this machine (no GPU), port {GPU_PORT}")
+    started = time.perf_counter()
+    subprocess.run(
+        ["docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{GPU_PORT}:8000", GPU_IMAGE],
+        check=True,
+        capture_output=True,
+    )
+    ready_s, ready = None, {}
+    try:
+        while time.perf_counter() - started < 120:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{GPU_PORT}/readyz", timeout=2) as r:
+                    ready = json.loads(r.read())
+                    ready_s = time.perf_counter() - started
+                    break
+            except OSError:
+                time.sleep(0.5)
+    finally:
+        sys.stderr.write(_run(["docker", "logs", "--tail", "20", name]) + "\n")
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    return GpuImage(GPU_IMAGE, build_s, size // 1_000_000, _layers(GPU_IMAGE), ready_s, ready)
+
+
+def gpu_report(gpu: GpuImage) -> str:
+    started = "never answered" if gpu.ready_s is None else f"{gpu.ready_s:.1f} s"
+    rows = [
+        ["GPU image", f"`{gpu.image}`: {gpu.size_mb:,} MB"],
+        [
+            "`docker build --build-arg VARIANT=gpu .` (the builder's cache as it was)",
+            f"{gpu.build_s:.1f} s",
+        ],
+        ["`docker run` on this machine (no GPU) to `/readyz` 200", started],
+        ["`GET /readyz` there", f"`{json.dumps(gpu.ready)}`" if gpu.ready else "-"],
+    ]
+    return "\n".join(
+        [
+            "## GPU image",
+            "",
+            *md_table(["", "measured"], rows),
+            "",
+            *md_table(["layer size", "created by"], gpu.layers),
+        ]
+    )
+
+
+def _layers(image: str) -> list[tuple[str, str]]:
+    layers = []
+    history = _run(["docker", "history", "--format", "{{.Size}}\t{{.CreatedBy}}", image])
+    for line in history.splitlines():
+        size, _, created = line.partition("\t")
+        if size not in ("0B", ""):
+            layers.append((size, f"`{created[:120].replace('|', '/')}`"))
+    return layers
+
+
 def report(smoke: Smoke, versions: str, layers: list[tuple[str, str]]) -> str:
     """The results file's body."""
     rows = [
@@ -102,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out", type=Path, default=RESULTS / "docker_image.md", help="markdown file to write"
     )
+    parser.add_argument(
+        "--gpu", action="store_true", help="then build the GPU image and start it here"
+    )
     args = parser.parse_args(argv)
     say(f"running {' '.join(SMOKE)} (COREL_SMOKE_KEEP=1: the image's layers are read after)")
     done = subprocess.run(
@@ -114,13 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     sys.stderr.write(done.stdout)
     smoke = parse(done.stdout)
-    layers: list[tuple[str, str]] = []
-    if smoke.image:
-        history = _run(["docker", "history", "--format", "{{.Size}}\t{{.CreatedBy}}", smoke.image])
-        for line in history.splitlines():
-            size, _, created = line.partition("\t")
-            if size not in ("0B", ""):
-                layers.append((size, f"`{created[:120].replace('|', '/')}`"))
+    layers = _layers(smoke.image) if smoke.image else []
     project = os.environ.get("COREL_SMOKE_PROJECT", "corel-smoke")  # the smoke test's own
     subprocess.run(
         ["docker", "compose", "-p", project, "-f", "docker-compose.yml", "down", "-v"],
@@ -133,7 +222,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     if done.returncode != 0:  # nothing written: a failed run's figures are not results
         raise SystemExit(f"the smoke test failed ({done.returncode}); its output is above")
-    text = provenance.document("Docker image and compose start-up", report(smoke, versions, layers))
+    body = report(smoke, versions, layers)
+    if args.gpu:
+        gpu = build_gpu_image()
+        body += "\n\n" + gpu_report(gpu)
+        if gpu.ready_s is None:
+            sys.stderr.write(body + "\n")
+            raise SystemExit(f"{gpu.image} did not answer /readyz 200 on this machine")
+    text = provenance.document("Docker image and compose start-up", body)
     print(text, end="")
     provenance.write(args.out, text)
 

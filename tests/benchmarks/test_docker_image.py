@@ -1,7 +1,7 @@
 """The Docker benchmark's reading of the smoke test's output, from a made-up transcript (the
 run itself needs a Docker daemon and builds the image: minutes)."""
 
-from benchmarks.docker_image import parse, report
+from benchmarks.docker_image import GpuImage, gpu_report, parse, report
 
 TRANSCRIPT = """
 [smoke   0s] build (docker compose build corel)
@@ -37,3 +37,21 @@ def test_a_smoke_test_that_stopped_early_has_no_total() -> None:
     smoke = parse("built corel-embed:cpu in 3.0 s: 700 MB\n[smoke] FAIL: no corel container\n")
     assert smoke.total_s is None and smoke.starts == {}
     assert "| the whole smoke test | - |" in report(smoke, "?", [])
+
+
+def test_the_gpu_image_gets_its_own_table_with_what_it_answered_without_a_gpu() -> None:
+    gpu = GpuImage(
+        "corel-embed:gpu",
+        412.0,
+        3_950,
+        [("3.5GB", "`COPY dir:venv`")],
+        ready_s=21.4,
+        ready={"status": "ready", "provider": "CPUExecutionProvider"},
+    )
+    text = gpu_report(gpu)
+    assert "| GPU image | `corel-embed:gpu`: 3,950 MB |" in text
+    assert "| `docker run` on this machine (no GPU) to `/readyz` 200 | 21.4 s |" in text
+    assert '"provider": "CPUExecutionProvider"' in text
+    assert "| 3.5GB | `COPY dir:venv` |" in text
+    never = gpu_report(GpuImage("corel-embed:gpu", 1.0, 1, [], ready_s=None, ready={}))
+    assert "| `docker run` on this machine (no GPU) to `/readyz` 200 | never answered |" in never
