@@ -9,7 +9,9 @@ it gives at most k unsorted hits.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+import faiss
 import numpy as np
 
 from corel.class_rule import l2_normalise
@@ -21,6 +23,8 @@ __all__ = ["OVER_FETCH", "exact_among", "exact_delta", "over_fetch", "sorted_uni
 # for np.take of 100k rows, 14 ms to score all 1M): above a third of main, score it all
 SCAN_ABOVE = 3
 OVER_FETCH = 2  # wider filters on approximate indexes: fetch k / share times this, filter
+
+_faiss: Any = faiss  # its bundled type stubs lag its SWIG functions
 
 
 def exact_among(
@@ -92,13 +96,18 @@ def exact_delta(
 
 def _top(
     queries: np.ndarray, seqs: np.ndarray, vectors: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:  # (Q, <=k), unsorted
+) -> tuple[np.ndarray, np.ndarray]:  # (Q, <=k), sorted
+    """The exact top k by FAISS's brute-force kernel: SIMD dot products into a heap, outside
+    the GIL, where numpy's matrix product and argpartition write and scan a score per
+    vector. Measured on one query with 2 busy cores: 1.2 ms against 4.4 ms at 50k vectors,
+    4.2 ms against 11.3 ms at 150k (the delta after a bulk load), 3.7-3.9 ms against
+    6.6-7.5 ms at 100k (a 10 % label's vectors at 1M items)."""
     if len(seqs) == 0:
         return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-    scores = l2_normalise(queries) @ vectors.T  # (Q, n)
-    top = min(k, len(seqs))
-    part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
-    return np.take_along_axis(scores, part, 1), seqs[part]
+    unit = np.ascontiguousarray(l2_normalise(queries), np.float32)
+    rows = np.ascontiguousarray(vectors, np.float32)
+    scores, at = _faiss.knn(unit, rows, min(k, len(seqs)), faiss.METRIC_INNER_PRODUCT)
+    return np.asarray(scores, np.float32), seqs[at]
 
 
 def _top_of_rows(
