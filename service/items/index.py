@@ -23,6 +23,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 BUILD_CHUNK = 20_000  # vectors added per step of a build, for progress and cancellation
-GATHER_KEEP_MIN = 20_000  # gathers of at least this many rows are kept (gather())
+GATHER_KEEP_MIN = 20_000  # gathers of at least this many rows are kept (gathered())
+# one thread makes the kept gathers of every index, off the request path
+_GATHERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="item-gather")
 
 # faiss's bundled type stubs lag its SWIG classes, hence the Any for its objects.
 _faiss: Any = faiss
@@ -72,8 +75,10 @@ class ItemIndex:
         self._tombstones: set[int] = set()
         self._rows: np.ndarray | None = None  # seq -> row of storage(), built when first asked
         self._row_seqs: np.ndarray | None = None  # row of storage() -> seq, likewise
-        self._gathered: OrderedDict[bytes, np.ndarray] = OrderedDict()  # see gather()
+        self._gathered: OrderedDict[bytes, np.ndarray] = OrderedDict()  # see gathered()
+        self._gathering: set[bytes] = set()  # keys a background gather is making
         self._gathered_lock = threading.Lock()
+        self._changes = 0  # adds and removes so far: a gather begun before one is stale
         if raw is None and kind == "ivf":  # an empty IVF index has nothing to train on yet
             raw = _new_ivf(dim, 1, np.zeros((0, dim), np.float32))
         self._index = self._place(raw if raw is not None else _new_cpu_index(kind, dim))
@@ -193,14 +198,17 @@ class ItemIndex:
         flat = faiss.rev_swig_ptr(inner.get_xb(), self.ntotal * self.dim)
         return np.asarray(flat).reshape(self.ntotal, self.dim)
 
-    def gather(self, rows: np.ndarray) -> np.ndarray:  # (n, dim): storage's rows, in order
-        """`np.take(storage(), rows)`, kept for the next call with the same rows when they are
-        many (a wide filter asked again), the least recently used dropped past one copy of
-        main in all.
+    def gathered(self, rows: np.ndarray) -> np.ndarray | None:  # (n, dim): storage's rows
+        """`np.take(storage(), rows)`, or None when the rows are many and no copy of them is
+        kept yet: then one is made in the background (one thread for every index) for the
+        next call with the same rows (a wide filter asked again), and the caller scores the
+        rows in place. Kept copies are dropped least recently used past one copy of main.
 
-        At 1M items, np.take of a 10 % label's 100k rows from FAISS's memory took 16 ms;
-        scoring the kept copy takes about 1.5 ms. A kept copy serves until main is
-        replaced (a merge or rebuild) or the filter's rows change (a delete among them).
+        At 1M items, scoring the kept copy of a 10 % label's 100k rows takes about 4 ms.
+        Gathering them took 16 ms in one process, but 140-390 ms as the first query of
+        each label through the server here (np.take writing 51 MB of fresh memory): on the
+        request path, that made a cold filter's p99 131 ms. A kept copy serves until main
+        is replaced (a merge or rebuild) or the filter's rows change (a delete among them).
         """
         storage = self.storage()
         assert storage is not None
@@ -212,12 +220,25 @@ class ItemIndex:
             if kept is not None:
                 self._gathered.move_to_end(key)
                 return kept
-        kept = np.take(storage, rows, axis=0)
+            if key not in self._gathering:
+                self._gathering.add(key)
+                _GATHERS.submit(self._keep_gathered, key, rows.copy(), self._changes)
+        return None
+
+    def _keep_gathered(self, key: bytes, rows: np.ndarray, changes: int) -> None:
+        storage = self.storage()
+        kept = None if storage is None or changes != self._changes else np.take(storage, rows, 0)
         with self._gathered_lock:
+            self._gathering.discard(key)
+            if kept is None or changes != self._changes:  # changed meanwhile: rows stale
+                return
             self._gathered[key] = kept
             while sum(len(v) for v in self._gathered.values()) > self.ntotal:
                 self._gathered.popitem(last=False)
-        return kept
+
+    def wait_for_gathers(self) -> None:
+        """Until the background gathers asked so far are kept (tests, benchmarks)."""
+        _GATHERS.submit(lambda: None).result()
 
     def row_seqs(self) -> np.ndarray:  # (ntotal,) int64: each row's seq, tombstones too
         if self._row_seqs is None:
@@ -250,15 +271,19 @@ class ItemIndex:
         if vectors.shape[1] != self.dim:
             raise ValueError(f"vectors have dimension {vectors.shape[1]}, index has {self.dim}")
         self._index.add_with_ids(vectors, np.ascontiguousarray(seqs, dtype=np.int64))
-        self._rows = self._row_seqs = None
-        self._gathered.clear()
+        self._forget_rows()
+
+    def _forget_rows(self) -> None:
+        with self._gathered_lock:
+            self._rows = self._row_seqs = None
+            self._gathered.clear()
+            self._changes += 1
 
     def remove(self, seqs: np.ndarray) -> None:
         seqs = np.ascontiguousarray(seqs, dtype=np.int64)
         if len(seqs) == 0:
             return
-        self._rows = self._row_seqs = None
-        self._gathered.clear()
+        self._forget_rows()
         if self.kind == "flat" and not self.on_gpu:
             self._index.remove_ids(faiss.IDSelectorBatch(seqs))
         elif self.kind == "ivf":  # its id hashtable removes only by an explicit array

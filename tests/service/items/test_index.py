@@ -183,16 +183,21 @@ def test_storage_rows_and_gather_read_the_vectors_faiss_holds(kind: IndexKind) -
     np.testing.assert_allclose(storage[rows[[0, 2]]], l2_normalise(data[[0, 299]]), atol=1e-6)
 
 
-def test_a_large_gather_is_kept_until_the_index_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_gather_is_made_in_the_background_and_kept_until_the_index_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(index_module, "GATHER_KEEP_MIN", 10)
     data = np.random.default_rng(4).normal(size=(100, 8)).astype(np.float32)
     index = ItemIndex.build(8, "flat", np.arange(1, 101), data)
     rows = np.arange(0, 100, 2)
 
-    first = index.gather(rows)
+    assert index.gathered(rows) is None  # not kept yet: the caller scores in place
+    index.wait_for_gathers()
+    first = index.gathered(rows.copy())
 
-    assert index.gather(rows.copy()) is first  # the same rows: the kept copy
-    assert index.gather(rows[:5]) is not index.gather(rows[:5])  # too few to keep
+    assert first is not None and index.gathered(rows) is first  # the same rows: kept
     np.testing.assert_allclose(first, l2_normalise(data[rows]), atol=1e-6)
+    small = index.gathered(rows[:5])
+    assert small is not None and small is not index.gathered(rows[:5])  # too few to keep
     index.add(np.array([101]), data[:1])
-    assert index.gather(rows) is not first
+    assert index.gathered(rows) is None  # the rows may have moved: made again

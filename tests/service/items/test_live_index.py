@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from corel.class_rule import l2_normalise
-from service.items import live_index, merge_worker
+from service.items import exact_search, live_index, merge_worker
+from service.items import index as index_module
 from service.items.index import ItemIndex
 from service.items.live_index import LiveIndex
 
@@ -345,6 +346,17 @@ def test_a_filtered_search_finds_the_top_k_among_the_allowed(
     assert recall == 1.0 if share < 0.05 or kind == "flat" else recall >= 0.9
 
 
+def test_a_filter_is_answered_exactly_before_and_after_a_copy_of_its_rows_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "GATHER_KEEP_MIN", 50)  # kept in the background
+    monkeypatch.setattr(exact_search, "GATHER_CHUNK", 64)  # meanwhile, gathered in chunks
+    allowed = np.arange(1, 3_001, 5)  # 600 of 3,000: exact, and below a third of main
+    cold = filtered_recall(tmp_path / "cold", "hnsw", allowed)
+    warm = filtered_recall(tmp_path / "warm", "hnsw", allowed, twice=True)
+    assert cold == warm == 1.0
+
+
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 def test_a_wide_filter_on_an_approximate_index_over_fetches_and_keeps_its_recall(
     tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
@@ -353,9 +365,10 @@ def test_a_wide_filter_on_an_approximate_index_over_fetches_and_keeps_its_recall
     assert filtered_recall(tmp_path, kind, allowed=np.arange(1, 3_001, 4)) >= 0.95
 
 
-def filtered_recall(tmp_path: Path, kind: str, allowed: np.ndarray) -> float:
+def filtered_recall(tmp_path: Path, kind: str, allowed: np.ndarray, twice: bool = False) -> float:
     """recall@10 of 20 queries filtered to `allowed` over 3,000 items, against numpy; also
-    checks that nothing outside `allowed` is returned."""
+    checks that nothing outside `allowed` is returned. `twice`: the answers of a second
+    search, once the first has had its rows kept."""
     store = Store()
     index = open_index(tmp_path, store, setting=kind)
     data = vectors(3_000)
@@ -364,6 +377,9 @@ def filtered_recall(tmp_path: Path, kind: str, allowed: np.ndarray) -> float:
     queries = vectors(20, seed=9)
 
     _, found = index.search(queries, 10, allowed)
+    if twice:
+        index.view.main.wait_for_gathers()
+        _, found = index.search(queries, 10, allowed)
     index.close()
 
     allowed_store = Store()
