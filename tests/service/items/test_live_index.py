@@ -203,12 +203,18 @@ def wait_for(check: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
-def test_the_switch_to_hnsw_after_a_bulk_load_publishes_what_it_has_built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs in chunks of 100 vectors, each publishable at once if it spares 50 exact scores."""
     monkeypatch.setattr(merge_worker, "BUILD_CHUNK", 100)
     monkeypatch.setattr(merge_worker, "PUBLISH_EVERY", 0.0)
     monkeypatch.setattr(merge_worker, "PUBLISH_MIN_SAVING", 50)
+
+
+@pytest.mark.usefixtures("small_steps")
+def test_the_switch_to_hnsw_after_a_bulk_load_publishes_what_it_has_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = Store()
     index = open_index(tmp_path, store, setting="auto", auto_threshold=500)
     data = vectors(700)
@@ -235,12 +241,10 @@ def test_the_switch_to_hnsw_after_a_bulk_load_publishes_what_it_has_built(
     index.close()
 
 
+@pytest.mark.usefixtures("small_steps")
 def test_a_rebuild_of_a_main_that_serves_keeps_it_until_the_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(merge_worker, "BUILD_CHUNK", 100)
-    monkeypatch.setattr(merge_worker, "PUBLISH_EVERY", 0.0)
-    monkeypatch.setattr(merge_worker, "PUBLISH_MIN_SAVING", 50)
     store = Store()
     index = open_index(tmp_path, store, setting="hnsw")
     data = vectors(450)
