@@ -205,7 +205,7 @@ class ItemIndex:
         rows in place. Kept copies are dropped least recently used past one copy of main.
 
         At 1M items, scoring the kept copy of a 10 % label's 100k rows takes about 4 ms.
-        Gathering them took 16 ms in one process, but 140-390 ms as the first query of
+        Gathering them took 16 ms in one process, but 100-180 ms as the first query of
         each label through the server here (np.take writing 51 MB of fresh memory): on the
         request path, that made a cold filter's p99 131 ms. A kept copy serves until main
         is replaced (a merge or rebuild) or the filter's rows change (a delete among them).
