@@ -18,7 +18,7 @@ clusters) and the same on the raw embeddings.
 Runs are cached one JSON each, and the results file is rewritten after every run, so a
 killed table continues where it stopped, and a partial one says what is missing.
 
-    python benchmarks/text_table.py            # the full table (~50 min on 2 shared cores)
+    python benchmarks/text_table.py            # the full table (about an hour on 2 shared cores)
     python benchmarks/text_table.py --quick    # smoke run: 2,000 items, 1 epoch, not saved
 """
 
