@@ -47,9 +47,10 @@ def exact_among(
     elif len(in_main) * SCAN_ABOVE > len(storage):
         m_scores, m_seqs = _top_of_rows(queries, storage, view.main.row_seqs(), rows[live], k)
     else:
-        gathered = view.main.gathered(rows[live])
+        main_rows = rows[live]
+        gathered = view.main.gathered(main_rows)
         if gathered is None:  # no copy of these rows kept yet: one is being made
-            m_scores, m_seqs = _top_in_chunks(queries, storage, rows[live], in_main, k)
+            m_scores, m_seqs = _top_in_chunks(queries, storage, main_rows, in_main, k)
         else:
             m_scores, m_seqs = _top(queries, in_main, gathered, k)
     d_scores, d_seqs = _top(queries, view.delta_seqs[keep], view.delta_vectors[keep], k)
