@@ -1,6 +1,7 @@
-"""ASGI middleware: request metrics by route template; the request body's size limit and read
-timeout; and admission, which refuses a POST with 429 while the inference queue is full,
-before its body is read (reading and parsing a large body only to refuse it cost 200-350 ms
+"""ASGI middleware: request metrics by route template and the arrivals the micro-batcher
+waits for (service/inference/arrivals.py); the request body's size limit and read timeout;
+and admission, which refuses a POST with 429 while the inference queue is full, before its
+body is read (reading and parsing a large body only to refuse it cost 200-350 ms
 of a loaded server's time per rejection)."""
 
 from __future__ import annotations
@@ -14,38 +15,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.api.errors import error_response
+from service.inference.arrivals import Arrivals
 from service.inference.batcher import MicroBatcher
 
 
-class InFlight:
-    """How many requests whose body has arrived the app is handling now: those that may
-    still put work on the inference queue (the batcher asks, see batcher.py). A client that
-    is still uploading is not counted: the batcher must not wait for it."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> int:
-        return self.count
-
-
 class RequestMetrics:
-    def __init__(self, app: ASGIApp, in_flight: InFlight | None = None) -> None:
-        self.app, self.in_flight = app, in_flight or InFlight()
+    def __init__(self, app: ASGIApp, arrivals: Arrivals | None = None) -> None:
+        self.app, self.arrivals = app, arrivals or Arrivals()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status, counted = time.perf_counter(), 500, False
+        started, status = time.perf_counter(), 500
         metrics.IN_FLIGHT.inc()
+        self.arrivals.begin()
 
         async def receive_and_count() -> Message:
-            nonlocal counted
             message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body") and not counted:
-                counted = True
-                self.in_flight.count += 1
+            if message["type"] == "http.request" and not message.get("more_body"):
+                self.arrivals.arrived()
             return message
 
         async def send_and_record(message: Message) -> None:
@@ -57,8 +46,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive_and_count, send_and_record)
         finally:
-            if counted:
-                self.in_flight.count -= 1
+            self.arrivals.ended()
             metrics.IN_FLIGHT.dec()
             route = scope.get("route")
             # the template as OpenAPI spells it (/items/{item_id}, no convertor), never the
@@ -86,12 +74,15 @@ class RequestBody:
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await error_response(413, "payload_too_large", message)(scope, receive, send)
             return
-        received = 0
+        received, complete = 0, False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, complete
+            if complete:  # the body is in: what follows is the disconnect, with no deadline
+                return await receive()
             try:
-                incoming = await asyncio.wait_for(receive(), self.timeout)
+                async with asyncio.timeout(self.timeout):  # a timer, not a task as wait_for's
+                    incoming = await receive()
             except TimeoutError:
                 raise HTTPException(
                     408, f"the request body stalled: nothing arrived for {self.timeout:g} s"
@@ -101,6 +92,7 @@ class RequestBody:
                 # FastAPI re-raises HTTPException from body parsing as it is: the error
                 # handler turns it into the usual JSON shape
                 raise HTTPException(413, message)
+            complete = incoming["type"] != "http.request" or not incoming.get("more_body")
             return incoming
 
         await self.app(scope, counting_receive, send)

@@ -1,10 +1,10 @@
 """Micro-batching: concurrent requests are coalesced into one onnxruntime run.
 
 Each request puts its items on a bounded queue as jobs of at most `max_batch_size` items
-(a future each). One worker takes the first job, waits `max_wait_ms` for company (only
-while other requests are still on their way: the app tells it how many are in flight),
-adds whole jobs while the batch stays within `max_batch_size`, runs the model in a thread
-and resolves the futures. A job whose client went away (its future was cancelled) or that
+(a future each). One worker takes the first job, waits for company while other requests
+are still on their way to the queue (arrivals.py), at most `max_wait_ms`, adds whole jobs
+while the batch stays within `max_batch_size`, runs the model in a thread and resolves the
+futures. A job whose client went away (its future was cancelled) or that
 waited longer than `queue_timeout_ms` is dropped, not computed. With batching off, each
 job runs on its own through the same single inference thread.
 
@@ -28,6 +28,7 @@ import numpy as np
 from corel.text import trim_padding
 from service import metrics
 from service.errors import ServiceUnavailableError, TooManyRequestsError
+from service.inference.arrivals import Arrivals
 
 
 @dataclass
@@ -48,11 +49,11 @@ class MicroBatcher:
         max_wait_ms: float = 2.0,
         queue_size: int = 2048,
         queue_timeout_ms: float = 5000,
-        in_flight: Callable[[], int] | None = None,
+        arrivals: Arrivals | None = None,
         pad_id: int | None = None,
         run_full: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
-        self._run, self.batching, self._in_flight = run, batching, in_flight
+        self._run, self.batching, self._arrivals = run, batching, arrivals
         # what a batch with a `full` job runs instead: its rows are `run`'s and more columns
         # (the encoder's features, the open set's scores), which only /classify and
         # POST /classes read; a batch of /embed jobs alone skips them
@@ -103,6 +104,8 @@ class MicroBatcher:
             raise self._closing_error()
         if self.full:
             raise self.refusal()
+        if self._arrivals is not None:
+            self._arrivals.queued()
         chunks = [
             self._join([items[i : i + self.max_batch_size]])
             for i in range(0, len(items), self.max_batch_size)
@@ -183,7 +186,7 @@ class MicroBatcher:
     async def _run_batch(self, jobs: list[_Job]) -> None:
         """Fill `jobs` (it holds the first) up to a batch, run it, resolve the futures."""
         if self.max_wait and self._company_expected(jobs[0]):
-            await asyncio.sleep(self.max_wait)  # let concurrent requests join
+            await self._wait_for_company()
         count = len(jobs[0].items)
         while self._pending and count + len(self._pending[0].items) <= self.max_batch_size:
             job = self._pending.popleft()
@@ -208,12 +211,21 @@ class MicroBatcher:
 
     def _company_expected(self, first: _Job) -> bool:
         """Is waiting for more work worth it? Not when the batch is full already, nor when
-        every request in the server has already queued its items (a lone client would
-        otherwise pay max_wait on every call for nothing)."""
+        no request is on its way to the queue (a lone client would otherwise pay max_wait
+        on every call for nothing). Without `arrivals` (the batcher alone), always."""
         waiting = sum(len(job.items) for job in self._pending)
         if waiting + len(first.items) >= self.max_batch_size:
             return False
-        return self._in_flight is None or self._in_flight() > 1 + len(self._pending)
+        return self._arrivals is None or self._arrivals() > 0
+
+    async def _wait_for_company(self) -> None:
+        """Until the requests on their way have queued their work, at most max_wait."""
+        if self._arrivals is None:
+            await asyncio.sleep(self.max_wait)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait):
+                await self._arrivals.settled()
 
     @staticmethod
     def _fail(jobs: list[_Job], exc: BaseException) -> None:

@@ -8,13 +8,7 @@ import numpy as np
 
 from corel.class_rule import l2_normalise
 from service import metrics
-from service.api.deps import (
-    BundleDep,
-    ClassIndexDep,
-    EmbedderDep,
-    SettingsDep,
-    check_input_count,
-)
+from service.api.deps import InferenceDep, check_input_count
 from service.api.json_route import json_router
 from service.api.schemas.errors import errors
 from service.api.schemas.inference import (
@@ -30,12 +24,10 @@ router = json_router("inference")
 
 
 @router.post("/embed", responses=errors(408, 413, 415, 422, 429, 503))
-async def embed(
-    body: EmbedRequest, embedder: EmbedderDep, bundle: BundleDep, settings: SettingsDep
-) -> EmbedResponse:
+async def embed(body: EmbedRequest, run: InferenceDep) -> EmbedResponse:
     """Embeddings of the inputs: L2-normalised by default, the raw last layer on request."""
-    check_input_count(len(body.inputs), settings)
-    embedded = await embedder.embed_inputs(body.inputs, truncate=body.truncate)
+    check_input_count(len(body.inputs), run.settings)
+    embedded = await run.embedder.embed_inputs(body.inputs, truncate=body.truncate)
     h = embedded.vectors
     out = l2_normalise(h) if body.normalize else h
     embeddings: list[list[float]] | list[str]
@@ -46,7 +38,7 @@ async def embed(
         # six decimals in float64: rounding float32 then widening would print 0.17157100141...
         embeddings = np.round(out.astype(np.float64), 6).tolist()
     return EmbedResponse(
-        model=bundle.manifest.name,
+        model=run.bundle.manifest.name,
         dim=out.shape[1],
         normalized=body.normalize,
         encoding_format=body.encoding_format,
@@ -56,14 +48,9 @@ async def embed(
 
 
 @router.post("/classify", responses=errors(408, 413, 415, 422, 429, 503))
-async def classify(
-    body: ClassifyRequest,
-    embedder: EmbedderDep,
-    classes: ClassIndexDep,
-    bundle: BundleDep,
-    settings: SettingsDep,
-) -> ClassifyResponse:
+async def classify(body: ClassifyRequest, run: InferenceDep) -> ClassifyResponse:
     """Top-k classes by nearest class vector, with the margin, an `unknown` flag and why."""
+    settings, embedder, classes = run.settings, run.embedder, run.classes
     check_input_count(len(body.inputs), settings)
     if body.k > settings.max_k:
         raise ValidationFailedError(
@@ -84,7 +71,7 @@ async def classify(
         metrics.MARGIN.observe(p.margin)
         metrics.CLASSIFIED.labels(label=p.label, unknown=str(p.unknown).lower()).inc()
     return ClassifyResponse(
-        model=bundle.manifest.name,
+        model=run.bundle.manifest.name,
         rule=classes.rule.name,
         results=[Classification.model_validate(p, from_attributes=True) for p in predictions],
         truncated=prepared.truncated,

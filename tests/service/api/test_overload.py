@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from service.api.middleware import Admission, InFlight, RequestMetrics
+from service.api.middleware import Admission, RequestMetrics
+from service.inference.arrivals import Arrivals
 from service.inference.batcher import MicroBatcher
 
 POST = {"type": "http", "method": "POST", "path": "/embed", "headers": [], "query_string": b""}
@@ -48,8 +49,8 @@ def test_a_post_is_refused_before_its_body_is_read_while_the_queue_is_full() -> 
     assert json.loads(sent[1]["body"])["error"]["code"] == "too_many_requests"
 
 
-def test_a_request_counts_as_in_flight_only_once_its_body_has_arrived() -> None:
-    in_flight = InFlight()
+def test_a_request_is_on_its_way_from_its_whole_body_to_queueing_its_work() -> None:
+    arrivals = Arrivals()
     seen: list[int] = []
     parts = [
         {"type": "http.request", "body": b"{", "more_body": True},
@@ -58,10 +59,12 @@ def test_a_request_counts_as_in_flight_only_once_its_body_has_arrived() -> None:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         while True:
-            seen.append(in_flight())
+            seen.append(arrivals())
             if not (await receive()).get("more_body"):
                 break
-        seen.append(in_flight())
+        seen.append(arrivals())
+        arrivals.queued()  # what MicroBatcher.embed says
+        seen.append(arrivals())
 
     async def receive() -> Message:
         return parts.pop(0)
@@ -69,10 +72,28 @@ def test_a_request_counts_as_in_flight_only_once_its_body_has_arrived() -> None:
     async def send(message: Message) -> None:
         pass
 
-    asyncio.run(RequestMetrics(app, in_flight=in_flight)(POST, receive, send))
+    asyncio.run(RequestMetrics(app, arrivals=arrivals)(POST, receive, send))
 
-    assert seen == [0, 0, 1]  # before the first part, between the parts, after the last
-    assert in_flight() == 0
+    # before the first part, between the parts, after the last, once its work is queued
+    assert seen == [0, 0, 1, 0]
+    assert arrivals() == 0
+
+
+def test_a_request_that_ends_without_queueing_work_is_no_longer_on_its_way() -> None:
+    arrivals = Arrivals()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        assert arrivals() == 1
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    asyncio.run(RequestMetrics(app, arrivals=arrivals)(POST, receive, send))
+    assert arrivals() == 0
 
 
 @pytest.mark.slow

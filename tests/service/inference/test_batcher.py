@@ -14,6 +14,7 @@ import pytest
 
 from service import metrics
 from service.errors import ServiceUnavailableError, TooManyRequestsError
+from service.inference.arrivals import Arrivals
 from service.inference.batcher import MicroBatcher
 from service.inference.runtime import EncoderRuntime
 from tests.conftest import DEFAULT_BUNDLE
@@ -85,14 +86,15 @@ def test_a_batch_runs_full_only_when_one_of_its_jobs_asks(runtime, images) -> No
     assert np.allclose(mixed[0][:, :128], alone[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("in_flight, waits", [(1, False), (3, True)])
+@pytest.mark.parametrize("on_their_way, waits", [(0, False), (1, True)])
 def test_embed_waits_for_company_only_while_other_requests_are_on_their_way(
-    runtime, images, in_flight, waits
+    runtime, images, on_their_way, waits
 ) -> None:
     async def scenario() -> float:
-        batcher = await started(
-            MicroBatcher(runtime.run, max_wait_ms=400, in_flight=lambda: in_flight)
-        )
+        arrivals = Arrivals()
+        for _ in range(on_their_way):  # each a request whose body is in, its work not queued
+            await asyncio.create_task(_arrive(arrivals))
+        batcher = await started(MicroBatcher(runtime.run, max_wait_ms=400, arrivals=arrivals))
         begun = time.perf_counter()
         await batcher.embed(images[:1])
         took = time.perf_counter() - begun
@@ -101,6 +103,37 @@ def test_embed_waits_for_company_only_while_other_requests_are_on_their_way(
 
     took = asyncio.run(scenario())
     assert (took >= 0.4) == waits, took
+
+
+def test_the_wait_for_company_ends_when_the_requests_on_their_way_have_queued(
+    runtime, images
+) -> None:
+    async def scenario() -> tuple[float, list[int]]:
+        arrivals = Arrivals()
+        recorder = Recorder(runtime)
+        batcher = await started(MicroBatcher(recorder, max_wait_ms=2000, arrivals=arrivals))
+
+        async def request(n: int, delay: float) -> np.ndarray:
+            arrivals.begin()
+            arrivals.arrived()
+            await asyncio.sleep(delay)  # parsing, preprocessing
+            return await batcher.embed(images[n : n + 1])
+
+        begun = time.perf_counter()
+        await asyncio.gather(request(0, 0.0), request(1, 0.05), request(2, 0.1))
+        took = time.perf_counter() - begun
+        await batcher.stop()
+        return took, recorder.batches
+
+    took, batches = asyncio.run(scenario())
+    assert batches == [3]  # the first waited for the two on their way...
+    assert took < 1.0, took  # ...and not for the whole max_wait of 2 s
+
+
+async def _arrive(arrivals: Arrivals) -> None:
+    """A request (its own task, so its own context) whose body has arrived."""
+    arrivals.begin()
+    arrivals.arrived()
 
 
 def test_embed_without_batching_runs_each_request_alone(runtime, images) -> None:
