@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # micro-batching
     batching: bool = Field(True, description="Coalesce concurrent requests into one run")
     max_batch_size: int = Field(128, ge=1, le=4096, description="Items per onnxruntime run")
-    max_wait_ms: float = Field(2.0, ge=0, le=1000, description="Wait for company this long")
+    max_wait_ms: float = Field(2.0, ge=0, le=1000, description="Wait for company at most this long")
     queue_size: int = Field(2048, ge=1, description="Items waiting beyond this answer 429")
     queue_timeout_ms: float = Field(
         5000, gt=0, description="Items queued longer than this are dropped (503)"
